@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FusemountConfig(AppConfig):
+    name = "fusemount"
+    verbose_name = "Mount"

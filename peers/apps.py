@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PeersConfig(AppConfig):
+    name = "peers"
+    verbose_name = "Household"

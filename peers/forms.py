@@ -1,0 +1,31 @@
+from django import forms
+
+from . import household
+
+
+class AddPeerForm(forms.Form):
+    name = forms.CharField(max_length=64, help_text="How this household calls the peer.")
+    peer_id = forms.CharField(
+        label="Peer id",
+        max_length=100,
+        help_text="Shown by 'realize id' or on that peer's dashboard.",
+        widget=forms.TextInput(attrs={"size": 64, "spellcheck": "false", "autocomplete": "off"}),
+    )
+    address = forms.CharField(
+        label="Address",
+        max_length=300,
+        required=False,
+        help_text="HOST:PORT where it listens. Leave empty for a deaf peer.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            data["name"], data["key"], data["address"] = household.check_new_peer(
+                data["name"], data["peer_id"], data.get("address")
+            )
+        except household.HouseholdError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data

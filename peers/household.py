@@ -1,0 +1,111 @@
+"""The household: this appliance's own entry and the peers it shares areas with.
+
+`check_*` functions validate and raise HouseholdError with a one-line message; `add_peer`,
+`remove_peer` and `init_local_peer` change state and announce it to open dashboards.
+"""
+
+import re
+
+from django.db import IntegrityError, transaction
+
+from . import events, peer_id
+from .address import BadAddress, normalize_address
+from .identity import Identity
+from .models import LocalPeer, Peer
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class HouseholdError(ValueError):
+    """Bad input for the household; its message is one line meant for a person."""
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not _NAME.match(name):
+        raise HouseholdError(
+            f"{name!r} is not a valid peer name: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_address(address: str | None) -> str:
+    if not address or not address.strip():
+        return ""
+    try:
+        return normalize_address(address)
+    except BadAddress as exc:
+        raise HouseholdError(f"bad address: {exc}") from None
+
+
+def check_peer_key(text: str) -> bytes:
+    try:
+        key = peer_id.decode(text)
+    except peer_id.BadPeerId as exc:
+        raise HouseholdError(f"bad peer id: {exc}") from None
+    local = LocalPeer.get()
+    if local and bytes(local.public_key) == key:
+        raise HouseholdError("that peer id is this appliance's own")
+    return key
+
+
+def check_new_peer(name: str, id_text: str, address: str | None) -> tuple[str, bytes, str]:
+    name, key, address = check_name(name), check_peer_key(id_text), check_address(address)
+    if Peer.objects.filter(name=name).exists():
+        raise HouseholdError(f"a peer named {name!r} is already in the household")
+    same_key = Peer.objects.filter(public_key=key).first()
+    if same_key:
+        raise HouseholdError(f"that peer id is already in the household as {same_key.name!r}")
+    return name, key, address
+
+
+def add_peer(name: str, id_text: str, address: str | None = None) -> Peer:
+    name, key, address = check_new_peer(name, id_text, address)
+    try:
+        with transaction.atomic():
+            peer = Peer.objects.create(name=name, public_key=key, address=address)
+            events.household_changed()
+    except IntegrityError:
+        # Someone added the same name or key between our check and our insert.
+        raise HouseholdError(f"a peer named {name!r} or with that id was just added") from None
+    return peer
+
+
+def remove_peer(name: str) -> None:
+    with transaction.atomic():
+        deleted, _ = Peer.objects.filter(name=name).delete()
+        if not deleted:
+            raise HouseholdError(f"no peer named {name!r} in the household")
+        events.household_changed()
+
+
+def init_local_peer(identity: Identity, name: str, listen: str | None) -> tuple[LocalPeer, bool]:
+    """Record this appliance's name and listen address. Returns (row, changed).
+
+    Idempotent: the same name and address change nothing. A different name is refused (the
+    household knows this appliance by it); a different --listen updates the address.
+    """
+    name = check_name(name)
+    listen_address = check_address(listen) if listen is not None else None
+    with transaction.atomic():
+        local = LocalPeer.objects.select_for_update().order_by("id").first()
+        if local is None:
+            local = LocalPeer.objects.create(
+                name=name, public_key=identity.public_key, listen_address=listen_address or ""
+            )
+            events.household_changed()
+            return local, True
+        if bytes(local.public_key) != identity.public_key:
+            raise HouseholdError(
+                f"the database belongs to peer {local.peer_id}, not to the key in "
+                f"{identity.key_path.parent}"
+            )
+        if local.name != name:
+            raise HouseholdError(f"this appliance is already initialised as {local.name!r}")
+        if listen_address is not None and listen_address != local.listen_address:
+            local.listen_address = listen_address
+            local.save(update_fields=["listen_address"])
+            events.household_changed()
+            return local, True
+        return local, False

@@ -1,0 +1,61 @@
+"""`realize ...`: the appliance's command line. Each subcommand lives with its app."""
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError
+
+from peers import cli as peers_cli
+from realize_site import up as up_cli
+
+
+class CommandFailed(Exception):
+    """A failure with a one-line message for stderr."""
+
+
+class Command(BaseCommand):
+    help = "Run the Realize appliance and manage its household and areas."
+    requires_system_checks: list[str] = []
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
+        parser = CommandParser(
+            prog="realize",
+            description=self.help,
+            called_from_command_line=self._called_from_command_line,
+        )
+        parser.set_defaults(
+            verbosity=1,
+            settings=None,
+            pythonpath=None,
+            traceback=False,
+            no_color=False,
+            force_color=False,
+            skip_checks=True,
+        )
+        self.add_arguments(parser)
+        return parser
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+        peers_cli.register(commands)
+        up_cli.register(commands)
+
+    def handle(self, *args, **options) -> None:
+        try:
+            options["run"](options, self.stdout)
+        except DatabaseError as exc:
+            self._fail(f"database error: {_first_line(exc)}")
+        except (ValueError, RuntimeError, OSError) as exc:
+            self._fail(_first_line(exc))
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    def _fail(self, message: str) -> None:
+        sys.stderr.write(f"realize: error: {message}\n")
+        sys.stderr.flush()
+        sys.exit(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

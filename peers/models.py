@@ -1,0 +1,49 @@
+from django.db import models
+
+from . import peer_id
+
+
+class LocalPeer(models.Model):
+    """This appliance as a member of the household: one row, written by `realize init`."""
+
+    name = models.CharField(max_length=64)
+    public_key = models.BinaryField(max_length=32)
+    listen_address = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set by the heartbeat task, which beat schedules and a worker runs: a recent value
+    # shows that both are alive.
+    worker_seen_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def peer_id(self) -> str:
+        return peer_id.encode(bytes(self.public_key))
+
+    @classmethod
+    def get(cls) -> "LocalPeer | None":
+        return cls.objects.order_by("id").first()
+
+
+class Peer(models.Model):
+    """Another member of the household, known by its key; deaf when it has no address."""
+
+    name = models.CharField(max_length=64, unique=True)
+    public_key = models.BinaryField(max_length=32, unique=True)
+    address = models.CharField(max_length=300, blank=True)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def peer_id(self) -> str:
+        return peer_id.encode(bytes(self.public_key))
+
+    @property
+    def is_deaf(self) -> bool:
+        return not self.address

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.household_page, name="household"),
+    path("<str:name>/remove/", views.remove, name="remove_peer"),
+]

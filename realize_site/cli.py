@@ -1,0 +1,18 @@
+"""The `realize` console script: the same as `python manage.py realize ...`."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realize_site.settings")
+    try:
+        import django
+
+        django.setup()
+    except Exception as exc:  # noqa: BLE001 - settings errors get one line, not a traceback
+        sys.stderr.write(f"realize: error: cannot start: {exc}\n")
+        sys.exit(2)
+    from peers.management.commands.realize import Command
+
+    Command().run_from_argv(["realize", "realize", *sys.argv[1:]])

@@ -1,0 +1,103 @@
+"""`realize up`: run this instance's processes under one supervisor."""
+
+import fcntl
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from django.conf import settings
+
+from peers.address import BadAddress, parse_address
+from peers.identity import load_identity
+from peers.models import LocalPeer
+
+from .supervisor import Program, Supervisor
+
+DEFAULT_WEB = "127.0.0.1:8000"
+
+
+def register(commands) -> None:
+    up = commands.add_parser("up", help="run all of this appliance's processes")
+    up.add_argument("--web", metavar="HOST:PORT", default=DEFAULT_WEB, help="web pages address")
+    where = up.add_mutually_exclusive_group()
+    where.add_argument("--mount", metavar="DIR", help="mount the areas at DIR")
+    where.add_argument("--no-mount", action="store_true", help="run without the mount")
+    up.set_defaults(run=run_up)
+
+
+def run_dir() -> Path:
+    path = settings.REALIZE_HOME / "run"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def state() -> dict | None:
+    """What `realize up` is running now for this instance, or None."""
+    try:
+        return json.loads((run_dir() / "up.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def programs(web_host: str, web_port: int) -> list[Program]:
+    python = sys.executable
+    name = LocalPeer.get().name
+    return [
+        Program(
+            "web",
+            [python, "-m", "daphne", "-b", web_host, "-p", str(web_port),
+             "--proxy-headers", "realize_site.asgi:application"],
+        ),
+        Program(
+            "worker",
+            [python, "-m", "celery", "-A", "realize_site", "worker", "--loglevel", "INFO",
+             "--hostname", f"worker.{name}@%h", "--concurrency", "2"],
+        ),
+        Program(
+            "beat",
+            [python, "-m", "celery", "-A", "realize_site", "beat", "--loglevel", "INFO",
+             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="],
+        ),
+    ]
+
+
+def run_up(options: dict, out: TextIO) -> None:
+    if options["mount"]:
+        raise RuntimeError("the mount is not part of this release yet; run with --no-mount")
+    try:
+        web_host, web_port = parse_address(options["web"])
+    except BadAddress as exc:
+        raise ValueError(f"bad --web address: {exc}") from None
+    load_identity()
+    if LocalPeer.get() is None:
+        raise RuntimeError("this appliance is not initialised: run 'realize init --name NAME'")
+
+    lock = open(run_dir() / "up.lock", "w")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RuntimeError(
+            f"'realize up' is already running for {settings.REALIZE_HOME}"
+        ) from None
+
+    def say(line: str) -> None:
+        out.write(f"[up] {line}\n")
+        out.flush()
+
+    shown = f"[{web_host}]" if ":" in web_host else web_host
+    say(f"web pages at http://{shown}:{web_port}/ (logs in {settings.REALIZE_HOME / 'logs'})")
+    supervisor = Supervisor(
+        programs(web_host, web_port),
+        log_dir=settings.REALIZE_HOME / "logs",
+        state_file=run_dir() / "up.json",
+        say=say,
+        env=dict(os.environ),
+        cwd=run_dir(),
+    )
+    try:
+        supervisor.run()
+    finally:
+        lock.close()
+    say("stopped")
