@@ -122,9 +122,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = REALIZE_HOME / "static"
 STATICFILES_DIRS = [BASE_DIR / "realize_site" / "static"]
-# Static files are served by WhiteNoise straight from the apps, without a collectstatic step.
+# WhiteNoise serves static files straight from the apps: there is no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

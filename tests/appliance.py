@@ -1,0 +1,146 @@
+"""Real appliances for tests and benchmarks: each with its own home, database and Redis db.
+
+An `Appliance` runs the `realize` command line as a subprocess, exactly as a person or another
+tool would, and can start `realize up` and stop it.
+"""
+
+import itertools
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+REALIZE = str(Path(sys.executable).with_name("realize"))
+REDIS_BASE = os.environ.get("REALIZE_TEST_REDIS", "redis://127.0.0.1:6379")
+DATABASE_BASE = os.environ.get("DATABASE_URL", "postgresql:///realize")
+# Redis databases 1-14 go to subprocess appliances (15 is the test process's own).
+_redis_dbs = itertools.cycle(range(1, 15))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, what: str, limit: float = 60.0, every: float = 0.2):
+    """Poll until predicate() is truthy; a hang guard, not a speed assertion."""
+    deadline = time.monotonic() + limit
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(every)
+
+
+class Appliance:
+    def __init__(self, root: Path, name: str, database: str | None = None):
+        self.name = name
+        self.home = root / f"home-{name}"
+        self.database = database or f"realize_t_{name}_{secrets.token_hex(4)}"
+        self.redis_db = next(_redis_dbs)
+        self.env = {
+            **os.environ,
+            "REALIZE_HOME": str(self.home),
+            "DATABASE_URL": database_url(self.database),
+            "REDIS_URL": f"{REDIS_BASE}/{self.redis_db}",
+        }
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.up_process: subprocess.Popen | None = None
+        self.web_port: int | None = None
+        _flush_redis(self.env["REDIS_URL"])
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [REALIZE, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"realize {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def init(self, listen: str | None = None) -> "Appliance":
+        args = ["init", "--name", self.name]
+        if listen:
+            args += ["--listen", listen]
+        self.run(*args)
+        return self
+
+    @property
+    def peer_id(self) -> str:
+        return self.run("id").stdout.strip()
+
+    def up(self, *extra: str) -> "Appliance":
+        self.web_port = free_port()
+        self.up_log = open(self.home / "up.out", "w")  # noqa: SIM115
+        self.up_process = subprocess.Popen(
+            [REALIZE, "up", "--web", f"127.0.0.1:{self.web_port}", "--no-mount", *extra],
+            env=self.env,
+            stdout=self.up_log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._serving, f"{self.name}'s web pages")
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def _serving(self) -> bool:
+        if self.up_process.poll() is not None:
+            raise AssertionError(f"realize up exited: {(self.home / 'up.out').read_text()}")
+        try:
+            with urllib.request.urlopen(self.url + "/login/", timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def up_state(self) -> dict | None:
+        try:
+            return json.loads((self.home / "run" / "up.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.up_process is None:
+            return 0
+        self.up_process.send_signal(sig)
+        code = self.up_process.wait(timeout=60)
+        self.up_process = None
+        self.up_log.close()
+        return code
+
+    def destroy(self) -> None:
+        if self.up_process is not None:
+            self.stop()
+        drop_database(self.database)
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def database_url(name: str) -> str:
+    """DATABASE_URL for database `name` on the server (and as the user) the suite uses."""
+    return urlsplit(DATABASE_BASE)._replace(path=f"/{name}").geturl()
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
