@@ -39,8 +39,7 @@ def household_snapshot() -> HouseholdChanged:
         if local
         else None,
         peers=[
-            PeerRow(name=p.name, peer_id=p.peer_id, address=p.address)
-            for p in Peer.objects.all()
+            PeerRow(name=p.name, peer_id=p.peer_id, address=p.address) for p in Peer.objects.all()
         ],
     )
 

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 
-from . import peer_id
 from realize_site.home import write_private_file
+
+from . import peer_id
 
 KEY_FILE = "peer.key"
 CERT_FILE = "peer.crt"

@@ -11,5 +11,9 @@ def ensure_schedules() -> None:
     )
     PeriodicTask.objects.get_or_create(
         name="Appliance heartbeat",
-        defaults={"task": "peers.heartbeat", "interval": every, "expire_seconds": HEARTBEAT_SECONDS},
+        defaults={
+            "task": "peers.heartbeat",
+            "interval": every,
+            "expire_seconds": HEARTBEAT_SECONDS,
+        },
     )

@@ -12,4 +12,6 @@ def heartbeat() -> None:
     """Record that beat scheduled this and a worker ran it; dashboards show the time."""
     now = timezone.now()
     if LocalPeer.objects.update(worker_seen_at=now):
-        events.send_to_dashboards({"type": "appliance.heartbeat", "worker_seen_at": now.isoformat()})
+        events.send_to_dashboards(
+            {"type": "appliance.heartbeat", "worker_seen_at": now.isoformat()}
+        )

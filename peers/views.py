@@ -13,7 +13,9 @@ def household_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             peer = household.add_peer(
-                form.cleaned_data["name"], form.cleaned_data["peer_id"], form.cleaned_data["address"]
+                form.cleaned_data["name"],
+                form.cleaned_data["peer_id"],
+                form.cleaned_data["address"],
             )
         except household.HouseholdError as exc:
             form.add_error(None, str(exc))

@@ -47,18 +47,50 @@ def programs(web_host: str, web_port: int) -> list[Program]:
     return [
         Program(
             "web",
-            [python, "-m", "daphne", "-b", web_host, "-p", str(web_port),
-             "--proxy-headers", "realize_site.asgi:application"],
+            [
+                python,
+                "-m",
+                "daphne",
+                "-b",
+                web_host,
+                "-p",
+                str(web_port),
+                "--proxy-headers",
+                "realize_site.asgi:application",
+            ],
         ),
         Program(
             "worker",
-            [python, "-m", "celery", "-A", "realize_site", "worker", "--loglevel", "INFO",
-             "--hostname", f"worker.{name}@%h", "--concurrency", "2"],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "realize_site",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"worker.{name}@%h",
+                "--concurrency",
+                "2",
+            ],
         ),
         Program(
             "beat",
-            [python, "-m", "celery", "-A", "realize_site", "beat", "--loglevel", "INFO",
-             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "realize_site",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                "--pidfile=",
+            ],
         ),
     ]
 
@@ -78,9 +110,7 @@ def run_up(options: dict, out: TextIO) -> None:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise RuntimeError(
-            f"'realize up' is already running for {settings.REALIZE_HOME}"
-        ) from None
+        raise RuntimeError(f"'realize up' is already running for {settings.REALIZE_HOME}") from None
 
     def say(line: str) -> None:
         out.write(f"[up] {line}\n")

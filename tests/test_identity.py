@@ -24,13 +24,17 @@ def test_init_creates_a_private_key_and_certificate(appliances):
 
 def test_init_again_changes_nothing(appliances):
     alpha = appliances("alpha", listen="127.0.0.1:7001")
-    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in alpha.home.iterdir() if p.is_file()}
+    files = {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in alpha.home.iterdir() if p.is_file()
+    }
     first_id = alpha.peer_id
 
     again = alpha.run("init", "--name", "alpha", "--listen", "127.0.0.1:7001")
     assert "nothing changed" in again.stdout
     assert "Web login" not in again.stdout
-    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in alpha.home.iterdir() if p.is_file()} == files
+    assert {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in alpha.home.iterdir() if p.is_file()
+    } == files
     assert alpha.peer_id == first_id
 
 
@@ -45,7 +49,9 @@ def test_init_refuses_a_different_name(appliances):
     alpha = appliances("alpha")
     result = alpha.run("init", "--name", "omega", check=False)
     assert result.returncode != 0
-    assert result.stderr.strip() == "realize: error: this appliance is already initialised as 'alpha'"
+    assert (
+        result.stderr.strip() == "realize: error: this appliance is already initialised as 'alpha'"
+    )
     assert "alpha" in alpha.run("status").stdout
 
 

@@ -18,8 +18,15 @@ def all_paths(patterns=None, prefix: str = "") -> list[tuple[str, str]]:
             found += all_paths(pattern.url_patterns, route)
         elif isinstance(pattern, URLPattern):
             path = route.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
-            for converter in ("<str:name>", "<path:object_id>", "<int:pk>", "<path:url>",
-                              "<str:app_label>", "<id>", "<app_label>"):
+            for converter in (
+                "<str:name>",
+                "<path:object_id>",
+                "<int:pk>",
+                "<path:url>",
+                "<str:app_label>",
+                "<id>",
+                "<app_label>",
+            ):
                 path = path.replace(converter, "x")
             path = path.replace("(?P<app_label>auth|django_celery_beat|peers)", "auth")
             path = path.replace("(?P<object_id>.+)", "1").replace("(?P<url>.*)", "x")
@@ -53,7 +60,9 @@ def test_login_page_is_open(client):
 @pytest.mark.asyncio
 async def test_websocket_refuses_anonymous():
     communicator = WebsocketCommunicator(
-        application, "/ws/dashboard/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
+        application,
+        "/ws/dashboard/",
+        headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
     )
     connected, code = await communicator.connect()
     assert not connected

@@ -26,7 +26,10 @@ def alpha(appliances):
 
 def test_add_list_remove(alpha):
     beta, gamma = some_id(), some_id()
-    assert "listening at 127.0.0.1:7002" in alpha.run("peer", "add", "beta", beta, "--address", "127.0.0.1:7002").stdout
+    assert (
+        "listening at 127.0.0.1:7002"
+        in alpha.run("peer", "add", "beta", beta, "--address", "127.0.0.1:7002").stdout
+    )
     assert "deaf" in alpha.run("peer", "add", "gamma", gamma.lower().replace("-", "")).stdout
 
     listing = alpha.run("peer", "list").stdout.splitlines()
@@ -69,7 +72,9 @@ def test_bad_input_is_one_line_and_saves_nothing(alpha, args, words):
 def test_duplicate_name_or_key_is_refused(alpha):
     first = some_id()
     alpha.run("peer", "add", "beta", first)
-    assert_one_line_error(alpha.run("peer", "add", "beta", some_id(), check=False), "already", "beta")
+    assert_one_line_error(
+        alpha.run("peer", "add", "beta", some_id(), check=False), "already", "beta"
+    )
     assert_one_line_error(alpha.run("peer", "add", "other", first, check=False), "already", "beta")
     assert len(alpha.run("peer", "list").stdout.splitlines()) == 1
 

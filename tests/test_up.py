@@ -70,7 +70,9 @@ def test_one_up_per_instance(appliances):
     alpha = appliances("alpha").up()
     second = alpha.run("up", "--no-mount", "--web", "127.0.0.1:1", check=False)
     assert second.returncode != 0
-    assert second.stderr.strip() == f"realize: error: 'realize up' is already running for {alpha.home}"
+    assert (
+        second.stderr.strip() == f"realize: error: 'realize up' is already running for {alpha.home}"
+    )
 
 
 def test_up_before_init_is_a_clear_error(appliances):
