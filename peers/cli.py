@@ -36,6 +36,9 @@ def register(commands) -> None:
     remove.add_argument("name")
     remove.set_defaults(run=run_peer_remove)
 
+    serve = commands.add_parser("serve", help="run the peer daemon in the foreground")
+    serve.set_defaults(run=run_serve)
+
     status = commands.add_parser("status", help="show this appliance's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=run_status)
@@ -88,6 +91,12 @@ def run_peer_list(options: dict, out: TextIO) -> None:
 def run_peer_remove(options: dict, out: TextIO) -> None:
     household.remove_peer(options["name"])
     out.write(f"Removed peer {options['name']}\n")
+
+
+def run_serve(options: dict, out: TextIO) -> None:
+    from .daemon import serve
+
+    serve()
 
 
 def run_status(options: dict, out: TextIO) -> None:

@@ -23,14 +23,23 @@ class LocalRow(TypedDict):
     listen_address: str
 
 
+class StrangerRow(TypedDict):
+    peer_id: str
+    address: str
+    direction: str
+    attempts: int
+    last_seen: str
+
+
 class HouseholdChanged(TypedDict):
     type: Literal["household.changed"]
     local: LocalRow | None
     peers: list[PeerRow]
+    strangers: list[StrangerRow]
 
 
 def household_snapshot() -> HouseholdChanged:
-    from .models import LocalPeer, Peer
+    from .models import LocalPeer, Peer, Stranger
 
     local = LocalPeer.get()
     return HouseholdChanged(
@@ -40,6 +49,16 @@ def household_snapshot() -> HouseholdChanged:
         else None,
         peers=[
             PeerRow(name=p.name, peer_id=p.peer_id, address=p.address) for p in Peer.objects.all()
+        ],
+        strangers=[
+            StrangerRow(
+                peer_id=s.peer_id,
+                address=s.address,
+                direction=s.direction,
+                attempts=s.attempts,
+                last_seen=s.last_seen.isoformat(),
+            )
+            for s in Stranger.objects.all()[:20]
         ],
     )
 

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from . import events, peer_id
 from .address import BadAddress, normalize_address
 from .identity import Identity
-from .models import LocalPeer, Peer
+from .models import LocalPeer, Peer, Stranger
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -65,6 +65,7 @@ def add_peer(name: str, id_text: str, address: str | None = None) -> Peer:
     try:
         with transaction.atomic():
             peer = Peer.objects.create(name=name, public_key=key, address=address)
+            Stranger.objects.filter(public_key=key).delete()
             events.household_changed()
     except IntegrityError:
         # Someone added the same name or key between our check and our insert.
@@ -109,3 +110,19 @@ def init_local_peer(identity: Identity, name: str, listen: str | None) -> tuple[
             events.household_changed()
             return local, True
         return local, False
+
+
+def record_stranger(key: bytes, address: str, direction: str) -> None:
+    """Remember a refused key so the dashboard can offer to add it."""
+    from django.db.models import F
+
+    if Peer.objects.filter(public_key=key).exists():
+        return
+    updated = Stranger.objects.filter(public_key=key).update(
+        attempts=F("attempts") + 1, address=address, direction=direction
+    )
+    if not updated:
+        Stranger.objects.get_or_create(
+            public_key=key, defaults={"address": address, "direction": direction}
+        )
+    events.household_changed()

@@ -47,3 +47,22 @@ class Peer(models.Model):
     @property
     def is_deaf(self) -> bool:
         return not self.address
+
+
+class Stranger(models.Model):
+    """A key that tried to connect (or that answered at a peer's address) and was refused."""
+
+    public_key = models.BinaryField(max_length=32, unique=True)
+    address = models.CharField(max_length=300, blank=True)
+    # "incoming": it connected to us; "outgoing": it answered where we expected a peer.
+    direction = models.CharField(max_length=10)
+    attempts = models.IntegerField(default=1)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    @property
+    def peer_id(self) -> str:
+        return peer_id.encode(bytes(self.public_key))

@@ -16,3 +16,7 @@ def main() -> None:
     from peers.management.commands.realize import Command
 
     Command().run_from_argv(["realize", "realize", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

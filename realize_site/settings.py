@@ -85,7 +85,7 @@ ASGI_APPLICATION = "realize_site.asgi.application"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", "postgresql:///realize"),
-        conn_max_age=0,
+        conn_max_age=60,
         conn_health_checks=True,
     )
 }

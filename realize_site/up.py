@@ -59,6 +59,7 @@ def programs(web_host: str, web_port: int) -> list[Program]:
                 "realize_site.asgi:application",
             ],
         ),
+        Program("peerd", [python, "-m", "realize_site.cli", "serve"]),
         Program(
             "worker",
             [

@@ -177,7 +177,8 @@ def _create(name: str, template: str | None = None) -> None:
 
 def database_url(name: str) -> str:
     """DATABASE_URL for database `name` on the server (and as the user) the suite uses."""
-    return urlsplit(DATABASE_BASE)._replace(path=f"/{name}").geturl()
+    parts = urlsplit(DATABASE_BASE)
+    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
 
 
 def drop_database(name: str) -> None:

@@ -39,7 +39,7 @@ def test_up_serves_runs_celery_and_stops_cleanly(appliances, sig):
     wait_for(worker_seen, "the heartbeat task to run", limit=120)
 
     pids = child_pids(alpha)
-    assert set(pids) == {"web", "worker", "beat"} and all(pids.values())
+    assert set(pids) == {"web", "peerd", "worker", "beat"} and all(pids.values())
     assert alpha.stop(sig) == 0
     for name, pid in pids.items():
         assert not alive(pid), f"{name} still running"

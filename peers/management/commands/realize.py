@@ -5,6 +5,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError
 
+from areas import cli as areas_cli
 from peers import cli as peers_cli
 from realize_site import up as up_cli
 
@@ -38,6 +39,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
         peers_cli.register(commands)
+        areas_cli.register(commands)
         up_cli.register(commands)
 
     def handle(self, *args, **options) -> None:

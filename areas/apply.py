@@ -1,0 +1,312 @@
+"""Applying a peer's changes to this peer's Real, keeping both versions when they collide.
+
+A change applies when its base is this peer's current version of the path. Otherwise:
+- both sides changed the content: the version with the later mtime (then the larger origin
+  key) keeps the path on every peer; the other is kept beside it as a conflict copy named
+  after its peer and time, so every peer ends with the same two files;
+- one side deleted, the other changed: the change wins (nothing is lost);
+- both sides reached the same content: nothing to do.
+"""
+
+import datetime
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from django.db import transaction
+
+from peers import peer_id
+
+from . import history
+from .blobs import chunk_lists, store_blobs
+from .chunking import ChunkRef, Hashed
+from .content import (
+    ChunkSource,
+    CorruptContent,
+    DiskChanged,
+    check_disk,
+    clean_temporary_files,
+    fsync_dir,
+    local_chunks,
+    remove_empty_parents,
+    write_file,
+)
+from .history import Change, Kind
+from .models import Area, Conflict, Entry
+from .paths import local_path
+from .scanner import scan_paths, stat_fields
+from .wire import BadData, RemoteEvent, chunk_list_from_wire, chunk_list_to_wire
+
+log = logging.getLogger(__name__)
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
+WINDOW_BYTES = 256 * 1024 * 1024
+BLOB_BATCH = 1000
+
+
+@dataclass
+class ApplyStats:
+    files: int = 0
+    bytes: int = 0
+    conflicts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
+    p = PurePosixPath(path)
+    when = datetime.datetime.fromtimestamp(mtime_ns / 1e9, tz=datetime.UTC)
+    tag = f".sync-conflict-{when:%Y%m%d-%H%M%S}-{peer_id.encode(origin)[:7]}"
+    return str(p.with_name(p.stem + tag + p.suffix)) if p.stem else path + tag
+
+
+class Applier:
+    def __init__(self, area: Area, remote, local_key: bytes, stats: ApplyStats):
+        self.area = area
+        self.root = Path(area.path)
+        self.remote = remote
+        self.local_key = local_key
+        self.stats = stats
+        self.source = ChunkSource()
+        self.chunks: dict[bytes, list[ChunkRef]] = {}
+        self.changes: list[Change] = []
+
+    # --- content ----------------------------------------------------------------------------
+    def prepare(self, events: list[RemoteEvent]) -> None:
+        """Get the chunk lists and the missing chunks of every blob these events need."""
+        wanted = {e.blob for e in events if e.blob is not None}
+        sizes = {e.blob: e.size for e in events if e.blob is not None}
+        self.chunks = chunk_lists(list(wanted))
+        unknown = [h for h in wanted if h not in self.chunks]
+        for i in range(0, len(unknown), BLOB_BATCH):
+            batch = unknown[i : i + BLOB_BATCH]
+            answer = self.remote.call("blobs", hashes=batch)
+            if not isinstance(answer, dict):
+                raise BadData("bad answer to blobs")
+            new = []
+            for h in batch:
+                if h not in answer:
+                    raise BadData(f"peer does not know blob {h.hex()[:16]}")
+                refs = chunk_list_from_wire(answer[h], sizes[h])
+                self.chunks[h] = refs
+                new.append(Hashed(h, sizes[h], refs))
+            store_blobs(new)
+        needed = {c.hash: c.length for h in wanted for c in self.chunks[h]}
+        self.source.local = local_chunks(set(needed))
+        missing = [h for h in needed if h not in self.source.local]
+        self._fetch(missing, needed)
+
+    def _fetch(self, hashes: list[bytes], lengths: dict[bytes, int]) -> None:
+        batch, size = [], 0
+        for h in hashes:
+            batch.append(h)
+            size += lengths[h]
+            if size >= FETCH_BATCH_BYTES:
+                self._fetch_batch(batch)
+                batch, size = [], 0
+        if batch:
+            self._fetch_batch(batch)
+
+    def _fetch_batch(self, hashes: list[bytes]) -> None:
+        answer = self.remote.call("chunks", hashes=hashes)
+        if not isinstance(answer, list) or len(answer) != len(hashes):
+            raise BadData("bad answer to chunks")
+        for h, data in zip(hashes, answer, strict=True):
+            if not isinstance(data, bytes):
+                raise BadData(f"peer could not send chunk {h.hex()[:16]}")
+            self.source.add_fetched(h, data)
+            self.stats.bytes += len(data)
+
+    # --- decisions --------------------------------------------------------------------------
+    def apply(self, event: RemoteEvent, retry: bool = True) -> None:
+        try:
+            if event.kind == Kind.DELETE:
+                self._delete(event.path, event.base, event)
+            elif event.kind == Kind.RENAME:
+                self._rename(event)
+            else:
+                self._put(event)
+        except DiskChanged:
+            if not retry:
+                raise
+            # The file changed since the last scan: index it now, then decide again.
+            paths = [p for p in (event.path, event.old_path) if p]
+            scan_paths(self.area, self.local_key, paths)
+            self.apply(event, retry=False)
+
+    def _entry(self, path: str) -> Entry | None:
+        return Entry.objects.filter(area=self.area, path=path).first()
+
+    def _put(self, e: RemoteEvent, path: str | None = None, base: bytes | None = None) -> None:
+        path = path or e.path
+        base = e.base if path == e.path else base
+        entry = self._entry(path)
+        current = bytes(entry.blob_hash) if entry and entry.exists else None
+        if current == e.blob:
+            return
+        if current == base or current is None:
+            if current is None and base is not None:
+                self._conflict(
+                    path, "", None, e, "deleted here, changed on the peer: kept the change"
+                )
+            self._write(path, e, entry, e.kind if current == base else Kind.CREATE, current)
+            return
+        # Both changed the content: one version keeps the path everywhere.
+        mine = (entry.mtime_ns, bytes(entry.origin))
+        theirs = (e.mtime_ns, e.origin)
+        if theirs > mine:
+            copy = conflict_copy_path(path, bytes(entry.origin) or self.local_key, entry.mtime_ns)
+            copy = self._move_aside(path, entry, copy)
+            self._conflict(
+                path, copy, current, e, "changed on both sides: the newer version kept the path"
+            )
+            self._write(path, e, None, Kind.CREATE, None)
+        else:
+            copy = conflict_copy_path(path, e.origin, e.mtime_ns)
+            copy_entry = self._entry(copy)
+            if copy_entry and copy_entry.exists and bytes(copy_entry.blob_hash) == e.blob:
+                return
+            self._conflict(
+                path, copy, current, e, "changed on both sides: this version kept the path"
+            )
+            self._write(copy, e, copy_entry, Kind.CREATE, None)
+
+    def _delete(self, path: str, base: bytes | None, e: RemoteEvent) -> None:
+        entry = self._entry(path)
+        if entry is None or not entry.exists:
+            return
+        if bytes(entry.blob_hash) != base:
+            self._conflict(
+                path, "", bytes(entry.blob_hash), e, "deleted on the peer, changed here: kept"
+            )
+            return
+        full = local_path(self.root, path)
+        check_disk(full, entry)
+        full.unlink()
+        fsync_dir(full.parent)
+        remove_empty_parents(self.root, full)
+        entry.blob_hash = None
+        entry.origin = e.origin
+        entry.save(update_fields=["blob_hash", "origin", "updated_at"])
+        self.changes.append(Change(Kind.DELETE, path, None, base))
+        self.stats.files += 1
+
+    def _rename(self, e: RemoteEvent) -> None:
+        source = self._entry(e.old_path)
+        target = self._entry(e.path)
+        if (
+            source is not None
+            and source.exists
+            and bytes(source.blob_hash) == e.blob
+            and (target is None or not target.exists)
+        ):
+            old_full, new_full = local_path(self.root, e.old_path), local_path(self.root, e.path)
+            check_disk(old_full, source)
+            check_disk(new_full, target)
+            new_full.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(old_full, new_full)
+            fsync_dir(new_full.parent)
+            fsync_dir(old_full.parent)
+            remove_empty_parents(self.root, old_full)
+            st = os.lstat(new_full)
+            source.blob_hash = None
+            source.save(update_fields=["blob_hash", "updated_at"])
+            self._save_entry(e.path, target, e.blob, st, e.origin)
+            self.changes.append(
+                Change(
+                    Kind.RENAME,
+                    e.path,
+                    e.blob,
+                    None,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    e.mode,
+                    old_path=e.old_path,
+                )
+            )
+            self.stats.files += 1
+            return
+        self._delete(e.old_path, e.blob, e)
+        self._put(e, path=e.path, base=None)
+
+    # --- effects ----------------------------------------------------------------------------
+    def _write(self, path: str, e: RemoteEvent, entry: Entry | None, kind: str, base) -> None:
+        st = write_file(
+            self.root, path, e.blob, self.chunks[e.blob], self.source, e.mtime_ns, e.mode, entry
+        )
+        self._save_entry(path, entry, e.blob, st, e.origin)
+        self.changes.append(Change(kind, path, e.blob, base, st.st_size, st.st_mtime_ns, e.mode))
+        self.stats.files += 1
+
+    def _move_aside(self, path: str, entry: Entry, copy: str) -> str:
+        full, copy_full = local_path(self.root, path), local_path(self.root, copy)
+        n = 0
+        while copy_full.exists():
+            n += 1
+            copy_full = copy_full.with_name(f"{copy_full.stem}-{n}{copy_full.suffix}")
+        copy = str(PurePosixPath(path).with_name(copy_full.name))
+        check_disk(full, entry)
+        os.rename(full, copy_full)
+        fsync_dir(copy_full.parent)
+        st = os.lstat(copy_full)
+        blob = bytes(entry.blob_hash)
+        self._save_entry(copy, self._entry(copy), blob, st, bytes(entry.origin))
+        entry.blob_hash = None
+        entry.save(update_fields=["blob_hash", "updated_at"])
+        self.changes.append(
+            Change(
+                Kind.RENAME, copy, blob, None, st.st_size, st.st_mtime_ns, entry.mode, old_path=path
+            )
+        )
+        return copy
+
+    def _save_entry(self, path, entry: Entry | None, blob: bytes, st, origin: bytes) -> None:
+        fields = {**stat_fields(st), "blob_hash": blob, "origin": origin}
+        if entry is None:
+            Entry.objects.update_or_create(area=self.area, path=path, defaults=fields)
+        else:
+            for key, value in fields.items():
+                setattr(entry, key, value)
+            entry.save()
+
+    def _conflict(self, path, copy, kept, e: RemoteEvent, description: str) -> None:
+        Conflict.objects.create(
+            area=self.area,
+            path=path,
+            copy_path=copy,
+            kept_hash=kept,
+            other_hash=e.blob,
+            other_origin=e.origin,
+            description=description,
+        )
+        self.stats.conflicts += 1
+
+
+def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent], stats) -> None:
+    """Apply a batch of a peer's events, in order (the caller holds the area's index lock)."""
+    clean_temporary_files(Path(area.path))
+    start = 0
+    while start < len(events):
+        window, size = [], 0
+        for e in events[start:]:
+            if window and size + e.size > WINDOW_BYTES:
+                break
+            window.append(e)
+            size += e.size
+        start += len(window)
+        applier = Applier(area, remote, local_key, stats)
+        applier.prepare(window)
+        for e in window:
+            try:
+                with transaction.atomic():
+                    applier.changes = []
+                    applier.apply(e)
+                    for change in applier.changes:
+                        history.append(area, [change], e.origin)
+            except (CorruptContent, LookupError) as exc:
+                raise BadData(str(exc)) from None
+            except (OSError, DiskChanged) as exc:
+                stats.errors.append(f"{e.path}: {getattr(exc, 'strerror', None) or exc}")
+                log.warning("could not apply %s %s: %s", e.kind, e.path, exc)
+
+
+__all__ = ["apply_events", "chunk_list_to_wire", "conflict_copy_path", "ApplyStats"]

@@ -1,0 +1,59 @@
+"""Content-defined chunks (FastCDC) named by BLAKE3 hashes.
+
+Chunk boundaries depend on the content around them, not on offsets, so an insertion in the
+middle of a file changes the chunks near it and leaves the others as they were: an edit
+travels as the few chunks the receiver lacks.
+"""
+
+import mmap
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+from pyfastcdc.cy import FastCDC
+
+MIN_SIZE = 16 * 1024
+AVG_SIZE = 64 * 1024
+MAX_SIZE = 256 * 1024
+_cdc = FastCDC(avg_size=AVG_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE)
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    hash: bytes
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Hashed:
+    hash: bytes
+    size: int
+    chunks: list[ChunkRef]
+
+
+def chunk_hash(data: bytes | memoryview) -> bytes:
+    return blake3.blake3(data).digest()
+
+
+def hash_bytes(data: bytes | memoryview) -> Hashed:
+    whole = blake3.blake3()
+    chunks = []
+    for chunk in _cdc.cut_buf(data) if len(data) else ():
+        whole.update(chunk.data)
+        chunks.append(ChunkRef(chunk_hash(chunk.data), chunk.offset, chunk.length))
+    return Hashed(whole.digest(), len(data), chunks)
+
+
+def hash_file(path: Path) -> Hashed:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return hash_bytes(b"")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                return hash_bytes(view)
+            finally:
+                view.release()

@@ -1,0 +1,110 @@
+"""Subcommands about areas: area add/list, consensus."""
+
+import time
+from typing import TextIO
+
+from peers.client import PeerdClient, RemotePeer
+from peers.models import Peer
+from peers.protocol import RemoteError
+
+from .consensus import request_consensus
+from .models import Area, ConsensusRun
+from .register import AreaError, add_area
+
+CONNECT_WAIT = 30.0
+PICKUP_WAIT = 120.0
+
+
+def register(commands) -> None:
+    area = commands.add_parser("area", help="the areas this peer keeps in sync")
+    area_commands = area.add_subparsers(dest="area_command", metavar="ACTION", required=True)
+    add = area_commands.add_parser("add", help="add an area")
+    add.add_argument("name")
+    add.add_argument("path")
+    add.add_argument("--mode", choices=["real", "unreal"], default="real")
+    add.set_defaults(run=run_area_add)
+    listing = area_commands.add_parser("list", help="list the areas")
+    listing.set_defaults(run=run_area_list)
+
+    consensus = commands.add_parser(
+        "consensus", help="exchange an area's changes with peers now, and wait"
+    )
+    consensus.add_argument("area")
+    consensus.add_argument("--peer", metavar="NAME", help="only this peer")
+    consensus.set_defaults(run=run_consensus_now)
+
+
+def run_area_add(options: dict, out: TextIO) -> None:
+    area = add_area(options["name"], options["path"], options["mode"])
+    out.write(f"Added area {area.name} at {area.path} ({area.mode})\n")
+
+
+def run_area_list(options: dict, out: TextIO) -> None:
+    areas = list(Area.objects.all())
+    if not areas:
+        out.write("No areas yet: add one with 'realize area add NAME PATH'\n")
+        return
+    width = max(len(a.name) for a in areas)
+    for a in areas:
+        files = a.entries.filter(blob_hash__isnull=False).count()
+        out.write(f"{a.name:<{width}}  {a.mode:<6}  {files:>7} files  {a.path}\n")
+
+
+def _peers_sharing(client: PeerdClient, area: Area, only: str | None) -> list[Peer]:
+    if only is not None:
+        peer = Peer.objects.filter(name=only).first()
+        if peer is None:
+            raise AreaError(f"no peer named {only!r} in the household")
+        deadline = time.monotonic() + CONNECT_WAIT
+        while only not in client.connected():
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"peer {only} is not connected")
+            time.sleep(0.5)
+        return [peer]
+    sharing = []
+    for name in client.connected():
+        try:
+            if area.name in RemotePeer(client, name).call("areas"):
+                sharing.append(Peer.objects.get(name=name))
+        except (RemoteError, ConnectionError, Peer.DoesNotExist):
+            continue
+    return sharing
+
+
+def run_consensus_now(options: dict, out: TextIO) -> None:
+    area = Area.objects.filter(name=options["area"]).first()
+    if area is None:
+        raise AreaError(f"no area named {options['area']!r}")
+    with PeerdClient() as client:
+        peers = _peers_sharing(client, area, options["peer"])
+    if not peers:
+        raise ConnectionError(f"no connected peer shares area {area.name}")
+    runs = [request_consensus(area, peer, "command") for peer in peers]
+    failed = False
+    for run in runs:
+        run = _wait(run)
+        line = (
+            f"{area.name} with {run.peer_name}: {run.status}; "
+            f"received {run.files_in} files ({run.bytes_in} bytes), "
+            f"sent {run.files_out} files ({run.bytes_out} bytes)"
+        )
+        if run.conflicts:
+            line += f", {run.conflicts} conflicts kept as copies"
+        out.write(line + "\n")
+        if run.status == ConsensusRun.Status.FAILED:
+            failed = True
+            out.flush()
+            raise RuntimeError(f"consensus with {run.peer_name} failed: {run.error}")
+    if failed:
+        raise RuntimeError("consensus failed")
+
+
+def _wait(run: ConsensusRun) -> ConsensusRun:
+    requested = time.monotonic()
+    while True:
+        run.refresh_from_db()
+        if run.status in (ConsensusRun.Status.DONE, ConsensusRun.Status.FAILED):
+            return run
+        if run.status == ConsensusRun.Status.PENDING and time.monotonic() - requested > PICKUP_WAIT:
+            raise RuntimeError("no worker picked up the run: is 'realize up' running?")
+        time.sleep(0.2)

@@ -1,0 +1,165 @@
+"""Consensus: two peers exchange their changes of an area, in both directions.
+
+On the peer that starts it (a worker, through peerd): index the Real, ask the other peer to
+index its own, pull the other's history since our cursor and apply it, then ask the other
+to pull ours the same way. A run is recorded and shown live; one runs at a time per area
+and peer.
+"""
+
+import asyncio
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from peers.client import PeerdClient, RemotePeer
+from peers.models import LocalPeer, Peer
+
+from . import events
+from .apply import ApplyStats, apply_events
+from .locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
+from .models import Area, ConsensusRun, PeerArea
+from .scanner import scan_area
+from .wire import BadData, event_from_wire
+
+log = logging.getLogger(__name__)
+HISTORY_BATCH = 2000
+
+
+class ConnectionRemote:
+    """A peer reached over a connection of this peerd, from one of its worker threads."""
+
+    def __init__(self, conn, loop: asyncio.AbstractEventLoop):
+        self.conn = conn
+        self.loop = loop
+
+    def call(self, op: str, **args):
+        return asyncio.run_coroutine_threadsafe(self.conn.call(op, args), self.loop).result()
+
+
+def local_key() -> bytes:
+    return bytes(LocalPeer.get().public_key)
+
+
+def pull(area: Area, peer: Peer, remote) -> ApplyStats:
+    """Apply the peer's changes of the area made since we last pulled them."""
+    stats = ApplyStats()
+    me = local_key()
+    with index_lock(area.pk):
+        shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
+        since = shared.pulled_seq
+        while True:
+            answer = remote.call("history", area=area.name, since=since, limit=HISTORY_BATCH)
+            if not isinstance(answer, dict) or not isinstance(answer.get("events"), list):
+                raise BadData("bad answer to history")
+            batch = [event_from_wire(e) for e in answer["events"]]
+            apply_events(area, remote, me, batch, stats)
+            following = answer.get("next")
+            if not isinstance(following, int) or following < 0:
+                raise BadData("bad history cursor")
+            since = following
+            PeerArea.objects.filter(pk=shared.pk).update(pulled_seq=since, last_seen=timezone.now())
+            if not answer.get("more"):
+                break
+    remote.call("ack", area=area.name, seq=since)
+    return stats
+
+
+def pull_for_peer(key: bytes, area_name, remote) -> dict:
+    """The other peer of a consensus asks us to pull its changes (runs in our peerd)."""
+    peer = Peer.objects.filter(public_key=key).first()
+    area = Area.objects.filter(name=area_name).first() if isinstance(area_name, str) else None
+    if peer is None or area is None:
+        raise LookupError(f"no area named {area_name!r} here")
+    run = ConsensusRun.objects.create(
+        area=area,
+        peer=peer,
+        peer_name=peer.name,
+        trigger="peer",
+        status=ConsensusRun.Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    events.run_changed(run)
+    try:
+        stats = pull(area, peer, remote)
+    except Exception as exc:
+        _finish(run, ApplyStats(), None, exc)
+        raise
+    _finish(run, stats, None, None)
+    return {
+        "files": stats.files,
+        "bytes": stats.bytes,
+        "conflicts": stats.conflicts,
+        "errors": stats.errors,
+    }
+
+
+def request_consensus(area: Area, peer: Peer, trigger: str, countdown: float = 0) -> ConsensusRun:
+    """Queue a run for the worker, or join one already waiting for the same area and peer."""
+    from .tasks import consensus_task
+
+    with transaction.atomic():
+        waiting = (
+            ConsensusRun.objects.select_for_update()
+            .filter(area=area, peer=peer, status=ConsensusRun.Status.PENDING)
+            .first()
+        )
+        if waiting is not None:
+            return waiting
+        run = ConsensusRun.objects.create(
+            area=area, peer=peer, peer_name=peer.name, trigger=trigger
+        )
+        events.run_changed(run)
+    consensus_task.apply_async((run.pk,), countdown=countdown)
+    return run
+
+
+def run_consensus(run_id: int) -> ConsensusRun | None:
+    """Carry out a queued run (in a worker). Safe to call twice: a run happens once."""
+    claimed = ConsensusRun.objects.filter(pk=run_id, status=ConsensusRun.Status.PENDING).update(
+        status=ConsensusRun.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    run = ConsensusRun.objects.select_related("area", "peer").get(pk=run_id)
+    events.run_changed(run)
+    lock_key = run.area_id * 1_000_003 + (run.peer_id or 0)
+    # One run per area and peer at a time: a second waits for the first.
+    while not try_advisory_lock(CONSENSUS, lock_key):
+        import time
+
+        time.sleep(0.2)
+    stats_in, out, error = ApplyStats(), None, None
+    try:
+        if run.peer is None:
+            raise LookupError(f"peer {run.peer_name} left the household")
+        scan_area(run.area, local_key())
+        with PeerdClient() as client:
+            remote = RemotePeer(client, run.peer.name)
+            remote.call("begin", area=run.area.name)
+            stats_in = pull(run.area, run.peer, remote)
+            out = remote.call("pull", area=run.area.name)
+    except Exception as exc:  # noqa: BLE001 - recorded on the run and shown to the user
+        error = exc
+        log.warning("consensus %s with %s failed: %s", run.area.name, run.peer_name, exc)
+    finally:
+        release_advisory_lock(CONSENSUS, lock_key)
+    _finish(run, stats_in, out, error)
+    return run
+
+
+def _finish(run: ConsensusRun, stats: ApplyStats, out: dict | None, error) -> None:
+    problems = list(stats.errors) + list((out or {}).get("errors") or [])
+    run.files_in, run.bytes_in = stats.files, stats.bytes
+    run.files_out = int((out or {}).get("files") or 0)
+    run.bytes_out = int((out or {}).get("bytes") or 0)
+    run.conflicts = stats.conflicts + int((out or {}).get("conflicts") or 0)
+    if error is not None:
+        run.error = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    elif problems:
+        run.error = "; ".join(problems[:5])
+    failed = error is not None or bool(problems)
+    run.status = ConsensusRun.Status.FAILED if failed else ConsensusRun.Status.DONE
+    run.finished_at = timezone.now()
+    run.save()
+    events.run_changed(run)

@@ -1,0 +1,56 @@
+"""Paths inside an area: what a peer may send, and where files may be written."""
+
+import os
+from pathlib import Path
+
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+# Files this appliance writes while it works; never indexed, never accepted from a peer.
+TEMP_PREFIX = ".realize-tmp-"
+
+
+class BadPath(ValueError):
+    pass
+
+
+def check_relative_path(path: str) -> str:
+    """A peer-supplied area path, refused unless it is a plain relative path inside the area."""
+    if not isinstance(path, str) or not path:
+        raise BadPath("empty path")
+    if "\x00" in path:
+        raise BadPath("path contains NUL")
+    if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        raise BadPath("path too long")
+    if path.startswith("/") or path.startswith("\\"):
+        raise BadPath(f"absolute path {path!r}")
+    parts = path.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise BadPath(f"path {path!r} has an empty, '.' or '..' component")
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise BadPath("path component too long")
+        if part.startswith(TEMP_PREFIX):
+            raise BadPath("reserved name")
+    return path
+
+
+def is_ignored(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX)
+
+
+def local_path(root: str | Path, relative: str) -> Path:
+    """The file of `relative` under the area root; refuses anything that would leave it."""
+    check_relative_path(relative)
+    root = Path(root)
+    full = root / relative
+    # A directory along the way that is a symlink could point out of the area.
+    parent = full.parent
+    while parent != root:
+        if parent.is_symlink():
+            raise BadPath(f"{relative!r} goes through a symbolic link")
+        parent = parent.parent
+    return full
+
+
+def to_relative(root: str | Path, full: str | Path) -> str:
+    return Path(os.path.relpath(full, root)).as_posix()

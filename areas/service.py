@@ -1,0 +1,144 @@
+"""What this peer answers to other peers about its areas (called by peerd)."""
+
+import asyncio
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from peers.models import LocalPeer, Peer
+from peers.sync import db
+
+from . import history
+from .blobs import chunk_lists
+from .content import local_chunks, read_local_chunk
+from .models import Area, Entry, HistoryEvent, PeerArea
+from .scanner import scan_area
+from .wire import chunk_list_to_wire, entry_to_wire, event_to_wire
+
+log = logging.getLogger(__name__)
+HISTORY_LIMIT = 5000
+MAX_HASHES = 5000
+MAX_CHUNK_BYTES = 12 * 1024 * 1024
+
+
+def _peer(key: bytes) -> Peer:
+    peer = Peer.objects.filter(public_key=key).first()
+    if peer is None:
+        raise PermissionError("not a member of this household")
+    return peer
+
+
+def _area(name) -> Area:
+    if not isinstance(name, str):
+        raise ValueError("bad area name")
+    area = Area.objects.filter(name=name).first()
+    if area is None:
+        raise LookupError(f"no area named {name!r} here")
+    return area
+
+
+def _shared(peer: Peer, area: Area) -> PeerArea:
+    shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
+    return shared
+
+
+def area_names(key: bytes) -> list[str]:
+    _peer(key)
+    return list(Area.objects.values_list("name", flat=True))
+
+
+def begin(key: bytes, name: str) -> dict:
+    """A peer starts a consensus: bring our index up to date first."""
+    peer, area = _peer(key), _area(name)
+    _shared(peer, area)
+    scan_area(area, bytes(LocalPeer.get().public_key))
+    area.refresh_from_db()
+    return {"head": area.history_seq}
+
+
+def history_since(key: bytes, name: str, since, limit) -> dict:
+    peer, area = _peer(key), _area(name)
+    if not isinstance(since, int) or since < 0:
+        raise ValueError("bad cursor")
+    limit = min(int(limit or HISTORY_LIMIT), HISTORY_LIMIT)
+    shared = _shared(peer, area)
+    head = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
+    if since < history.floor(area) or since > head:
+        # Part of the history the peer needs is trimmed: send the whole state instead.
+        with transaction.atomic():
+            head = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
+            entries = Entry.objects.filter(area=area, blob_hash__isnull=False).order_by("path")
+            events = [entry_to_wire(e, head) for e in entries]
+        return {"events": events, "next": head, "more": False, "snapshot": True}
+    _ack(shared, area, since)
+    rows = list(HistoryEvent.objects.filter(area=area, seq__gt=since).order_by("seq")[:limit])
+    events = [event_to_wire(e) for e in rows if bytes(e.origin) != key]
+    last = rows[-1].seq if rows else since
+    return {"events": events, "next": last, "more": len(rows) == limit, "snapshot": False}
+
+
+def ack(key: bytes, name: str, seq) -> dict:
+    peer, area = _peer(key), _area(name)
+    if not isinstance(seq, int) or seq < 0:
+        raise ValueError("bad sequence number")
+    _ack(_shared(peer, area), area, seq)
+    return {}
+
+
+def _ack(shared: PeerArea, area: Area, seq: int) -> None:
+    if seq > shared.acked_seq:
+        PeerArea.objects.filter(pk=shared.pk).update(acked_seq=seq, last_seen=timezone.now())
+        history.trim(area)
+
+
+def blobs(key: bytes, hashes) -> dict:
+    _peer(key)
+    hashes = _hash_list(hashes)
+    return {h: chunk_list_to_wire(refs) for h, refs in chunk_lists(hashes).items()}
+
+
+def chunks(key: bytes, hashes) -> list:
+    """Chunk contents, read from our Real files and checked; None for one we cannot give."""
+    _peer(key)
+    hashes = _hash_list(hashes)
+    where = local_chunks(set(hashes))
+    out, total = [], 0
+    for h in hashes:
+        data = read_local_chunk(where[h], h) if h in where else None
+        if data is not None:
+            total += len(data)
+            if total > MAX_CHUNK_BYTES:
+                raise ValueError("too many chunk bytes asked at once")
+        out.append(data)
+    return out
+
+
+def _hash_list(hashes) -> list[bytes]:
+    if not isinstance(hashes, list) or len(hashes) > MAX_HASHES:
+        raise ValueError("bad hash list")
+    if not all(isinstance(h, bytes) and len(h) == 32 for h in hashes):
+        raise ValueError("bad hash")
+    return hashes
+
+
+async def handle(daemon, conn, op: str, args: dict):
+    key = conn.peer_key
+    if op == "areas":
+        return await db(area_names, key)
+    if op == "begin":
+        return await db(begin, key, args.get("area"))
+    if op == "history":
+        return await db(history_since, key, args.get("area"), args.get("since"), args.get("limit"))
+    if op == "ack":
+        return await db(ack, key, args.get("area"), args.get("seq"))
+    if op == "blobs":
+        return await db(blobs, key, args.get("hashes"))
+    if op == "chunks":
+        return await db(chunks, key, args.get("hashes"))
+    if op == "pull":
+        from .consensus import ConnectionRemote, pull_for_peer
+
+        remote = ConnectionRemote(conn, asyncio.get_running_loop())
+        return await db(pull_for_peer, key, args.get("area"), remote)
+    raise ValueError(f"unknown request {op!r}")

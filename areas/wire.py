@@ -1,0 +1,123 @@
+"""Area data as it crosses the wire, and the checks everything from a peer goes through."""
+
+from dataclasses import dataclass
+
+from .chunking import MAX_SIZE, ChunkRef
+from .history import Kind
+from .models import Entry, HistoryEvent
+from .paths import check_relative_path
+
+HASH_BYTES = 32
+MAX_FILE_SIZE = 1 << 50
+KINDS = {k.value for k in Kind}
+
+
+class BadData(ValueError):
+    """Something a peer sent breaks the rules; the exchange stops."""
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    seq: int
+    kind: str
+    path: str
+    old_path: str
+    blob: bytes | None
+    base: bytes | None
+    size: int
+    mtime_ns: int
+    mode: int
+    origin: bytes
+
+
+def event_to_wire(e: HistoryEvent) -> dict:
+    return {
+        "seq": e.seq,
+        "kind": e.kind,
+        "path": e.path,
+        "old_path": e.old_path,
+        "blob": bytes(e.blob_hash) if e.blob_hash is not None else None,
+        "base": bytes(e.base_hash) if e.base_hash is not None else None,
+        "size": e.size,
+        "mtime_ns": e.mtime_ns,
+        "mode": e.mode,
+        "origin": bytes(e.origin),
+    }
+
+
+def entry_to_wire(entry: Entry, seq: int) -> dict:
+    return {
+        "seq": seq,
+        "kind": Kind.CREATE,
+        "path": entry.path,
+        "old_path": "",
+        "blob": bytes(entry.blob_hash),
+        "base": None,
+        "size": entry.size,
+        "mtime_ns": entry.mtime_ns,
+        "mode": entry.mode,
+        "origin": bytes(entry.origin),
+    }
+
+
+def _hash(value, what: str, optional: bool) -> bytes | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, bytes) or len(value) != HASH_BYTES:
+        raise BadData(f"bad {what} hash")
+    return value
+
+
+def _int(value, what: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadData(f"bad {what}")
+    return value
+
+
+def event_from_wire(data) -> RemoteEvent:
+    if not isinstance(data, dict):
+        raise BadData("an event must be a map")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise BadData(f"unknown event kind {kind!r}")
+    try:
+        path = check_relative_path(data.get("path"))
+        old_path = check_relative_path(data["old_path"]) if kind == Kind.RENAME else ""
+    except (ValueError, KeyError) as exc:
+        raise BadData(f"refused path: {exc}") from None
+    deleting = kind == Kind.DELETE
+    blob = _hash(data.get("blob"), "blob", optional=deleting)
+    if deleting and blob is not None:
+        raise BadData("a delete carries no blob")
+    return RemoteEvent(
+        seq=_int(data.get("seq"), "sequence number", 0, 1 << 62),
+        kind=kind,
+        path=path,
+        old_path=old_path,
+        blob=blob,
+        base=_hash(data.get("base"), "base", optional=True),
+        size=_int(data.get("size"), "size", 0, MAX_FILE_SIZE),
+        mtime_ns=_int(data.get("mtime_ns"), "mtime", -(1 << 62), 1 << 62),
+        mode=_int(data.get("mode"), "mode", 0, 0o7777),
+        origin=_hash(data.get("origin"), "origin", optional=False),
+    )
+
+
+def chunk_list_from_wire(data, size: int) -> list[ChunkRef]:
+    if not isinstance(data, list):
+        raise BadData("a chunk list must be a list")
+    chunks, offset = [], 0
+    for item in data:
+        if not isinstance(item, list) or len(item) != 2:
+            raise BadData("bad chunk list entry")
+        h = _hash(item[0], "chunk", optional=False)
+        length = _int(item[1], "chunk length", 1, MAX_SIZE)
+        chunks.append(ChunkRef(h, offset, length))
+        offset += length
+    if offset != size:
+        raise BadData("chunk list does not add up to the blob's size")
+    return chunks
+
+
+def chunk_list_to_wire(chunks: list[ChunkRef]) -> list[list]:
+    return [[c.hash, c.length] for c in chunks]
