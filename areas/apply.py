@@ -40,7 +40,9 @@ from .wire import BadData, RemoteEvent, chunk_list_from_wire, chunk_list_to_wire
 
 log = logging.getLogger(__name__)
 FETCH_BATCH_BYTES = 8 * 1024 * 1024
-WINDOW_BYTES = 256 * 1024 * 1024
+# Files up to this size have their chunks fetched ahead, many files per request.
+SMALL_FILE = 4 * 1024 * 1024
+WINDOW_BYTES = 64 * 1024 * 1024
 BLOB_BATCH = 1000
 
 
@@ -66,13 +68,14 @@ class Applier:
         self.remote = remote
         self.local_key = local_key
         self.stats = stats
-        self.source = ChunkSource()
+        self.source = ChunkSource(self._fetch, FETCH_BATCH_BYTES)
         self.chunks: dict[bytes, list[ChunkRef]] = {}
         self.changes: list[Change] = []
+        self._as_own = False
 
     # --- content ----------------------------------------------------------------------------
     def prepare(self, events: list[RemoteEvent]) -> None:
-        """Get the chunk lists and the missing chunks of every blob these events need."""
+        """Get the chunk lists of the blobs these events need, and small files' chunks."""
         wanted = {e.blob for e in events if e.blob is not None}
         sizes = {e.blob: e.size for e in events if e.blob is not None}
         self.chunks = chunk_lists(list(wanted))
@@ -92,29 +95,18 @@ class Applier:
             store_blobs(new)
         needed = {c.hash: c.length for h in wanted for c in self.chunks[h]}
         self.source.local = local_chunks(set(needed))
-        missing = [h for h in needed if h not in self.source.local]
-        self._fetch(missing, needed)
+        small = {c.hash for h in wanted if sizes[h] <= SMALL_FILE for c in self.chunks[h]}
+        self.source.fetch_many([h for h in small if h not in self.source.local], needed)
 
-    def _fetch(self, hashes: list[bytes], lengths: dict[bytes, int]) -> None:
-        batch, size = [], 0
-        for h in hashes:
-            batch.append(h)
-            size += lengths[h]
-            if size >= FETCH_BATCH_BYTES:
-                self._fetch_batch(batch)
-                batch, size = [], 0
-        if batch:
-            self._fetch_batch(batch)
-
-    def _fetch_batch(self, hashes: list[bytes]) -> None:
+    def _fetch(self, hashes: list[bytes]) -> list[bytes]:
         answer = self.remote.call("chunks", hashes=hashes)
         if not isinstance(answer, list) or len(answer) != len(hashes):
             raise BadData("bad answer to chunks")
         for h, data in zip(hashes, answer, strict=True):
             if not isinstance(data, bytes):
                 raise BadData(f"peer could not send chunk {h.hex()[:16]}")
-            self.source.add_fetched(h, data)
             self.stats.bytes += len(data)
+        return answer
 
     # --- decisions --------------------------------------------------------------------------
     def apply(self, event: RemoteEvent, retry: bool = True) -> None:
@@ -168,7 +160,7 @@ class Applier:
             self._conflict(
                 path, copy, current, e, "changed on both sides: this version kept the path"
             )
-            self._write(copy, e, copy_entry, Kind.CREATE, None)
+            self._write(copy, e, copy_entry, Kind.CREATE, None, derived=True)
 
     def _delete(self, path: str, base: bytes | None, e: RemoteEvent) -> None:
         entry = self._entry(path)
@@ -187,7 +179,7 @@ class Applier:
         entry.blob_hash = None
         entry.origin = e.origin
         entry.save(update_fields=["blob_hash", "origin", "updated_at"])
-        self.changes.append(Change(Kind.DELETE, path, None, base))
+        self.changes.append(Change(Kind.DELETE, path, None, base, **self._identity(e)))
         self.stats.files += 1
 
     def _rename(self, e: RemoteEvent) -> None:
@@ -221,21 +213,36 @@ class Applier:
                     st.st_mtime_ns,
                     e.mode,
                     old_path=e.old_path,
+                    **self._identity(e),
                 )
             )
             self.stats.files += 1
             return
-        self._delete(e.old_path, e.blob, e)
-        self._put(e, path=e.path, base=None)
+        # Not a plain move here: a delete and a create, each a change of this peer's own.
+        self._as_own = True
+        try:
+            self._delete(e.old_path, e.blob, e)
+            self._put(e, path=e.path, base=None)
+        finally:
+            self._as_own = False
 
     # --- effects ----------------------------------------------------------------------------
-    def _write(self, path: str, e: RemoteEvent, entry: Entry | None, kind: str, base) -> None:
+    def _write(self, path, e: RemoteEvent, entry: Entry | None, kind, base, derived=False) -> None:
         st = write_file(
             self.root, path, e.blob, self.chunks[e.blob], self.source, e.mtime_ns, e.mode, entry
         )
         self._save_entry(path, entry, e.blob, st, e.origin)
-        self.changes.append(Change(kind, path, e.blob, base, st.st_size, st.st_mtime_ns, e.mode))
+        identity = {} if derived else self._identity(e)
+        self.changes.append(
+            Change(kind, path, e.blob, base, st.st_size, st.st_mtime_ns, e.mode, **identity)
+        )
         self.stats.files += 1
+
+    def _identity(self, e: RemoteEvent) -> dict:
+        """The applied change keeps its identity; a snapshot's (0) is unknown."""
+        if self._as_own or not e.origin_seq:
+            return {}
+        return {"origin": e.origin, "origin_seq": e.origin_seq}
 
     def _move_aside(self, path: str, entry: Entry, copy: str) -> str:
         full, copy_full = local_path(self.root, path), local_path(self.root, copy)
@@ -293,6 +300,8 @@ def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent]
             window.append(e)
             size += e.size
         start += len(window)
+        already = history.seen(area, [(e.origin, e.origin_seq) for e in window if e.origin_seq])
+        window = [e for e in window if (e.origin, e.origin_seq) not in already]
         applier = Applier(area, remote, local_key, stats)
         applier.prepare(window)
         for e in window:
@@ -300,8 +309,9 @@ def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent]
                 with transaction.atomic():
                     applier.changes = []
                     applier.apply(e)
-                    for change in applier.changes:
-                        history.append(area, [change], e.origin)
+                    history.append(area, applier.changes, local_key)
+                    if e.origin_seq:
+                        history.mark_seen(area, e.origin, e.origin_seq)
             except (CorruptContent, LookupError) as exc:
                 raise BadData(str(exc)) from None
             except (OSError, DiskChanged) as exc:

@@ -12,7 +12,7 @@ from .models import Area, ConsensusRun
 from .register import AreaError, add_area
 
 CONNECT_WAIT = 30.0
-PICKUP_WAIT = 120.0
+PICKUP_WAIT = 600.0
 
 
 def register(commands) -> None:

@@ -163,3 +163,18 @@ def _finish(run: ConsensusRun, stats: ApplyStats, out: dict | None, error) -> No
     run.finished_at = timezone.now()
     run.save()
     events.run_changed(run)
+
+
+def abandon_interrupted_runs(by_peer: bool) -> int:
+    """Runs left 'running' by a process that died are over: mark them failed.
+
+    The worker calls this as it starts (runs it carries out), peerd too (runs a peer asked of
+    it). The next run picks up where the cursors are; nothing half-written is ever visible.
+    """
+    runs = ConsensusRun.objects.filter(status=ConsensusRun.Status.RUNNING)
+    runs = runs.filter(trigger="peer") if by_peer else runs.exclude(trigger="peer")
+    return runs.update(
+        status=ConsensusRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error="interrupted: the process running it stopped",
+    )

@@ -7,6 +7,7 @@ file changed behind our back is never trusted.
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import blake3
@@ -56,24 +57,71 @@ def read_local_chunk(where: tuple[Path, int, int], expected: bytes) -> bytes | N
 
 
 class ChunkSource:
-    """Chunks for the files being written: fetched ones kept in memory, the rest read locally."""
+    """Chunks for the files being written.
 
-    def __init__(self):
+    Small files' missing chunks are fetched ahead in batches (`fetched`); a large file's are
+    fetched while it is written, a batch at a time, and dropped once written, so memory stays
+    bounded whatever the file size. Local chunks are read from the Real and checked.
+    """
+
+    def __init__(self, fetch: Callable[[list[bytes]], list[bytes]], batch_bytes: int):
+        self.fetch = fetch
+        self.batch_bytes = batch_bytes
         self.fetched: dict[bytes, bytes] = {}
         self.local: dict[bytes, tuple[Path, int, int]] = {}
+        self._streaming: dict[bytes, bytes] = {}
+        self._plan: list[ChunkRef] = []
 
-    def add_fetched(self, expected: bytes, data: bytes) -> None:
+    def add_fetched(self, expected: bytes, data: bytes, keep: bool = True) -> None:
         if chunk_hash(data) != expected:
             raise CorruptContent("a peer sent a chunk whose hash does not match: discarded")
-        self.fetched[expected] = data
+        (self.fetched if keep else self._streaming)[expected] = data
 
-    def get(self, ref: ChunkRef) -> bytes:
-        data = self.fetched.get(ref.hash)
+    def fetch_many(self, hashes: list[bytes], lengths: dict[bytes, int]) -> None:
+        batch, size = [], 0
+        for h in hashes:
+            batch.append(h)
+            size += lengths[h]
+            if size >= self.batch_bytes:
+                self._fetch(batch, keep=True)
+                batch, size = [], 0
+        if batch:
+            self._fetch(batch, keep=True)
+
+    def _fetch(self, hashes: list[bytes], keep: bool) -> None:
+        for h, data in zip(hashes, self.fetch(hashes), strict=True):
+            self.add_fetched(h, data, keep)
+
+    def begin(self, chunks: list[ChunkRef]) -> None:
+        """The chunks of the next file to write, in order."""
+        self._plan = chunks
+        self._streaming.clear()
+
+    def get(self, ref: ChunkRef, position: int) -> bytes:
+        data = self.fetched.get(ref.hash) or self._streaming.pop(ref.hash, None)
         if data is None and ref.hash in self.local:
             data = read_local_chunk(self.local[ref.hash], ref.hash)
+            if data is None:
+                # The file it was to be read from changed or moved since: fetch it instead.
+                del self.local[ref.hash]
+        if data is None:
+            self._fetch_ahead(position)
+            data = self._streaming.pop(ref.hash, None)
         if data is None:
             raise LookupError(f"chunk {ref.hash.hex()[:16]} is not available")
         return data
+
+    def _fetch_ahead(self, position: int) -> None:
+        batch, size = [], 0
+        for ref in self._plan[position:]:
+            if ref.hash in self.fetched or ref.hash in self.local or ref.hash in batch:
+                continue
+            batch.append(ref.hash)
+            size += ref.length
+            if size >= self.batch_bytes:
+                break
+        if batch:
+            self._fetch(batch, keep=False)
 
 
 def write_file(
@@ -98,8 +146,9 @@ def write_file(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         hasher = blake3.blake3()
-        for ref in chunks:
-            data = source.get(ref)
+        source.begin(chunks)
+        for position, ref in enumerate(chunks):
+            data = source.get(ref, position)
             hasher.update(data)
             view = memoryview(data)
             while view:

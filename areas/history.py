@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F, Min
 
-from .models import Area, HistoryEvent, PeerArea
+from .models import Area, HistoryEvent, PeerArea, SeenChange
 
 Kind = HistoryEvent.Kind
 
@@ -23,33 +23,40 @@ class Change:
     mtime_ns: int = 0
     mode: int = 0o644
     old_path: str = ""
+    # The change's identity when it came from a peer; None for a change made here.
+    origin: bytes | None = None
+    origin_seq: int | None = None
 
 
-def append(area: Area, changes: list[Change], origin: bytes) -> None:
-    """Give the changes the area's next sequence numbers. Call inside a transaction."""
+def append(area: Area, changes: list[Change], local_key: bytes) -> None:
+    """Give the changes the area's next sequence numbers and remember them as seen."""
     if not changes:
         return
     with transaction.atomic():
         Area.objects.filter(pk=area.pk).update(history_seq=F("history_seq") + len(changes))
         last = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
         first = last - len(changes) + 1
-        HistoryEvent.objects.bulk_create(
-            [
-                HistoryEvent(
-                    area=area,
-                    seq=first + i,
-                    kind=c.kind,
-                    path=c.path,
-                    old_path=c.old_path,
-                    blob_hash=c.blob_hash,
-                    base_hash=c.base_hash,
-                    size=c.size,
-                    mtime_ns=c.mtime_ns,
-                    mode=c.mode,
-                    origin=origin,
-                )
-                for i, c in enumerate(changes)
-            ],
+        events = [
+            HistoryEvent(
+                area=area,
+                seq=first + i,
+                kind=c.kind,
+                path=c.path,
+                old_path=c.old_path,
+                blob_hash=c.blob_hash,
+                base_hash=c.base_hash,
+                size=c.size,
+                mtime_ns=c.mtime_ns,
+                mode=c.mode,
+                origin=c.origin or local_key,
+                origin_seq=c.origin_seq if c.origin else first + i,
+            )
+            for i, c in enumerate(changes)
+        ]
+        HistoryEvent.objects.bulk_create(events, batch_size=2000)
+        SeenChange.objects.bulk_create(
+            [SeenChange(area=area, origin=e.origin, origin_seq=e.origin_seq) for e in events],
+            ignore_conflicts=True,
             batch_size=2000,
         )
         area.history_seq = last
@@ -68,3 +75,19 @@ def trim(area: Area) -> int:
         return 0
     deleted, _ = HistoryEvent.objects.filter(area=area, seq__lte=min(acks)).delete()
     return deleted
+
+
+def seen(area: Area, ids: list[tuple[bytes, int]]) -> set[tuple[bytes, int]]:
+    """Which of these change identities this peer has already applied or made."""
+    if not ids:
+        return set()
+    rows = SeenChange.objects.filter(
+        area=area,
+        origin__in=list({o for o, _ in ids}),
+        origin_seq__in=list({n for _, n in ids}),
+    ).values_list("origin", "origin_seq")
+    return {(bytes(o), n) for o, n in rows} & set(ids)
+
+
+def mark_seen(area: Area, origin: bytes, origin_seq: int) -> None:
+    SeenChange.objects.get_or_create(area=area, origin=origin, origin_seq=origin_seq)

@@ -102,8 +102,9 @@ class HistoryEvent(models.Model):
     size = models.BigIntegerField(default=0)
     mtime_ns = models.BigIntegerField(default=0)
     mode = models.IntegerField(default=0o644)
-    # The peer whose change this is (its public key) and when it was recorded here.
+    # The change's identity: the peer it started on (public key), its number there.
     origin = models.BinaryField(max_length=32)
+    origin_seq = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -167,3 +168,18 @@ class ConsensusRun(models.Model):
 
     class Meta:
         ordering = ["-requested_at"]
+
+
+class SeenChange(models.Model):
+    """A change this peer has applied or made, by its identity: the peer it started on and
+    its sequence number there. The same change reaching us again through another peer is
+    recognised and skipped, whatever the order in which peers pass it on."""
+
+    area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="seen")
+    origin = models.BinaryField(max_length=32)
+    origin_seq = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["area", "origin", "origin_seq"], name="seenchange")
+        ]

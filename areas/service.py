@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from peers.models import LocalPeer, Peer
-from peers.sync import db
+from peers.sync import db, slow
 
 from . import history
 from .blobs import chunk_lists
@@ -127,7 +127,7 @@ async def handle(daemon, conn, op: str, args: dict):
     if op == "areas":
         return await db(area_names, key)
     if op == "begin":
-        return await db(begin, key, args.get("area"))
+        return await slow(begin, key, args.get("area"))
     if op == "history":
         return await db(history_since, key, args.get("area"), args.get("since"), args.get("limit"))
     if op == "ack":
@@ -140,5 +140,5 @@ async def handle(daemon, conn, op: str, args: dict):
         from .consensus import ConnectionRemote, pull_for_peer
 
         remote = ConnectionRemote(conn, asyncio.get_running_loop())
-        return await db(pull_for_peer, key, args.get("area"), remote)
+        return await slow(pull_for_peer, key, args.get("area"), remote)
     raise ValueError(f"unknown request {op!r}")

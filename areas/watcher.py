@@ -11,7 +11,7 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
 from peers.models import LocalPeer, Peer
-from peers.sync import db
+from peers.sync import db, slow
 
 from .consensus import request_consensus
 from .history import Kind
@@ -87,7 +87,7 @@ class Watcher:
                 continue
             del self.changed_at[area_id]
             try:
-                result, rest = await db(_scan, area_id)
+                result, rest = await slow(_scan, area_id)
             except Exception:  # noqa: BLE001 - one failed scan must not stop the watcher
                 log.exception("scanning area %s failed", area_id)
                 continue

@@ -28,6 +28,7 @@ class RemoteEvent:
     mtime_ns: int
     mode: int
     origin: bytes
+    origin_seq: int
 
 
 def event_to_wire(e: HistoryEvent) -> dict:
@@ -42,6 +43,7 @@ def event_to_wire(e: HistoryEvent) -> dict:
         "mtime_ns": e.mtime_ns,
         "mode": e.mode,
         "origin": bytes(e.origin),
+        "origin_seq": e.origin_seq,
     }
 
 
@@ -57,6 +59,8 @@ def entry_to_wire(entry: Entry, seq: int) -> dict:
         "mtime_ns": entry.mtime_ns,
         "mode": entry.mode,
         "origin": bytes(entry.origin),
+        # A snapshot carries no change identities: 0 means "not known".
+        "origin_seq": 0,
     }
 
 
@@ -100,6 +104,7 @@ def event_from_wire(data) -> RemoteEvent:
         mtime_ns=_int(data.get("mtime_ns"), "mtime", -(1 << 62), 1 << 62),
         mode=_int(data.get("mode"), "mode", 0, 0o7777),
         origin=_hash(data.get("origin"), "origin", optional=False),
+        origin_seq=_int(data.get("origin_seq"), "origin sequence number", 0, 1 << 62),
     )
 
 

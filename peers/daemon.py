@@ -24,6 +24,7 @@ from .protocol import (
     HANDSHAKE_TIMEOUT,
     MAGIC,
     PREAMBLE_MAX,
+    READY,
     ProtocolError,
     check_hello,
     hello,
@@ -117,8 +118,7 @@ class PeerDaemon:
             asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT
         )
         try:
-            writer.write(MAGIC + self.identity.peer_id.encode() + b"\n")
-            await writer.drain()
+            await self._preamble(reader, writer)
             try:
                 await asyncio.wait_for(
                     writer.start_tls(self.client_ctx, server_hostname=None), HANDSHAKE_TIMEOUT
@@ -134,6 +134,15 @@ class PeerDaemon:
             writer.close()
             raise
 
+    async def _preamble(self, reader, writer) -> None:
+        """Name ourselves in the clear, then wait for the go-ahead: TLS starts only once
+        neither side has unread bytes, so no byte of the handshake is lost between them."""
+        writer.write(MAGIC + self.identity.peer_id.encode() + b"\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\n"), HANDSHAKE_TIMEOUT)
+        if answer != READY:
+            raise ProtocolError("not a Realize peer")
+
     async def _probe_stranger(self, member: Member) -> None:
         """A server with an unknown key answered at a peer's address: learn and record it."""
         host, port = parse_address(member.address)
@@ -141,15 +150,14 @@ class PeerDaemon:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT
             )
-            writer.write(MAGIC + self.identity.peer_id.encode() + b"\n")
-            await writer.drain()
+            await self._preamble(reader, writer)
             await asyncio.wait_for(
                 writer.start_tls(tls.probe_context(self.identity), server_hostname=None),
                 HANDSHAKE_TIMEOUT,
             )
             key = tls.peer_key(writer.get_extra_info("ssl_object"))
             writer.close()
-        except (OSError, ssl.SSLError, TimeoutError):
+        except (OSError, ssl.SSLError, TimeoutError, ProtocolError, asyncio.IncompleteReadError):
             return
         if key:
             log.warning("refused %s: unknown key at %s", member.address, member.name)
@@ -165,6 +173,8 @@ class PeerDaemon:
             if len(line) > PREAMBLE_MAX or not line.startswith(MAGIC):
                 raise ProtocolError("not a Realize peer")
             claimed = line[len(MAGIC) :].strip().decode("ascii", "replace")
+            writer.write(READY)
+            await writer.drain()
             try:
                 await asyncio.wait_for(writer.start_tls(self.server_ctx), HANDSHAKE_TIMEOUT)
             except ssl.SSLError as exc:
@@ -276,9 +286,11 @@ class PeerDaemon:
     # --- running ----------------------------------------------------------------------------
     async def run(self) -> None:
         from areas import service
+        from areas.consensus import abandon_interrupted_runs
         from areas.watcher import Watcher
 
         self.handlers = service
+        await db(abandon_interrupted_runs, True)
         await self.refresh()
         servers = []
         if self.listen:

@@ -1,7 +1,8 @@
 """The peer wire protocol: length-prefixed msgpack frames over TLS 1.3.
 
 Before TLS, the dialing side sends a short preamble naming itself (so a refused stranger can
-be shown with its id); then each side sends a hello frame with the protocol version. Every
+be shown with its id) and the listening side answers READY; then TLS, then each side sends a
+hello frame with the protocol version. Every
 later frame is a request {"id", "op", "args"} or a response {"re", "ok", "result"|"error"},
 in both directions over one connection. Anything malformed ends that connection only.
 """
@@ -14,6 +15,7 @@ import msgpack
 
 VERSION = 1
 MAGIC = b"REALIZE1 "
+READY = b"REALIZE1 READY\n"
 PREAMBLE_MAX = 80
 MAX_FRAME = 16 * 1024 * 1024
 HEADER = struct.Struct(">I")

@@ -1,21 +1,34 @@
-"""Running blocking database and disk work from peerd's event loop."""
+"""Running blocking database and disk work from peerd's event loop.
+
+Two pools: `db` for quick work that never waits on a lock (answering a peer's reads), and
+`slow` for work that may wait on an area's lock for a long time (scans, a peer's pull).
+Kept apart, a pile of waiting work can never starve the quick answers that would let it go
+on, on this peer or the other.
+"""
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from django.db import close_old_connections
 
 T = TypeVar("T")
+_quick = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peerd-quick")
+_slow = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peerd-slow")
 
 
-def _in_thread(fn: Callable[..., T], *args, **kwargs) -> T:
+def _in_thread(fn: Callable[..., T], *args) -> T:
     close_old_connections()
     try:
-        return fn(*args, **kwargs)
+        return fn(*args)
     finally:
         close_old_connections()
 
 
-async def db(fn: Callable[..., T], *args, **kwargs) -> T:
-    return await asyncio.to_thread(_in_thread, fn, *args, **kwargs)
+async def db(fn: Callable[..., T], *args) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_quick, _in_thread, fn, *args)
+
+
+async def slow(fn: Callable[..., T], *args) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_slow, _in_thread, fn, *args)

@@ -4,6 +4,7 @@ An instance is chosen by REALIZE_HOME (keys, secrets, sockets, logs), DATABASE_U
 REDIS_URL, so several appliances can run side by side on one machine.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -26,6 +27,10 @@ def envlist(name: str, default: str) -> list[str]:
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REALIZE_HOME = realize_home()
+
+# Names this instance's queue and live-event groups, so that appliances that share a Redis
+# database by mistake still never take each other's tasks or see each other's events.
+INSTANCE = hashlib.sha256(str(REALIZE_HOME).encode()).hexdigest()[:12]
 
 SECRET_KEY = secret_key(REALIZE_HOME)
 DEBUG = envbool("REALIZE_DEBUG", False)
@@ -97,11 +102,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "realize"},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"realize:{INSTANCE}"},
     }
 }
 
 CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_DEFAULT_QUEUE = f"realize.{INSTANCE}"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

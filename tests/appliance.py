@@ -100,6 +100,7 @@ class Appliance:
             env=self.env,
             stdout=self.up_log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_stop_with_parent,
         )
         wait_for(self._serving, f"{self.name}'s web pages")
         return self
@@ -136,6 +137,14 @@ class Appliance:
         if self.up_process is not None:
             self.stop()
         drop_database(self.database)
+
+
+def _stop_with_parent() -> None:
+    """If the test process dies, its appliances stop too (and stop their programs)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _flush_redis(url: str) -> None:

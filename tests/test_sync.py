@@ -1,0 +1,167 @@
+"""Peers of a household converge: every kind of change, both directions, two and three peers."""
+
+import os
+import shutil
+
+import pytest
+
+from .appliance import wait_for
+from .household import make_household, mtimes, transferred, tree
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def household(tmp_path):
+    made = []
+
+    def make(*names, deaf=()):
+        members = make_household(tmp_path, list(names), set(deaf))
+        made.extend(members)
+        return members
+
+    yield make
+    for member in made:
+        member.destroy()
+
+
+def write(path, data: bytes, mode: int | None = None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if mode is not None:
+        path.chmod(mode)
+
+
+def test_two_peers_converge_on_every_kind_of_change(household):
+    a, b = household("alpha", "beta")
+    big = os.urandom(8 * MiB)
+    write(a.dir / "top.txt", b"top\n")
+    write(a.dir / "empty", b"")
+    write(a.dir / "nested/deeper/still/file.txt", b"deep\n", mode=0o600)
+    write(a.dir / "café/naïve file ünïcödé.txt", "grüße\n".encode())
+    write(a.dir / "with space.txt", b"spaces\n")
+    write(a.dir / "run.sh", b"#!/bin/sh\necho hi\n", mode=0o755)
+    write(a.dir / "big.bin", big)
+    write(a.dir / "docs/one.txt", b"one\n")
+    write(a.dir / "docs/two.txt", b"two\n")
+
+    a.consensus(b)
+    assert tree(b.dir) == tree(a.dir)
+    assert mtimes(b.dir) == mtimes(a.dir)
+
+    # An edit in the middle of a large file moves the changed chunks, not the file.
+    edited = bytearray(big)
+    edited[4 * MiB : 4 * MiB + 100] = os.urandom(100)
+    write(a.dir / "big.bin", bytes(edited))
+    with open(a.dir / "top.txt", "ab") as f:
+        f.write(b"appended\n")
+    (a.dir / "with space.txt").unlink()
+    (a.dir / "café/naïve file ünïcödé.txt").rename(a.dir / "café/renamed.txt")
+    (a.dir / "docs").rename(a.dir / "papers")
+    _, sent = transferred(a.consensus(b).stdout)
+    assert sent < 1 * MiB
+    assert tree(b.dir) == tree(a.dir)
+    assert not (b.dir / "docs").exists()
+
+    # 4 KiB inserted in the middle shifts everything after it, and still moves little.
+    inserted = bytes(edited[: 3 * MiB]) + os.urandom(4096) + bytes(edited[3 * MiB :])
+    write(a.dir / "big.bin", inserted)
+    _, sent = transferred(a.consensus(b).stdout)
+    assert sent < 1 * MiB
+    assert tree(b.dir) == tree(a.dir)
+
+    # Changes on the other side come back with the same command (beta's own automatic
+    # consensus may carry them first: either way they are there when the command exits).
+    write(b.dir / "from-beta/new.txt", b"made on beta\n")
+    (b.dir / "empty").unlink()
+    (b.dir / "run.sh").write_bytes(b"#!/bin/sh\necho changed\n")
+    a.consensus(b)
+    assert tree(a.dir) == tree(b.dir)
+    assert (a.dir / "from-beta/new.txt").read_bytes() == b"made on beta\n"
+    assert not (a.dir / "empty").exists()
+
+
+def test_three_peers_converge_through_each_other(household):
+    a, b, c = household("alpha", "beta", "gamma")
+    write(a.dir / "from-a.txt", b"a\n")
+    write(a.dir / "shared/notes.txt", b"v1\n")
+    a.consensus(b)
+    b.consensus(c)
+    assert tree(c.dir) == tree(a.dir)
+
+    write(c.dir / "shared/notes.txt", b"v2 from gamma\n")
+    (c.dir / "from-a.txt").unlink()
+    c.consensus(b)
+    b.consensus(a)
+    assert tree(a.dir) == tree(b.dir) == tree(c.dir)
+    assert (a.dir / "shared/notes.txt").read_bytes() == b"v2 from gamma\n"
+
+    # History every sharing peer has applied is trimmed.
+    a.consensus(c)
+    c.consensus(b)
+    b.consensus(a)
+    a.consensus(c)
+    remaining = a.sql("SELECT count(*) FROM areas_historyevent")[0][0]
+    total = a.sql("SELECT history_seq FROM areas_area")[0][0]
+    assert total > 0 and remaining < total
+
+
+def test_a_deaf_peer_syncs_with_a_listening_one(household):
+    listening, deaf = household("alpha", "laptop", deaf=["laptop"])
+    write(listening.dir / "on-server.txt", b"server\n")
+    write(deaf.dir / "on-laptop.txt", b"laptop\n")
+    deaf.consensus(listening)
+    assert tree(deaf.dir) == tree(listening.dir)
+    write(listening.dir / "later.txt", b"later\n")
+    listening.consensus(deaf)  # over the connection the deaf peer made
+    assert (deaf.dir / "later.txt").read_bytes() == b"later\n"
+
+
+def test_concurrent_edits_keep_both_versions_on_both_peers(household):
+    a, b = household("alpha", "beta")
+    write(a.dir / "report.txt", b"original\n")
+    write(a.dir / "plan.txt", b"plan\n")
+    a.consensus(b)
+
+    write(a.dir / "report.txt", b"alpha's version\n")
+    write(b.dir / "report.txt", b"beta's version\n")
+    (a.dir / "plan.txt").unlink()
+    write(b.dir / "plan.txt", b"plan, edited on beta\n")
+    a.consensus(b)
+    a.consensus(b)
+
+    assert tree(a.dir) == tree(b.dir)
+    contents = sorted(p.read_bytes() for p in a.dir.glob("report*"))
+    assert contents == [b"alpha's version\n", b"beta's version\n"]
+    copies = [p.name for p in a.dir.glob("report.sync-conflict-*.txt")]
+    assert len(copies) == 1
+    # An edit and a delete: the edit survives.
+    assert (a.dir / "plan.txt").read_bytes() == b"plan, edited on beta\n"
+    assert a.sql("SELECT count(*) FROM areas_conflict")[0][0] >= 1
+
+
+def test_consensus_starts_by_itself(household):
+    a, b = household("alpha", "beta")
+    write(a.dir / "keep.txt", b"keep\n")
+    write(a.dir / "gone.txt", b"gone\n")
+    a.consensus(b)
+    a.sql("UPDATE areas_area SET rest_seconds = 1")
+
+    (a.dir / "gone.txt").unlink()  # a delete starts consensus at once
+    wait_for(lambda: not (b.dir / "gone.txt").exists(), "the delete to reach beta", limit=120)
+    write(a.dir / "created.txt", b"new\n")  # a create, after the rest period
+    wait_for(lambda: (b.dir / "created.txt").exists(), "the create to reach beta", limit=120)
+    assert tree(a.dir) == tree(b.dir)
+    triggers = {t for (t,) in a.sql("SELECT trigger FROM areas_consensusrun")}
+    assert "auto" in triggers
+
+
+def test_a_removed_directory_goes_everywhere(household):
+    a, b = household("alpha", "beta")
+    write(a.dir / "photos/2024/a.jpg", os.urandom(1000))
+    write(a.dir / "photos/2024/b.jpg", os.urandom(1000))
+    a.consensus(b)
+    shutil.rmtree(a.dir / "photos")
+    a.consensus(b)
+    assert tree(b.dir) == {}
+    assert not (b.dir / "photos").exists()
