@@ -99,6 +99,17 @@ def run_serve(options: dict, out: TextIO) -> None:
     serve()
 
 
+def _traffic() -> dict | None:
+    """Bytes sent to and received from each peer since peerd started; None if not running."""
+    from .client import PeerdClient, PeerdUnavailable
+
+    try:
+        with PeerdClient(timeout=10) as client:
+            return client.request(None, "traffic")
+    except (PeerdUnavailable, OSError):
+        return None
+
+
 def run_status(options: dict, out: TextIO) -> None:
     snapshot = household_snapshot()
     local = LocalPeer.get()
@@ -110,6 +121,7 @@ def run_status(options: dict, out: TextIO) -> None:
         if local and local.worker_seen_at
         else None,
     }
+    state["traffic"] = _traffic()
     if options["json"]:
         out.write(json.dumps(state, indent=2) + "\n")
         return

@@ -57,6 +57,8 @@ class PeerDaemon:
         self.listen = listen
         self.members: dict[bytes, Member] = {}
         self.connections: dict[bytes, Connection] = {}
+        # Bytes exchanged over connections that have ended, by peer name.
+        self.traffic_closed: dict[str, tuple[int, int]] = {}
         self.dialers: dict[bytes, asyncio.Task] = {}
         self.server_ctx: ssl.SSLContext | None = None
         self.client_ctx: ssl.SSLContext | None = None
@@ -232,6 +234,11 @@ class PeerDaemon:
         finally:
             if self.connections.get(conn.peer_key) is conn:
                 del self.connections[conn.peer_key]
+            sent, received = self.traffic_closed.get(conn.peer_name, (0, 0))
+            self.traffic_closed[conn.peer_name] = (
+                sent + conn.bytes_sent,
+                received + conn.bytes_received,
+            )
             log.info("disconnected from %s", conn.peer_name)
 
     async def _handle(self, conn: Connection, op: str, args: dict):
@@ -274,6 +281,12 @@ class PeerDaemon:
         op, args = message.get("op"), message.get("args") or {}
         if op == "connected":
             return sorted(c.peer_name for c in self.connections.values())
+        if op == "traffic":
+            totals = dict(self.traffic_closed)
+            for c in self.connections.values():
+                sent, received = totals.get(c.peer_name, (0, 0))
+                totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
+            return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
         conn = self.connection_to(message.get("peer"))
         return await conn.call(op, args, timeout=float(message.get("timeout") or 600))
 

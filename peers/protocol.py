@@ -50,6 +50,11 @@ def unpack(data: bytes) -> dict:
 
 
 async def read_frame(reader: asyncio.StreamReader, timeout: float | None = IDLE_TIMEOUT) -> dict:
+    return (await receive(reader, timeout))[0]
+
+
+async def receive(reader: asyncio.StreamReader, timeout: float | None) -> tuple[dict, int]:
+    """The next frame and its size on the wire."""
     try:
         header = await asyncio.wait_for(reader.readexactly(HEADER.size), timeout)
         (length,) = HEADER.unpack(header)
@@ -60,7 +65,7 @@ async def read_frame(reader: asyncio.StreamReader, timeout: float | None = IDLE_
         raise ConnectionResetError("connection closed") from None
     except TimeoutError:
         raise ProtocolError("timed out waiting for a frame") from None
-    return unpack(data)
+    return unpack(data), HEADER.size + length
 
 
 async def write_frame(writer: asyncio.StreamWriter, message: dict) -> None:
