@@ -102,9 +102,10 @@ class PeerDaemon:
             if member is None or not member.address:
                 return
             conn = self.connections.get(key)
-            if conn is not None:
+            if conn is not None and not conn.closed.is_set():
                 await conn.closed.wait()
                 delay = BACKOFF_FIRST
+                await asyncio.sleep(BACKOFF_FIRST)
                 continue
             try:
                 await self._dial(member)
