@@ -3,15 +3,10 @@
 import time
 from typing import TextIO
 
-from peers.client import PeerdClient, RemotePeer
-from peers.models import Peer
-from peers.protocol import RemoteError
-
-from .consensus import request_consensus
 from .models import Area, ConsensusRun
 from .register import AreaError, add_area
+from .sharing import start_consensus
 
-CONNECT_WAIT = 30.0
 PICKUP_WAIT = 600.0
 
 
@@ -50,36 +45,13 @@ def run_area_list(options: dict, out: TextIO) -> None:
         out.write(f"{a.name:<{width}}  {a.mode:<6}  {files:>7} files  {a.path}\n")
 
 
-def _peers_sharing(client: PeerdClient, area: Area, only: str | None) -> list[Peer]:
-    if only is not None:
-        peer = Peer.objects.filter(name=only).first()
-        if peer is None:
-            raise AreaError(f"no peer named {only!r} in the household")
-        deadline = time.monotonic() + CONNECT_WAIT
-        while only not in client.connected():
-            if time.monotonic() > deadline:
-                raise ConnectionError(f"peer {only} is not connected")
-            time.sleep(0.5)
-        return [peer]
-    sharing = []
-    for name in client.connected():
-        try:
-            if area.name in RemotePeer(client, name).call("areas"):
-                sharing.append(Peer.objects.get(name=name))
-        except (RemoteError, ConnectionError, Peer.DoesNotExist):
-            continue
-    return sharing
-
-
 def run_consensus_now(options: dict, out: TextIO) -> None:
     area = Area.objects.filter(name=options["area"]).first()
     if area is None:
         raise AreaError(f"no area named {options['area']!r}")
-    with PeerdClient() as client:
-        peers = _peers_sharing(client, area, options["peer"])
-    if not peers:
+    runs = start_consensus(area, "command", only=options["peer"])
+    if not runs:
         raise ConnectionError(f"no connected peer shares area {area.name}")
-    runs = [request_consensus(area, peer, "command") for peer in peers]
     failed = False
     for run in runs:
         run = _wait(run)

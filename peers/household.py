@@ -115,11 +115,13 @@ def init_local_peer(identity: Identity, name: str, listen: str | None) -> tuple[
 def record_stranger(key: bytes, address: str, direction: str) -> None:
     """Remember a refused key so the dashboard can offer to add it."""
     from django.db.models import F
+    from django.utils import timezone
 
     if Peer.objects.filter(public_key=key).exists():
         return
+    # update() skips auto_now: last_seen is set here.
     updated = Stranger.objects.filter(public_key=key).update(
-        attempts=F("attempts") + 1, address=address, direction=direction
+        attempts=F("attempts") + 1, address=address, direction=direction, last_seen=timezone.now()
     )
     if not updated:
         Stranger.objects.get_or_create(

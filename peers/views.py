@@ -6,10 +6,15 @@ from django.views.decorators.http import require_POST
 from . import household
 from .events import household_snapshot
 from .forms import AddPeerForm
+from .models import Stranger
 
 
 def household_page(request: HttpRequest) -> HttpResponse:
-    form = AddPeerForm(request.POST or None)
+    # "Add this peer" on a refused connection links here with its id (and address).
+    initial = {key: request.GET[key] for key in ("peer_id", "address") if key in request.GET}
+    form = AddPeerForm(request.POST or None, initial=initial)
+    if initial:
+        form.fields["name"].widget.attrs["autofocus"] = True
     if request.method == "POST" and form.is_valid():
         try:
             peer = household.add_peer(
@@ -23,7 +28,9 @@ def household_page(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Added peer {peer.name}.")
             return redirect("household")
     return render(
-        request, "peers/household.html", {"form": form, "household": household_snapshot()}
+        request,
+        "peers/household.html",
+        {"form": form, "household": household_snapshot(), "strangers": Stranger.objects.all()[:20]},
     )
 
 

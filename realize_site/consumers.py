@@ -31,10 +31,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json(event)
 
+    # One method per event type sent to the group (type "a.b" calls a_b); Channels closes
+    # the socket on a type without one.
     async def household_changed(self, event: dict) -> None:
         await self._forward(event)
 
     async def appliance_heartbeat(self, event: dict) -> None:
+        await self._forward(event)
+
+    async def consensus_run(self, event: dict) -> None:
+        await self._forward(event)
+
+    async def areas_changed(self, event: dict) -> None:
         await self._forward(event)
 
     @database_sync_to_async

@@ -19,5 +19,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("peers/", include("peers.urls")),
+    path("areas/", include("areas.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -5,7 +5,9 @@ import os
 import pytest
 
 from peers import peer_id
+from peers.daemon import SOCKET_NAME
 
+from .appliance import wait_for
 from .browser import browser_page, log_in
 
 
@@ -74,3 +76,29 @@ def test_manage_the_household_in_the_browser(alpha):
         page.click("text=Log out")
         page.goto(alpha.url + "/")
         assert "/login/" in page.url
+
+
+def test_add_an_area_in_the_browser(alpha, tmp_path):
+    with browser_page() as page:
+        log_in(page, alpha.url, "admin", alpha.admin_password)
+        runs = page.locator("table[data-live=runs]")
+        assert "No consensus runs yet" in runs.inner_text()
+
+        page.locator("nav").get_by_role("link", name="Areas", exact=True).click()
+        page.fill("input[name=name]", "docs")
+        page.fill("input[name=path]", str(tmp_path / "missing"))
+        page.click("text=Add area")
+        assert "does not exist" in page.locator("[role=alert]").inner_text()
+        assert page.locator("tr[data-area]").count() == 0
+
+        (tmp_path / "docs").mkdir()
+        page.fill("input[name=path]", str(tmp_path / "docs"))
+        page.click("text=Add area")
+        assert "Added area docs" in page.locator(".messages").inner_text()
+        assert str(tmp_path / "docs") in page.locator("tr[data-area=docs]").inner_text()
+        assert "docs" in alpha.run("area", "list").stdout
+
+        # No peer yet: the button says so instead of failing.
+        wait_for(lambda: (alpha.home / SOCKET_NAME).exists(), "the peer daemon's socket")
+        page.click("tr[data-area=docs] >> text=Run consensus now")
+        assert "No connected peer shares area docs" in page.locator(".messages").inner_text()

@@ -84,3 +84,57 @@ def test_dashboard_shows_this_peer(admin_client, settings, tmp_path):
     household.init_local_peer(identity, "alpha", "127.0.0.1:7001")
     page = admin_client.get(reverse("dashboard")).content.decode()
     assert "alpha" in page and identity.peer_id in page and "127.0.0.1:7001" in page
+
+
+def test_refused_connections_offer_to_add_the_peer(admin_client):
+    from peers.household import record_stranger
+
+    caller, answerer = os.urandom(32), os.urandom(32)
+    record_stranger(caller, "127.0.0.1:50123", "incoming")
+    record_stranger(answerer, "127.0.0.1:7009", "outgoing")
+    page = admin_client.get(reverse("household")).content.decode()
+    assert "Refused connections" in page
+    caller_id, answerer_id = peer_id.encode(caller), peer_id.encode(answerer)
+    # An incoming connection's address is the caller's outgoing port: not offered.
+    assert f'href="/peers/?peer_id={caller_id}#add-peer"' in page
+    assert f'href="/peers/?peer_id={answerer_id}&amp;address=127.0.0.1%3A7009#add-peer"' in page
+
+
+def test_no_refused_connections_hides_the_section(admin_client):
+    page = admin_client.get(reverse("household")).content.decode()
+    assert 'data-live="strangers-card" hidden' in page
+
+
+def test_add_this_peer_prefills_the_form_then_adds_it(admin_client):
+    from peers.household import record_stranger
+    from peers.models import Stranger
+
+    key = os.urandom(32)
+    record_stranger(key, "127.0.0.1:7009", "outgoing")
+    the_id = peer_id.encode(key)
+    page = admin_client.get(reverse("household"), {"peer_id": the_id, "address": "127.0.0.1:7009"})
+    form = page.context["form"]
+    assert not form.is_bound
+    assert form.initial == {"peer_id": the_id, "address": "127.0.0.1:7009"}
+    html = page.content.decode()
+    assert f'value="{the_id}"' in html and 'value="127.0.0.1:7009"' in html
+
+    response = admin_client.post(
+        reverse("household"), {"name": "beta", "peer_id": the_id, "address": "127.0.0.1:7009"}
+    )
+    assert response.status_code == 302
+    assert Peer.objects.get().name == "beta"
+    assert not Stranger.objects.exists()
+
+
+def test_a_stranger_trying_again_is_counted_and_seen_again():
+    from peers.household import record_stranger
+    from peers.models import Stranger
+
+    key = os.urandom(32)
+    record_stranger(key, "127.0.0.1:50123", "incoming")
+    first = Stranger.objects.get().last_seen
+    record_stranger(key, "127.0.0.1:50124", "incoming")
+    stranger = Stranger.objects.get()
+    assert (stranger.attempts, stranger.address) == (2, "127.0.0.1:50124")
+    assert stranger.last_seen > first

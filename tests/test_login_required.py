@@ -48,7 +48,7 @@ def test_every_url_needs_login(client, name, path):
 @pytest.mark.django_db
 def test_the_route_list_covers_the_site():
     paths = [p for _, p in all_paths()]
-    assert "/" in paths and "/peers/" in paths and "/admin/" in paths
+    assert "/" in paths and "/peers/" in paths and "/areas/" in paths and "/admin/" in paths
 
 
 @pytest.mark.django_db

@@ -53,6 +53,122 @@
     });
   }
 
+  // Times are sent and rendered as ISO instants; show them in the browser's own time zone.
+  function pad(n) { return String(n).padStart(2, "0"); }
+
+  function localTime(iso) {
+    const d = new Date(iso);
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+
+  function timeNode(iso) {
+    return el("time", { datetime: iso }, [localTime(iso)]);
+  }
+
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach((node) => { node.textContent = localTime(node.getAttribute("datetime")); });
+  }
+
+  // As Django's filesizeformat.
+  function bytes(n) {
+    if (n < 1024) return n + (n === 1 ? "\u00a0byte" : "\u00a0bytes");
+    const units = ["KB", "MB", "GB", "TB", "PB"];
+    let value = n / 1024, i = 0;
+    while (value >= 1024 && i < units.length - 1) { value /= 1024; i++; }
+    return value.toFixed(1) + "\u00a0" + units[i];
+  }
+
+  function files(n, size) {
+    return n + (n === 1 ? " file, " : " files, ") + bytes(size);
+  }
+
+  function paintStrangers(strangers) {
+    if (!strangers) return;
+    document.querySelectorAll('[data-live="strangers-card"]').forEach((card) => { card.hidden = !strangers.length; });
+    document.querySelectorAll('table[data-live="strangers"]').forEach((table) => {
+      const body = table.tBodies[0];
+      body.replaceChildren();
+      strangers.forEach((s) => {
+        const query = new URLSearchParams({ peer_id: s.peer_id });
+        if (s.direction === "outgoing" && s.address) query.set("address", s.address);
+        const add = el("a", { class: "button", href: table.dataset.addUrl + "?" + query + "#add-peer" }, ["Add this peer"]);
+        body.append(el("tr", { "data-stranger": s.peer_id }, [
+          el("td", {}, [el("code", {}, [s.peer_id])]),
+          el("td", {}, [s.address || ""]),
+          el("td", {}, [s.direction]),
+          el("td", { class: "num" }, [String(s.attempts)]),
+          el("td", {}, [timeNode(s.last_seen)]),
+          el("td", {}, [add]),
+        ]));
+      });
+    });
+  }
+
+  function runRow(table, run) {
+    const cells = [];
+    if (table.dataset.areaUrl) {
+      const href = table.dataset.areaUrl.replace("/NAME/", "/" + encodeURIComponent(run.area) + "/");
+      cells.push(el("td", {}, [el("a", { href: href }, [run.area])]));
+    }
+    const status = [el("span", { class: "status " + run.status }, [run.status])];
+    if (run.error) status.push(el("div", { class: "error" }, [run.error]));
+    cells.push(
+      el("td", {}, [run.peer]),
+      el("td", {}, [run.trigger]),
+      el("td", {}, status),
+      el("td", {}, [run.started_at ? timeNode(run.started_at) : el("span", { class: "muted" }, ["queued"])]),
+      el("td", {}, run.finished_at ? [timeNode(run.finished_at)] : []),
+    );
+    if (run.finished_at) {
+      cells.push(
+        el("td", { class: "nowrap" }, [files(run.files_in, run.bytes_in)]),
+        el("td", { class: "nowrap" }, [files(run.files_out, run.bytes_out)]),
+        el("td", { class: "num" }, [String(run.conflicts)]),
+      );
+    } else {
+      cells.push(el("td"), el("td"), el("td"));
+    }
+    return el("tr", { "data-run": String(run.id) }, cells);
+  }
+
+  // Insert a run at the top, or repaint its row where it is.
+  function paintRun(run) {
+    document.querySelectorAll('table[data-live="runs"]').forEach((table) => {
+      if (table.dataset.area && table.dataset.area !== run.area) return;
+      const body = table.tBodies[0];
+      const row = runRow(table, run);
+      const old = body.querySelector('tr[data-run="' + run.id + '"]');
+      if (old) { old.replaceWith(row); return; }
+      body.querySelectorAll("tr.empty").forEach((r) => r.remove());
+      body.prepend(row);
+      const limit = Number(table.dataset.limit) || 20;
+      while (body.rows.length > limit) body.lastElementChild.remove();
+    });
+  }
+
+  // Area rows carry counts only the server knows: fetch the page again and take its table.
+  let refreshing = false, again = false;
+  function refreshAreas() {
+    const tables = document.querySelectorAll('table[data-live="areas"]');
+    if (!tables.length) return;
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(location.pathname, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : ""))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector('table[data-live="areas"] tbody');
+        if (!fresh) return;
+        localizeTimes(fresh);
+        tables.forEach((table) => table.tBodies[0].replaceWith(document.importNode(fresh, true)));
+      })
+      .catch(() => {})
+      .finally(() => {
+        refreshing = false;
+        if (again) { again = false; refreshAreas(); }
+      });
+  }
+
   function paintHeartbeat(iso) {
     document.querySelectorAll('[data-live="worker-seen"]').forEach((node) => {
       node.dataset.iso = iso;
@@ -61,9 +177,13 @@
   }
 
   const handlers = {
-    "household.changed": (m) => { paintLocal(m.local); paintPeers(m.peers); },
+    "household.changed": (m) => { paintLocal(m.local); paintPeers(m.peers); paintStrangers(m.strangers); },
     "appliance.heartbeat": (m) => paintHeartbeat(m.worker_seen_at),
+    "consensus.run": (m) => { paintRun(m.run); refreshAreas(); },
+    "areas.changed": () => refreshAreas(),
   };
+
+  localizeTimes(document);
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";

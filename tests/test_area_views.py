@@ -1,0 +1,327 @@
+"""The Areas pages: list, add, run consensus now, an area's runs and conflicts; live runs."""
+
+import os
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import connections
+from django.urls import reverse
+from django.utils import timezone
+
+from areas.models import Area, Conflict, ConsensusRun, Entry
+from peers.daemon import SOCKET_NAME
+from peers.models import Peer
+from peers.protocol import HEADER, pack, unpack
+
+from .appliance import REALIZE
+
+KEY = bytes(32)
+
+
+class FakePeerd:
+    """Stands in for peerd on its Unix socket: `sharing` maps each connected peer to the
+    area names it answers to "areas" with (an exception: it answers with an error)."""
+
+    def __init__(self, home: Path, sharing: dict[str, list[str] | Exception]):
+        self.sharing = sharing
+        home.mkdir(parents=True, exist_ok=True)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(home / SOCKET_NAME))
+        self.server.listen()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as stream:
+                while header := stream.read(HEADER.size):
+                    (length,) = HEADER.unpack(header)
+                    conn.sendall(pack(self._answer(unpack(stream.read(length)))))
+
+    def _answer(self, request: dict) -> dict:
+        if request["peer"] is None and request["op"] == "connected":
+            return {"re": request["id"], "ok": True, "result": list(self.sharing)}
+        answer = self.sharing.get(request["peer"])
+        if request["op"] != "areas" or answer is None or isinstance(answer, Exception):
+            return {"re": request["id"], "ok": False, "error": str(answer)}
+        return {"re": request["id"], "ok": True, "result": answer}
+
+    def close(self) -> None:
+        self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
+        self.server.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def home(settings, tmp_path):
+    """This process's REALIZE_HOME, empty: peerd is not running until a test fakes it."""
+    settings.REALIZE_HOME = tmp_path / "home"
+    settings.REALIZE_HOME.mkdir()
+    return settings.REALIZE_HOME
+
+
+@pytest.fixture
+def peerd(home):
+    started = []
+
+    def start(sharing):
+        started.append(FakePeerd(home, sharing))
+        return started[-1]
+
+    yield start
+    for fake in started:
+        fake.close()
+    if started:
+        # Runs queued for a worker that this test process does not have.
+        from realize_site.celery import app
+
+        app.control.purge()
+
+
+@pytest.fixture
+def docs(tmp_path):
+    directory = tmp_path / "docs"
+    directory.mkdir()
+    return Area.objects.create(name="docs", path=str(directory))
+
+
+def peer(name: str) -> Peer:
+    return Peer.objects.create(name=name, public_key=os.urandom(32))
+
+
+def messages_after(client, response) -> str:
+    assert response.status_code == 302
+    return client.get(response.url).content.decode()
+
+
+# The list and the add form.
+
+
+@pytest.mark.django_db
+def test_areas_page_lists_areas_with_counts_and_last_run(admin_client, docs, tmp_path):
+    for path, blob in [("a", b"1" * 32), ("b", b"2" * 32), ("gone", None)]:
+        Entry.objects.create(area=docs, path=path, blob_hash=blob)
+    Conflict.objects.create(area=docs, path="a", other_origin=KEY, description="both edited")
+    Conflict.objects.create(
+        area=docs, path="b", other_origin=KEY, description="old", resolved_at=timezone.now()
+    )
+    ConsensusRun.objects.create(area=docs, peer_name="beta", status="failed")
+    ConsensusRun.objects.create(area=docs, peer_name="beta", status="done")
+    (tmp_path / "photos").mkdir()
+    Area.objects.create(name="photos", path=str(tmp_path / "photos"))
+
+    page = admin_client.get(reverse("areas"))
+    assert page.status_code == 200
+    rows = {area.name: area for area in page.context["areas"]}
+    assert (rows["docs"].files, rows["docs"].open_conflicts) == (2, 1)
+    assert rows["docs"].last_run.status == "done"
+    assert (rows["photos"].files, rows["photos"].open_conflicts, rows["photos"].last_run) == (
+        0,
+        0,
+        None,
+    )
+    html = page.content.decode()
+    assert docs.path in html and "Run consensus now" in html and "never" in html
+    assert 'href="/areas/docs/"' in html
+
+
+@pytest.mark.django_db
+def test_add_an_area(admin_client, tmp_path):
+    (tmp_path / "music").mkdir()
+    response = admin_client.post(
+        reverse("areas"), {"name": "music", "path": str(tmp_path / "music"), "mode": "real"}
+    )
+    assert f"Added area music at {tmp_path / 'music'}." in messages_after(admin_client, response)
+    area = Area.objects.get()
+    assert (area.name, area.path, area.mode) == ("music", str(tmp_path / "music"), "real")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "path", "mode", "message"),
+    [
+        ("new", "missing", "real", "/missing does not exist."),
+        ("new", "a-file", "real", "/a-file is not a directory."),
+        ("new", "docs/inner", "real", "overlaps area &#x27;docs&#x27;"),
+        ("new", "free", "unreal", "Unreal areas need the mount"),
+        ("no spaces", "free", "real", "is not a valid area name"),
+        ("docs", "free", "real", "An area named &#x27;docs&#x27; already exists."),
+        ("new", "free", "sideways", "Select a valid choice."),
+        ("new", "", "real", "This field is required."),
+    ],
+)
+def test_bad_input_shows_a_message_and_adds_nothing(
+    admin_client, docs, tmp_path, name, path, mode, message
+):
+    (tmp_path / "a-file").write_text("not a directory")
+    (tmp_path / "docs" / "inner").mkdir()
+    (tmp_path / "free").mkdir()
+    form = {"name": name, "path": str(tmp_path / path) if path else "", "mode": mode}
+    response = admin_client.post(reverse("areas"), form)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert list(Area.objects.values_list("name", flat=True)) == ["docs"]
+
+
+# Run consensus now.
+
+
+@pytest.mark.django_db
+def test_run_now_without_peerd_says_so(admin_client, docs, home):
+    response = admin_client.post(reverse("area_consensus", args=["docs"]))
+    assert response.url == "/areas/"
+    assert "The peer daemon is not running" in messages_after(admin_client, response)
+    assert not ConsensusRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_run_now_starts_consensus_with_the_peers_sharing_the_area(admin_client, docs, peerd):
+    beta, _ = peer("beta"), peer("gamma")
+    peerd({"beta": ["docs", "music"], "gamma": ["music"], "delta": RuntimeError("gone")})
+    response = admin_client.post(reverse("area_consensus", args=["docs"]))
+    assert "Consensus started with beta." in messages_after(admin_client, response)
+    run = ConsensusRun.objects.get()
+    assert (run.area, run.peer, run.trigger, run.status) == (docs, beta, "browser", "pending")
+
+
+@pytest.mark.django_db
+def test_run_now_when_no_connected_peer_shares_the_area(admin_client, docs, peerd):
+    peer("beta")
+    peerd({"beta": ["music"]})
+    response = admin_client.post(reverse("area_consensus", args=["docs"]))
+    assert "No connected peer shares area docs." in messages_after(admin_client, response)
+    assert not ConsensusRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_run_now_returns_to_the_page_it_came_from(admin_client, docs, home):
+    url = reverse("area_consensus", args=["docs"])
+    assert admin_client.post(url, {"next": "/areas/docs/"}).url == "/areas/docs/"
+    assert admin_client.post(url, {"next": "https://elsewhere.example/"}).url == "/areas/"
+
+
+@pytest.mark.django_db
+def test_run_now_needs_post_and_a_known_area(admin_client, docs):
+    assert admin_client.get(reverse("area_consensus", args=["docs"])).status_code == 405
+    assert admin_client.post(reverse("area_consensus", args=["nope"])).status_code == 404
+
+
+# An area's page, and the dashboard.
+
+
+@pytest.mark.django_db
+def test_area_page_shows_runs_and_open_conflicts(admin_client, docs):
+    now = timezone.now()
+    ConsensusRun.objects.create(
+        area=docs,
+        peer_name="beta",
+        trigger="rest",
+        status="done",
+        started_at=now,
+        finished_at=now,
+        files_in=3,
+        bytes_in=2048,
+        files_out=1,
+        bytes_out=10,
+        conflicts=1,
+    )
+    ConsensusRun.objects.create(
+        area=docs, peer_name="gamma", status="failed", started_at=now, error="gamma went away"
+    )
+    Conflict.objects.create(
+        area=docs,
+        path="notes.txt",
+        copy_path="notes (conflict from beta).txt",
+        other_origin=KEY,
+        description="edited here and on beta",
+    )
+    Conflict.objects.create(
+        area=docs, path="settled.txt", other_origin=KEY, description="x", resolved_at=now
+    )
+
+    html = admin_client.get(reverse("area", args=["docs"])).content.decode()
+    assert "beta" in html and "rest" in html and "3 files, 2.0\xa0KB" in html
+    assert "1 file, 10\xa0bytes" in html
+    assert "gamma" in html and "gamma went away" in html
+    assert "notes (conflict from beta).txt" in html and "edited here and on beta" in html
+    assert "settled.txt" not in html
+    assert admin_client.get(reverse("area", args=["nope"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_the_last_twenty_runs_of_all_areas(admin_client, docs, tmp_path):
+    (tmp_path / "music").mkdir()
+    music = Area.objects.create(name="music", path=str(tmp_path / "music"))
+    ConsensusRun.objects.bulk_create(
+        ConsensusRun(area=docs, peer_name=f"old{i}") for i in range(25)
+    )
+    ConsensusRun.objects.create(area=music, peer_name="newest")
+    page = admin_client.get(reverse("dashboard"))
+    html = page.content.decode()
+    assert "Recent consensus runs" in html and 'data-live="runs"' in html
+    assert len(page.context["runs"]) == 20
+    assert page.context["runs"][0].peer_name == "newest"
+    assert 'href="/areas/music/"' in html
+
+
+# The command line finds peers the same way.
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_line_shares_the_lookup(docs, peerd, home):
+    from .test_live_events import cli_env
+
+    env = {**cli_env(), "REALIZE_HOME": str(home)}
+    command = [REALIZE, "consensus", "docs"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "the peer daemon is not running" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    peer("beta")
+    peerd({"beta": ["music"]})
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "no connected peer shares area docs" in result.stderr
+
+
+# Live: the dashboard's websocket forwards runs and area changes.
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_runs_and_new_areas_reach_the_dashboard(tmp_path):
+    from areas.events import run_changed
+    from areas.register import add_area
+
+    from .test_live_events import open_dashboard
+
+    dashboard = await open_dashboard()
+    (tmp_path / "docs").mkdir()
+
+    def make_run() -> ConsensusRun:
+        area = add_area("docs", str(tmp_path / "docs"))
+        run = ConsensusRun.objects.create(area=area, peer_name="beta", trigger="browser")
+        run_changed(run)
+        return run
+
+    run = await database_sync_to_async(make_run)()
+    assert await dashboard.receive_json_from(timeout=30) == {"type": "areas.changed"}
+    event = await dashboard.receive_json_from(timeout=30)
+    assert event["type"] == "consensus.run"
+    assert event["run"]["id"] == run.pk
+    assert (event["run"]["area"], event["run"]["peer"], event["run"]["status"]) == (
+        "docs",
+        "beta",
+        "pending",
+    )
+    await dashboard.disconnect()
+    await database_sync_to_async(connections.close_all)()
