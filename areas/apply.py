@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from django.db import transaction
+from django.utils import timezone
 
 from peers import peer_id
 
@@ -44,6 +45,16 @@ FETCH_BATCH_BYTES = 8 * 1024 * 1024
 SMALL_FILE = 4 * 1024 * 1024
 WINDOW_BYTES = 64 * 1024 * 1024
 BLOB_BATCH = 1000
+ENTRY_FIELDS = [
+    "blob_hash",
+    "size",
+    "mtime_ns",
+    "ctime_ns",
+    "inode",
+    "mode",
+    "origin",
+    "updated_at",
+]
 
 
 @dataclass
@@ -72,6 +83,11 @@ class Applier:
         self.chunks: dict[bytes, list[ChunkRef]] = {}
         self.changes: list[Change] = []
         self._as_own = False
+        # Entries as this window sees them; the changed ones are written in bulk by flush().
+        self.entries: dict[str, Entry | None] = {}
+        self.dirty: dict[str, Entry] = {}
+        self.conflicts: list[Conflict] = []
+        self.applied: list[tuple[bytes, int]] = []
 
     # --- content ----------------------------------------------------------------------------
     def prepare(self, events: list[RemoteEvent]) -> None:
@@ -122,11 +138,42 @@ class Applier:
                 raise
             # The file changed since the last scan: index it now, then decide again.
             paths = [p for p in (event.path, event.old_path) if p]
+            self.flush()
             scan_paths(self.area, self.local_key, paths)
+            for path in paths:
+                self.entries.pop(path, None)
             self.apply(event, retry=False)
 
+    def load(self, events: list[RemoteEvent]) -> None:
+        paths = {p for e in events for p in (e.path, e.old_path) if p}
+        self.entries.update(dict.fromkeys(paths))
+        for entry in Entry.objects.filter(area=self.area, path__in=list(paths)):
+            self.entries[entry.path] = entry
+
     def _entry(self, path: str) -> Entry | None:
-        return Entry.objects.filter(area=self.area, path=path).first()
+        if path not in self.entries:
+            self.entries[path] = Entry.objects.filter(area=self.area, path=path).first()
+        return self.entries[path]
+
+    def _touch(self, entry: Entry) -> None:
+        self.entries[entry.path] = entry
+        self.dirty[entry.path] = entry
+
+    def flush(self) -> None:
+        """Write what the window changed: entries, conflicts, history, applied identities."""
+        now = timezone.now()
+        new = [e for e in self.dirty.values() if e.pk is None]
+        old = [e for e in self.dirty.values() if e.pk is not None]
+        for e in self.dirty.values():
+            e.updated_at = now
+        with transaction.atomic():
+            Entry.objects.bulk_create(new, batch_size=2000)
+            Entry.objects.bulk_update(old, ENTRY_FIELDS, batch_size=2000)
+            Conflict.objects.bulk_create(self.conflicts)
+            history.append(self.area, self.changes, self.local_key)
+            history.mark_seen(self.area, self.applied)
+        self.dirty.clear()
+        self.changes, self.conflicts, self.applied = [], [], []
 
     def _put(self, e: RemoteEvent, path: str | None = None, base: bytes | None = None) -> None:
         path = path or e.path
@@ -178,7 +225,7 @@ class Applier:
         remove_empty_parents(self.root, full)
         entry.blob_hash = None
         entry.origin = e.origin
-        entry.save(update_fields=["blob_hash", "origin", "updated_at"])
+        self._touch(entry)
         self.changes.append(Change(Kind.DELETE, path, None, base, **self._identity(e)))
         self.stats.files += 1
 
@@ -201,7 +248,7 @@ class Applier:
             remove_empty_parents(self.root, old_full)
             st = os.lstat(new_full)
             source.blob_hash = None
-            source.save(update_fields=["blob_hash", "updated_at"])
+            self._touch(source)
             self._save_entry(e.path, target, e.blob, st, e.origin)
             self.changes.append(
                 Change(
@@ -258,7 +305,7 @@ class Applier:
         blob = bytes(entry.blob_hash)
         self._save_entry(copy, self._entry(copy), blob, st, bytes(entry.origin))
         entry.blob_hash = None
-        entry.save(update_fields=["blob_hash", "updated_at"])
+        self._touch(entry)
         self.changes.append(
             Change(
                 Kind.RENAME, copy, blob, None, st.st_size, st.st_mtime_ns, entry.mode, old_path=path
@@ -267,16 +314,13 @@ class Applier:
         return copy
 
     def _save_entry(self, path, entry: Entry | None, blob: bytes, st, origin: bytes) -> None:
-        fields = {**stat_fields(st), "blob_hash": blob, "origin": origin}
-        if entry is None:
-            Entry.objects.update_or_create(area=self.area, path=path, defaults=fields)
-        else:
-            for key, value in fields.items():
-                setattr(entry, key, value)
-            entry.save()
+        entry = entry or self._entry(path) or Entry(area=self.area, path=path)
+        for key, value in {**stat_fields(st), "blob_hash": blob, "origin": origin}.items():
+            setattr(entry, key, value)
+        self._touch(entry)
 
     def _conflict(self, path, copy, kept, e: RemoteEvent, description: str) -> None:
-        Conflict.objects.create(
+        conflict = Conflict(
             area=self.area,
             path=path,
             copy_path=copy,
@@ -285,6 +329,7 @@ class Applier:
             other_origin=e.origin,
             description=description,
         )
+        self.conflicts.append(conflict)
         self.stats.conflicts += 1
 
 
@@ -304,19 +349,22 @@ def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent]
         window = [e for e in window if (e.origin, e.origin_seq) not in already]
         applier = Applier(area, remote, local_key, stats)
         applier.prepare(window)
-        for e in window:
-            try:
-                with transaction.atomic():
-                    applier.changes = []
+        applier.load(window)
+        try:
+            for e in window:
+                try:
                     applier.apply(e)
-                    history.append(area, applier.changes, local_key)
-                    if e.origin_seq:
-                        history.mark_seen(area, e.origin, e.origin_seq)
-            except (CorruptContent, LookupError) as exc:
-                raise BadData(str(exc)) from None
-            except (OSError, DiskChanged) as exc:
-                stats.errors.append(f"{e.path}: {getattr(exc, 'strerror', None) or exc}")
-                log.warning("could not apply %s %s: %s", e.kind, e.path, exc)
+                except (CorruptContent, LookupError) as exc:
+                    raise BadData(str(exc)) from None
+                except (OSError, DiskChanged) as exc:
+                    stats.errors.append(f"{e.path}: {getattr(exc, 'strerror', None) or exc}")
+                    log.warning("could not apply %s %s: %s", e.kind, e.path, exc)
+                    continue
+                if e.origin_seq:
+                    applier.applied.append((e.origin, e.origin_seq))
+        finally:
+            # What reached the disk is recorded, even when a later event stops the window.
+            applier.flush()
 
 
 __all__ = ["apply_events", "chunk_list_to_wire", "conflict_copy_path", "ApplyStats"]

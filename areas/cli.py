@@ -52,7 +52,7 @@ def run_consensus_now(options: dict, out: TextIO) -> None:
     runs = start_consensus(area, "command", only=options["peer"])
     if not runs:
         raise ConnectionError(f"no connected peer shares area {area.name}")
-    failed = False
+    failures = []
     for run in runs:
         run = _wait(run)
         line = (
@@ -64,11 +64,10 @@ def run_consensus_now(options: dict, out: TextIO) -> None:
             line += f", {run.conflicts} conflicts kept as copies"
         out.write(line + "\n")
         if run.status == ConsensusRun.Status.FAILED:
-            failed = True
-            out.flush()
-            raise RuntimeError(f"consensus with {run.peer_name} failed: {run.error}")
-    if failed:
-        raise RuntimeError("consensus failed")
+            failures.append(f"consensus with {run.peer_name} failed: {run.error}")
+    out.flush()
+    if failures:
+        raise RuntimeError("; ".join(failures))
 
 
 def _wait(run: ConsensusRun) -> ConsensusRun:

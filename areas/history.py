@@ -89,5 +89,9 @@ def seen(area: Area, ids: list[tuple[bytes, int]]) -> set[tuple[bytes, int]]:
     return {(bytes(o), n) for o, n in rows} & set(ids)
 
 
-def mark_seen(area: Area, origin: bytes, origin_seq: int) -> None:
-    SeenChange.objects.get_or_create(area=area, origin=origin, origin_seq=origin_seq)
+def mark_seen(area: Area, ids: list[tuple[bytes, int]]) -> None:
+    SeenChange.objects.bulk_create(
+        [SeenChange(area=area, origin=o, origin_seq=n) for o, n in ids],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )

@@ -4,7 +4,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from peers.events import DASHBOARD_GROUP
+from peers.events import DASHBOARD_GROUP, household_snapshot
 
 CLOSE_UNAUTHORIZED = 4401
 
@@ -17,6 +17,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
         await self.accept()
+        # A page that (re)connects may have missed events: start it from the current state.
+        await self.send_json(await database_sync_to_async(household_snapshot)())
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)

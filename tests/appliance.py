@@ -23,7 +23,8 @@ from psycopg import sql
 REALIZE = str(Path(sys.executable).with_name("realize"))
 REDIS_BASE = os.environ.get("REALIZE_TEST_REDIS", "redis://127.0.0.1:6379")
 DATABASE_BASE = os.environ.get("DATABASE_URL", "postgresql:///realize")
-# Redis databases 1-14 go to subprocess appliances (15 is the test process's own).
+# Redis databases 1-14 go to subprocess appliances (15 is the test process's own). Sharing one
+# is harmless: each instance's queue and event groups are named after its home.
 _redis_dbs = itertools.cycle(range(1, 15))
 
 
@@ -63,7 +64,6 @@ class Appliance:
         self.up_process: subprocess.Popen | None = None
         self.admin_password: str | None = None
         self.web_port: int | None = None
-        _flush_redis(self.env["REDIS_URL"])
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 120
@@ -145,15 +145,6 @@ def _stop_with_parent() -> None:
 
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _flush_redis(url: str) -> None:
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-
-
-_template: str | None = None
 
 
 def create_database(name: str) -> None:

@@ -45,6 +45,9 @@ async def open_dashboard() -> WebsocketCommunicator:
     )
     connected, _ = await communicator.connect()
     assert connected
+    # A page starts from the current state, sent as soon as it connects.
+    first = await communicator.receive_json_from(timeout=30)
+    assert first["type"] == "household.changed"
     return communicator
 
 

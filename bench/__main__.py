@@ -1,0 +1,95 @@
+"""python -m bench [--keep]: measure, then print the table (progress goes to stderr)."""
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import realize, rsync, syncthing, trees
+from .report import Results, render
+from .timing import GaveUp, log
+
+
+def _check_tools() -> None:
+    missing = [tool for tool in ("syncthing", "rsync") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(
+            f"bench: {', '.join(missing)} not installed; 'make bench' installs them "
+            "(scripts/bootstrap.sh with WITH_TEST_TOOLS=1)"
+        )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM would end the process without running the clean-ups; make it an interrupt.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(root: Path, spec: trees.TreeSpec) -> Results:
+    staging = root / "staging"
+    log(f"generating the tree: {spec.describe()}")
+    tree = staging / "tree"
+    manifest = trees.generate(tree, spec)
+    base = staging / "delta.bin"
+    trees.random_file(base, trees.DELTA_FILE_SIZE)
+
+    realize_tree, notes, realize_deltas = realize.measure(
+        root / "realize", tree, manifest, base, spec
+    )
+    syncthing_tree = syncthing.measure(root / "syncthing", tree, manifest, spec)
+    rsync_tree, rsync_deltas = rsync.measure(root / "rsync", tree, manifest, base)
+    return Results(
+        tree=spec.describe(),
+        realize_tree=realize_tree,
+        syncthing_tree=syncthing_tree,
+        rsync_tree=rsync_tree,
+        realize_deltas=realize_deltas,
+        rsync_deltas=rsync_deltas,
+        realize_notes=notes,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (homes, logs) afterwards"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a tree a tenth the size: to try the benchmark out"
+    )
+    options = parser.parse_args(argv)
+    _check_tools()
+    signal.signal(signal.SIGTERM, _interrupt)
+    spec = trees.TreeSpec(big_files=20, small_files=500) if options.quick else trees.TreeSpec()
+    root = Path(tempfile.mkdtemp(prefix="realize-bench-"))
+    for part in ("realize", "syncthing", "rsync"):
+        (root / part).mkdir()
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    try:
+        results = run(root, spec)
+    except GaveUp as exc:
+        log(f"benchmark stopped: {exc}")
+        return 2
+    except KeyboardInterrupt as exc:
+        log(f"benchmark interrupted ({exc or 'Ctrl-C'}); cleaned up")
+        return 130
+    finally:
+        if options.keep:
+            log(f"work directory kept: {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        log(f"whole benchmark: {time.monotonic() - started:.0f} s")
+    print(render(results, spec.bytes))
+    print(
+        f"\nWhole benchmark {time.monotonic() - started:.0f} s on {os.cpu_count()} CPUs; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The figures of a run, and the table they are printed as."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# What Realize is aiming for, against the tools it is compared with.
+TARGET_VS_SYNCTHING = 0.33
+TARGET_DELTA_VS_RSYNC = 1.5
+
+
+@dataclass
+class Delta:
+    """One step of the delta measurement, for one tool."""
+
+    label: str
+    wire_bytes: int
+    seconds: float
+    payload: int | None = None  # content bytes the tool says it moved, when it says
+    note: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.wire_bytes:,} bytes on the wire, {self.seconds:.2f} s"
+
+
+@dataclass
+class RunDetail:
+    """A consensus run as an appliance recorded it."""
+
+    member: str
+    trigger: str
+    status: str
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    files_in: int
+    bytes_in: int
+    files_out: int
+    bytes_out: int
+
+    def __str__(self) -> str:
+        def gap(a: datetime | None, b: datetime | None) -> str:
+            return f"{max(0.0, (b - a).total_seconds()):.1f} s" if a and b else "-"
+
+        return (
+            f"run on {self.member} ({self.trigger}, {self.status}): "
+            f"queued {gap(self.requested_at, self.started_at)}, "
+            f"ran {gap(self.started_at, self.finished_at)}, "
+            f"in {self.files_in} files / {self.bytes_in:,} B, "
+            f"out {self.files_out} files / {self.bytes_out:,} B"
+        )
+
+
+@dataclass
+class Results:
+    tree: str
+    realize_tree: float
+    syncthing_tree: float
+    rsync_tree: float
+    realize_deltas: list[Delta]
+    rsync_deltas: list[Delta]
+    realize_notes: list[str] = field(default_factory=list)
+
+
+def _verdict(ratio: float, target: float) -> str:
+    return f"target < {target}: {'met' if ratio < target else 'MISSED'}"
+
+
+def render(results: Results, tree_bytes: int) -> str:
+    lines = [f"Tree transfer ({results.tree})", ""]
+    lines.append(f"  {'tool':<40}{'seconds':>10}{'MB/s':>10}")
+    for name, seconds in [
+        ("Realize   alpha -> beta (consensus)", results.realize_tree),
+        ("Syncthing A -> B (send/receive-only)", results.syncthing_tree),
+        ("rsync -a  (two local directories)", results.rsync_tree),
+    ]:
+        rate = tree_bytes / seconds / 1e6
+        lines.append(f"  {name:<40}{seconds:>10.2f}{rate:>10.1f}")
+    vs_syncthing = results.realize_tree / results.syncthing_tree
+    vs_rsync = results.realize_tree / results.rsync_tree
+    lines.append("")
+    lines.append(
+        f"  Realize / Syncthing = {vs_syncthing:.2f}   "
+        f"({_verdict(vs_syncthing, TARGET_VS_SYNCTHING)})"
+    )
+    lines.append(f"  Realize / rsync     = {vs_rsync:.2f}")
+    lines += ["", "Delta bytes (64 MiB random file; bytes on the wire, both directions)", ""]
+    lines.append(
+        f"  {'step':<18}{'Realize B':>12}{'payload B':>12}{'rsync B':>12}{'ratio':>8}"
+        f"{'Realize s':>11}{'rsync s':>9}"
+    )
+    for mine, theirs in zip(results.realize_deltas, results.rsync_deltas, strict=True):
+        ratio = mine.wire_bytes / theirs.wire_bytes
+        payload = f"{mine.payload:,}" if mine.payload is not None else "-"
+        lines.append(
+            f"  {mine.label:<18}{mine.wire_bytes:>12,}{payload:>12}{theirs.wire_bytes:>12,}"
+            f"{ratio:>8.2f}{mine.seconds:>11.2f}{theirs.seconds:>9.2f}"
+            + (f"  ({mine.note})" if mine.note else "")
+        )
+    lines.append("")
+    for mine, theirs in zip(results.realize_deltas[1:], results.rsync_deltas[1:], strict=True):
+        ratio = mine.wire_bytes / theirs.wire_bytes
+        lines.append(
+            f"  {mine.label}: Realize / rsync = {ratio:.2f}   "
+            f"({_verdict(ratio, TARGET_DELTA_VS_RSYNC)})"
+        )
+    lines += [
+        "",
+        "  Realize B: frame bytes beta exchanged with alpha during `realize consensus` (TLS",
+        "  overhead, ~0.1%, not counted); payload B: content bytes the command reports it",
+        "  received; rsync B: 'Total bytes sent' + 'Total bytes received' of rsync --stats",
+        "  with --no-whole-file. Realize s: seconds of the consensus command.",
+    ]
+    if results.realize_notes:
+        lines += ["", "Realize tree transfer, as the appliances recorded it:"]
+        lines += [f"  {note}" for note in results.realize_notes]
+    return "\n".join(lines)
