@@ -20,7 +20,7 @@ from django.utils import timezone
 from peers import peer_id
 
 from . import history
-from .blobs import chunk_lists, store_blobs
+from .blobs import chunk_lists, insert_entries, store_blobs
 from .chunking import ChunkRef, Hashed
 from .content import (
     ChunkSource,
@@ -167,11 +167,13 @@ class Applier:
         for e in self.dirty.values():
             e.updated_at = now
         with transaction.atomic():
-            Entry.objects.bulk_create(new, batch_size=2000)
+            insert_entries(new)
             Entry.objects.bulk_update(old, ENTRY_FIELDS, batch_size=2000)
             Conflict.objects.bulk_create(self.conflicts)
             history.append(self.area, self.changes, self.local_key)
             history.mark_seen(self.area, self.applied)
+        for entry in new:
+            self.entries.pop(entry.path, None)  # inserted without a key: read again if needed
         self.dirty.clear()
         self.changes, self.conflicts, self.applied = [], [], []
 

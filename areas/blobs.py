@@ -2,8 +2,16 @@
 
 from collections.abc import Iterable
 
+from django.utils import timezone
+
+from .bulk import copy_rows
 from .chunking import ChunkRef, Hashed
-from .models import Blob, BlobChunk
+from .models import Blob, BlobChunk, Entry
+
+ENTRY_FIELDS = [
+    "area", "path", "blob_hash", "size", "mtime_ns", "mode", "inode", "ctime_ns", "origin",
+    "updated_at",
+]  # fmt: skip
 
 
 def store_blobs(hashed: Iterable[Hashed]) -> None:
@@ -17,35 +25,25 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     new = [h for key, h in by_hash.items() if key not in known]
     if not new:
         return
-    Blob.objects.bulk_create(
-        [Blob(hash=h.hash, size=h.size) for h in new], ignore_conflicts=True, batch_size=1000
-    )
-    ids = dict(
-        (bytes(key), pk)
+    copy_rows(Blob, ["hash", "size"], ((h.hash, h.size) for h in new), ignore_conflicts=True)
+    ids = {
+        bytes(key): pk
         for key, pk in Blob.objects.filter(hash__in=[h.hash for h in new]).values_list("hash", "id")
-    )
+    }
     have_chunks = set(
         BlobChunk.objects.filter(blob_id__in=ids.values(), position=0).values_list(
             "blob_id", flat=True
         )
     )
-    rows = [
-        BlobChunk(blob_id=ids[h.hash], position=i, hash=c.hash, offset=c.offset, length=c.length)
+    rows = (
+        (ids[h.hash], i, c.hash, c.offset, c.length)
         for h in new
         if ids[h.hash] not in have_chunks
         for i, c in enumerate(h.chunks)
-    ]
-    BlobChunk.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-
-
-def chunk_list(blob_hash: bytes) -> list[ChunkRef] | None:
-    blob = Blob.objects.filter(hash=blob_hash).first()
-    if blob is None:
-        return None
-    return [
-        ChunkRef(bytes(h), offset, length)
-        for h, offset, length in blob.chunks.values_list("hash", "offset", "length")
-    ]
+    )
+    copy_rows(
+        BlobChunk, ["blob", "position", "hash", "offset", "length"], rows, ignore_conflicts=True
+    )
 
 
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
@@ -61,3 +59,27 @@ def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     for blob_hash, h, offset, length in rows:
         lists[bytes(blob_hash)].append(ChunkRef(bytes(h), offset, length))
     return lists
+
+
+def insert_entries(entries: list[Entry]) -> None:
+    """Insert new entries in one COPY (their objects get no primary key: re-read them)."""
+    now = timezone.now()
+    copy_rows(
+        Entry,
+        ENTRY_FIELDS,
+        (
+            (
+                e.area_id,
+                e.path,
+                e.blob_hash,
+                e.size,
+                e.mtime_ns,
+                e.mode,
+                e.inode,
+                e.ctime_ns,
+                e.origin,
+                now,
+            )
+            for e in entries
+        ),
+    )

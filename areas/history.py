@@ -7,8 +7,15 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F, Min
+from django.utils import timezone
 
+from .bulk import copy_rows
 from .models import Area, HistoryEvent, PeerArea, SeenChange
+
+EVENT_FIELDS = [
+    "area", "seq", "kind", "path", "old_path", "blob_hash", "base_hash",
+    "size", "mtime_ns", "mode", "origin", "origin_seq", "created_at",
+]  # fmt: skip
 
 Kind = HistoryEvent.Kind
 
@@ -36,29 +43,30 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
         Area.objects.filter(pk=area.pk).update(history_seq=F("history_seq") + len(changes))
         last = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
         first = last - len(changes) + 1
-        events = [
-            HistoryEvent(
-                area=area,
-                seq=first + i,
-                kind=c.kind,
-                path=c.path,
-                old_path=c.old_path,
-                blob_hash=c.blob_hash,
-                base_hash=c.base_hash,
-                size=c.size,
-                mtime_ns=c.mtime_ns,
-                mode=c.mode,
-                origin=c.origin or local_key,
-                origin_seq=c.origin_seq if c.origin else first + i,
+        now = timezone.now()
+        rows = []
+        for i, c in enumerate(changes):
+            origin = c.origin or local_key
+            origin_seq = c.origin_seq if c.origin else first + i
+            rows.append(
+                (
+                    area.pk,
+                    first + i,
+                    c.kind,
+                    c.path,
+                    c.old_path,
+                    c.blob_hash,
+                    c.base_hash,
+                    c.size,
+                    c.mtime_ns,
+                    c.mode,
+                    origin,
+                    origin_seq,
+                    now,
+                )
             )
-            for i, c in enumerate(changes)
-        ]
-        HistoryEvent.objects.bulk_create(events, batch_size=2000)
-        SeenChange.objects.bulk_create(
-            [SeenChange(area=area, origin=e.origin, origin_seq=e.origin_seq) for e in events],
-            ignore_conflicts=True,
-            batch_size=2000,
-        )
+        copy_rows(HistoryEvent, EVENT_FIELDS, rows)
+        mark_seen(area, [(r[10], r[11]) for r in rows])
         area.history_seq = last
 
 
@@ -90,8 +98,9 @@ def seen(area: Area, ids: list[tuple[bytes, int]]) -> set[tuple[bytes, int]]:
 
 
 def mark_seen(area: Area, ids: list[tuple[bytes, int]]) -> None:
-    SeenChange.objects.bulk_create(
-        [SeenChange(area=area, origin=o, origin_seq=n) for o, n in ids],
+    copy_rows(
+        SeenChange,
+        ["area", "origin", "origin_seq"],
+        ((area.pk, o, n) for o, n in ids),
         ignore_conflicts=True,
-        batch_size=2000,
     )

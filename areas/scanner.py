@@ -13,7 +13,7 @@ from pathlib import Path
 from django.db import transaction
 
 from . import history
-from .blobs import store_blobs
+from .blobs import insert_entries, store_blobs
 from .chunking import Hashed, hash_file
 from .history import Change, Kind
 from .locks import index_lock
@@ -178,7 +178,7 @@ def _record(area, origin, entries: dict[str, Entry], seen: dict[str, _Seen], res
         updates.append(entries[source])
     updates.extend(gone.values())
     with transaction.atomic():
-        Entry.objects.bulk_create(creates, batch_size=2000)
+        insert_entries(creates)
         Entry.objects.bulk_update(
             updates,
             ["blob_hash", "size", "mtime_ns", "ctime_ns", "inode", "mode", "origin"],
