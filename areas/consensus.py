@@ -8,6 +8,7 @@ and peer.
 
 import asyncio
 import logging
+import time
 
 from django.db import transaction
 from django.utils import timezone
@@ -126,8 +127,6 @@ def run_consensus(run_id: int) -> ConsensusRun | None:
     lock_key = run.area_id * 1_000_003 + (run.peer_id or 0)
     # One run per area and peer at a time: a second waits for the first.
     while not try_advisory_lock(CONSENSUS, lock_key):
-        import time
-
         time.sleep(0.2)
     stats_in, out, error = ApplyStats(), None, None
     try:

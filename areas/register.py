@@ -1,16 +1,14 @@
 """Adding areas: a name and a directory that no other area (nor this appliance) uses."""
 
-import re
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from peers.events import send_to_dashboards
+from realize_site.names import name_problem
 
 from .models import Area
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class AreaError(ValueError):
@@ -19,11 +17,9 @@ class AreaError(ValueError):
 
 def check_name(name: str) -> str:
     name = name.strip()
-    if not _NAME.match(name):
-        raise AreaError(
-            f"{name!r} is not a valid area name: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
+    problem = name_problem(name, "area")
+    if problem:
+        raise AreaError(problem)
     return name
 
 

@@ -4,16 +4,14 @@
 `remove_peer` and `init_local_peer` change state and announce it to open dashboards.
 """
 
-import re
-
 from django.db import IntegrityError, transaction
+
+from realize_site.names import name_problem
 
 from . import events, peer_id
 from .address import BadAddress, normalize_address
 from .identity import Identity
 from .models import LocalPeer, Peer, Stranger
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class HouseholdError(ValueError):
@@ -22,11 +20,9 @@ class HouseholdError(ValueError):
 
 def check_name(name: str) -> str:
     name = name.strip()
-    if not _NAME.match(name):
-        raise HouseholdError(
-            f"{name!r} is not a valid peer name: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
+    problem = name_problem(name, "peer")
+    if problem:
+        raise HouseholdError(problem)
     return name
 
 
