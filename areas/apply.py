@@ -11,6 +11,9 @@ A change applies when its base is this peer's current version of the path. Other
 import datetime
 import logging
 import os
+import threading
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -21,29 +24,43 @@ from peers import peer_id
 
 from . import history
 from .blobs import chunk_lists, insert_entries, store_blobs
-from .chunking import ChunkRef, Hashed
+from .chunking import MIN_SIZE, ChunkRef, Hashed, chunk_hash, single_chunk
 from .content import (
     ChunkSource,
     CorruptContent,
     DiskChanged,
+    Staged,
     check_disk,
     clean_temporary_files,
-    fsync_dir,
+    expose,
     local_chunks,
     remove_empty_parents,
-    write_file,
+    stage_file,
+    sync_directories,
+    sync_staged,
 )
+from .feed import ChunkFeed, Unavailable
 from .history import Change, Kind
 from .models import Area, Conflict, Entry
-from .paths import local_path
+from .paths import AreaPaths
 from .scanner import scan_paths, stat_fields
 from .wire import BadData, RemoteEvent, chunk_list_from_wire, chunk_list_to_wire
 
 log = logging.getLogger(__name__)
-FETCH_BATCH_BYTES = 8 * 1024 * 1024
-# Files up to this size have their chunks fetched ahead, many files per request.
-SMALL_FILE = 4 * 1024 * 1024
-WINDOW_BYTES = 64 * 1024 * 1024
+# Missing chunks are asked for in batches of this size, this many batches on their way at
+# once, and fetched at most this far ahead of the writes.
+FETCH_BATCH_BYTES = 4 * 1024 * 1024
+FETCH_DEPTH = 4
+FETCH_AHEAD_BYTES = 48 * 1024 * 1024
+# Changes are applied, and recorded, a window at a time.
+WINDOW_BYTES = 256 * 1024 * 1024
+# Written files wait (complete, checked, not yet visible) until this many files or bytes are
+# ready, then are synced to disk together and renamed into place.
+STAGE_FILES = 1000
+STAGE_BYTES = 128 * 1024 * 1024
+# Files are written by this many threads at once (creating a file waits on the filesystem's
+# journal; hashing and writing let other threads run).
+STAGE_THREADS = 2
 BLOB_BATCH = 1000
 ENTRY_FIELDS = [
     "blob_hash",
@@ -63,6 +80,27 @@ class ApplyStats:
     bytes: int = 0
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
+    # The first change that could not be applied (its sequence number at the peer): the
+    # next consensus pulls again from there.
+    retry_from: int | None = None
+
+    def failed(self, e: RemoteEvent, problem: str) -> None:
+        self.errors.append(f"{e.path}: {problem}")
+        log.warning("could not apply %s %s: %s", e.kind, e.path, problem)
+        self.retry_from = e.seq if self.retry_from is None else min(self.retry_from, e.seq)
+
+
+@dataclass
+class _Pending:
+    """A change whose file is staged: recorded once the file is in place."""
+
+    event: RemoteEvent
+    path: str
+    expect: Entry | None
+    kind: str
+    base: bytes | None
+    identity: dict
+    staging: Future  # of the Staged file
 
 
 def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
@@ -76,10 +114,11 @@ class Applier:
     def __init__(self, area: Area, remote, local_key: bytes, stats: ApplyStats):
         self.area = area
         self.root = Path(area.path)
+        self.paths = AreaPaths(self.root)
         self.remote = remote
         self.local_key = local_key
         self.stats = stats
-        self.source = ChunkSource(self._fetch, FETCH_BATCH_BYTES)
+        self.source = ChunkSource(self._fetch_one)
         self.chunks: dict[bytes, list[ChunkRef]] = {}
         self.changes: list[Change] = []
         self._as_own = False
@@ -87,14 +126,29 @@ class Applier:
         self.entries: dict[str, Entry | None] = {}
         self.dirty: dict[str, Entry] = {}
         self.conflicts: list[Conflict] = []
-        self.applied: list[tuple[bytes, int]] = []
+        self.applied: set[tuple[bytes, int]] = set()
+        # Directories whose entries changed: synced before the window is recorded.
+        self.dirs: set[Path] = set()
+        self.pending: dict[str, _Pending] = {}
+        self.pending_events: set[int] = set()  # id() of the events they belong to
+        self.pending_bytes = 0
+        self.writers = ThreadPoolExecutor(STAGE_THREADS, thread_name_prefix="stage")
+        self._fetch_lock = threading.Lock()
 
     # --- content ----------------------------------------------------------------------------
     def prepare(self, events: list[RemoteEvent]) -> None:
-        """Get the chunk lists of the blobs these events need, and small files' chunks."""
+        """Get the chunk lists of the blobs these events need; start fetching what we lack."""
         wanted = {e.blob for e in events if e.blob is not None}
         sizes = {e.blob: e.size for e in events if e.blob is not None}
         self.chunks = chunk_lists(list(wanted))
+        # A blob no larger than the smallest chunk is one chunk, named like the blob itself.
+        small = [
+            Hashed(h, sizes[h], single_chunk(h, sizes[h]))
+            for h in wanted
+            if h not in self.chunks and sizes[h] <= MIN_SIZE
+        ]
+        store_blobs(small)
+        self.chunks.update((b.hash, b.chunks) for b in small)
         unknown = [h for h in wanted if h not in self.chunks]
         for i in range(0, len(unknown), BLOB_BATCH):
             batch = unknown[i : i + BLOB_BATCH]
@@ -109,22 +163,73 @@ class Applier:
                 self.chunks[h] = refs
                 new.append(Hashed(h, sizes[h], refs))
             store_blobs(new)
-        needed = {c.hash: c.length for h in wanted for c in self.chunks[h]}
-        self.source.local = local_chunks(set(needed))
-        small = {c.hash for h in wanted if sizes[h] <= SMALL_FILE for c in self.chunks[h]}
-        self.source.fetch_many([h for h in small if h not in self.source.local], needed)
+        needed = {c.hash for h in wanted for c in self.chunks[h]}
+        self.source.local = local_chunks(needed)
+        self.source.feed = self._feed(events).start()
 
-    def _fetch(self, hashes: list[bytes]) -> list[bytes]:
-        answer = self.remote.call("chunks", hashes=hashes)
-        if not isinstance(answer, list) or len(answer) != len(hashes):
-            raise BadData("bad answer to chunks")
-        for h, data in zip(hashes, answer, strict=True):
-            if not isinstance(data, bytes):
-                raise BadData(f"peer could not send chunk {h.hex()[:16]}")
-            self.stats.bytes += len(data)
-        return answer
+    def _feed(self, events: list[RemoteEvent]) -> ChunkFeed:
+        """The chunks this window lacks, in the order the writes will want them."""
+        plan: list[tuple[bytes, int]] = []
+        uses: Counter = Counter()
+        for e in events:
+            if e.blob is None:
+                continue
+            for c in self.chunks[e.blob]:
+                if c.hash in self.source.local:
+                    continue
+                if not uses[c.hash]:
+                    plan.append((c.hash, c.length))
+                uses[c.hash] += 1
+
+        def fetch_many(arg_list):
+            return self.remote.call_many("chunks", arg_list, FETCH_DEPTH)
+
+        return ChunkFeed(plan, uses, fetch_many, FETCH_BATCH_BYTES, FETCH_AHEAD_BYTES)
+
+    def _fetch_one(self, h: bytes) -> bytes:
+        with self._fetch_lock:  # from the writers' threads; the client serves one at a time
+            answer = self.remote.call("chunks", hashes=[h])
+        if not isinstance(answer, list) or len(answer) != 1 or not isinstance(answer[0], bytes):
+            raise Unavailable(f"the peer could not send chunk {h.hex()[:16]}")
+        if chunk_hash(answer[0]) != h:
+            raise CorruptContent("a peer sent a chunk whose hash does not match: discarded")
+        with self._fetch_lock:
+            self.stats.bytes += len(answer[0])
+        return answer[0]
+
+    def close(self) -> None:
+        """After the last change: wait for the writers, stop fetching."""
+        try:
+            self.expose_pending()
+        finally:
+            self.writers.shutdown()
+            self._close_feed()
+
+    def _close_feed(self) -> None:
+        if self.source.feed is not None:
+            self.source.feed.close()
+            self.stats.bytes += self.source.feed.received
+            self.source.feed = None
 
     # --- decisions --------------------------------------------------------------------------
+    def run(self, e: RemoteEvent) -> None:
+        """Apply one change; its identity is recorded once all it wrote is in place."""
+        try:
+            self.apply(e)
+        except (CorruptContent, LookupError) as exc:
+            raise BadData(str(exc)) from None
+        except (OSError, DiskChanged) as exc:
+            self.stats.failed(e, getattr(exc, "strerror", None) or str(exc))
+            return
+        if id(e) not in self.pending_events:
+            self._applied(e)
+        if len(self.pending) >= STAGE_FILES or self.pending_bytes >= STAGE_BYTES:
+            self.expose_pending()
+
+    def _applied(self, e: RemoteEvent) -> None:
+        if e.origin_seq:
+            self.applied.add((e.origin, e.origin_seq))
+
     def apply(self, event: RemoteEvent, retry: bool = True) -> None:
         try:
             if event.kind == Kind.DELETE:
@@ -151,6 +256,8 @@ class Applier:
             self.entries[entry.path] = entry
 
     def _entry(self, path: str) -> Entry | None:
+        if path in self.pending:
+            self.expose_pending()  # a staged file there: put it in place before deciding
         if path not in self.entries:
             self.entries[path] = Entry.objects.filter(area=self.area, path=path).first()
         return self.entries[path]
@@ -161,21 +268,24 @@ class Applier:
 
     def flush(self) -> None:
         """Write what the window changed: entries, conflicts, history, applied identities."""
+        self.expose_pending()
         now = timezone.now()
         new = [e for e in self.dirty.values() if e.pk is None]
         old = [e for e in self.dirty.values() if e.pk is not None]
         for e in self.dirty.values():
             e.updated_at = now
+        sync_directories(self.dirs)
+        self.dirs.clear()
         with transaction.atomic():
             insert_entries(new)
             Entry.objects.bulk_update(old, ENTRY_FIELDS, batch_size=2000)
             Conflict.objects.bulk_create(self.conflicts)
             history.append(self.area, self.changes, self.local_key)
-            history.mark_seen(self.area, self.applied)
+            history.mark_seen(self.area, sorted(self.applied))
         for entry in new:
             self.entries.pop(entry.path, None)  # inserted without a key: read again if needed
         self.dirty.clear()
-        self.changes, self.conflicts, self.applied = [], [], []
+        self.changes, self.conflicts, self.applied = [], [], set()
 
     def _put(self, e: RemoteEvent, path: str | None = None, base: bytes | None = None) -> None:
         path = path or e.path
@@ -220,10 +330,10 @@ class Applier:
                 path, "", bytes(entry.blob_hash), e, "deleted on the peer, changed here: kept"
             )
             return
-        full = local_path(self.root, path)
+        full = self.paths.full(path)
         check_disk(full, entry)
         full.unlink()
-        fsync_dir(full.parent)
+        self.dirs.add(full.parent)
         remove_empty_parents(self.root, full)
         entry.blob_hash = None
         entry.origin = e.origin
@@ -240,13 +350,12 @@ class Applier:
             and bytes(source.blob_hash) == e.blob
             and (target is None or not target.exists)
         ):
-            old_full, new_full = local_path(self.root, e.old_path), local_path(self.root, e.path)
+            old_full, new_full = self.paths.full(e.old_path), self.paths.full(e.path)
             check_disk(old_full, source)
             check_disk(new_full, target)
             new_full.parent.mkdir(parents=True, exist_ok=True)
             os.rename(old_full, new_full)
-            fsync_dir(new_full.parent)
-            fsync_dir(old_full.parent)
+            self.dirs.update((new_full.parent, old_full.parent))
             remove_empty_parents(self.root, old_full)
             st = os.lstat(new_full)
             source.blob_hash = None
@@ -277,15 +386,68 @@ class Applier:
 
     # --- effects ----------------------------------------------------------------------------
     def _write(self, path, e: RemoteEvent, entry: Entry | None, kind, base, derived=False) -> None:
-        st = write_file(
-            self.root, path, e.blob, self.chunks[e.blob], self.source, e.mtime_ns, e.mode, entry
+        """Stage the file; it is put in place (and recorded) by expose_pending."""
+        if path in self.pending:
+            self.expose_pending()
+        staging = self.writers.submit(
+            stage_file,
+            self.paths.full(path),
+            e.blob,
+            self.chunks[e.blob],
+            self.source,
+            e.mtime_ns,
+            e.mode,
         )
-        self._save_entry(path, entry, e.blob, st, e.origin)
         identity = {} if derived else self._identity(e)
-        self.changes.append(
-            Change(kind, path, e.blob, base, st.st_size, st.st_mtime_ns, e.mode, **identity)
-        )
-        self.stats.files += 1
+        self.pending[path] = _Pending(e, path, entry, kind, base, identity, staging)
+        self.pending_events.add(id(e))
+        self.pending_bytes += e.size
+
+    def expose_pending(self) -> None:
+        """Sync the staged files to disk together, then rename each into place and record it.
+
+        A target that changed on disk since it was staged is left alone: its change is
+        counted as failed, and the next consensus decides again against the new version.
+        """
+        pending, self.pending, self.pending_bytes = list(self.pending.values()), {}, 0
+        self.pending_events.clear()
+        staged: list[tuple[_Pending, Staged]] = []
+        problem = None
+        for p in pending:  # every write finishes (or fails) before anything else happens
+            try:
+                staged.append((p, p.staging.result()))
+            except (CorruptContent, LookupError) as exc:
+                problem = problem or BadData(str(exc))
+            except OSError as exc:
+                self.stats.failed(p.event, exc.strerror or str(exc))
+        try:
+            if problem is not None:
+                raise problem
+            sync_staged([file for _, file in staged])
+        except BaseException:
+            for _, file in staged:
+                file.tmp.unlink(missing_ok=True)
+            raise
+        for i, (p, file) in enumerate(staged):
+            try:
+                st = expose(file, p.expect)
+            except (OSError, DiskChanged) as exc:
+                self.stats.failed(p.event, getattr(exc, "strerror", None) or str(exc))
+                continue
+            except BaseException:
+                for _, rest in staged[i + 1 :]:
+                    rest.tmp.unlink(missing_ok=True)
+                raise
+            self.dirs.add(file.full.parent)
+            e = p.event
+            self._save_entry(p.path, p.expect, e.blob, st, e.origin)
+            self.changes.append(
+                Change(
+                    p.kind, p.path, e.blob, p.base, st.st_size, st.st_mtime_ns, e.mode, **p.identity
+                )
+            )
+            self.stats.files += 1
+            self._applied(e)
 
     def _identity(self, e: RemoteEvent) -> dict:
         """The applied change keeps its identity; a snapshot's (0) is unknown."""
@@ -294,7 +456,7 @@ class Applier:
         return {"origin": e.origin, "origin_seq": e.origin_seq}
 
     def _move_aside(self, path: str, entry: Entry, copy: str) -> str:
-        full, copy_full = local_path(self.root, path), local_path(self.root, copy)
+        full, copy_full = self.paths.full(path), self.paths.full(copy)
         n = 0
         while copy_full.exists():
             n += 1
@@ -302,7 +464,7 @@ class Applier:
         copy = str(PurePosixPath(path).with_name(copy_full.name))
         check_disk(full, entry)
         os.rename(full, copy_full)
-        fsync_dir(copy_full.parent)
+        self.dirs.add(copy_full.parent)
         st = os.lstat(copy_full)
         blob = bytes(entry.blob_hash)
         self._save_entry(copy, self._entry(copy), blob, st, bytes(entry.origin))
@@ -350,23 +512,17 @@ def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent]
         already = history.seen(area, [(e.origin, e.origin_seq) for e in window if e.origin_seq])
         window = [e for e in window if (e.origin, e.origin_seq) not in already]
         applier = Applier(area, remote, local_key, stats)
-        applier.prepare(window)
-        applier.load(window)
         try:
+            applier.prepare(window)
+            applier.load(window)
             for e in window:
-                try:
-                    applier.apply(e)
-                except (CorruptContent, LookupError) as exc:
-                    raise BadData(str(exc)) from None
-                except (OSError, DiskChanged) as exc:
-                    stats.errors.append(f"{e.path}: {getattr(exc, 'strerror', None) or exc}")
-                    log.warning("could not apply %s %s: %s", e.kind, e.path, exc)
-                    continue
-                if e.origin_seq:
-                    applier.applied.append((e.origin, e.origin_seq))
+                applier.run(e)
         finally:
             # What reached the disk is recorded, even when a later event stops the window.
-            applier.flush()
+            try:
+                applier.close()
+            finally:
+                applier.flush()
 
 
 __all__ = ["apply_events", "chunk_list_to_wire", "conflict_copy_path", "ApplyStats"]

@@ -37,7 +37,15 @@ def chunk_hash(data: bytes | memoryview) -> bytes:
     return blake3.blake3(data).digest()
 
 
+def single_chunk(blob_hash: bytes, size: int) -> list[ChunkRef]:
+    """The chunk list of a blob no larger than MIN_SIZE: the whole content, or nothing."""
+    return [ChunkRef(blob_hash, 0, size)] if size else []
+
+
 def hash_bytes(data: bytes | memoryview) -> Hashed:
+    if len(data) <= MIN_SIZE:
+        h = chunk_hash(data)
+        return Hashed(h, len(data), single_chunk(h, len(data)))
     whole = blake3.blake3()
     chunks = []
     for chunk in _cdc.cut_buf(data) if len(data) else ():
@@ -47,10 +55,10 @@ def hash_bytes(data: bytes | memoryview) -> Hashed:
 
 
 def hash_file(path: Path) -> Hashed:
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return hash_bytes(b"")
+        if size <= MIN_SIZE:
+            return hash_bytes(f.read())
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
             try:

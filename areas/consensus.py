@@ -7,8 +7,11 @@ and peer.
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 
 from django.db import transaction
 from django.utils import timezone
@@ -37,6 +40,21 @@ class ConnectionRemote:
     def call(self, op: str, **args):
         return asyncio.run_coroutine_threadsafe(self.conn.call(op, args), self.loop).result()
 
+    def call_many(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator:
+        """Pipelined calls, results in order, up to `depth` on their way at once."""
+        waiting: deque[concurrent.futures.Future] = deque()
+        try:
+            for args in arg_list:
+                call = self.conn.call(op, args)
+                waiting.append(asyncio.run_coroutine_threadsafe(call, self.loop))
+                if len(waiting) >= depth:
+                    yield waiting.popleft().result()
+            while waiting:
+                yield waiting.popleft().result()
+        finally:
+            for future in waiting:
+                future.cancel()
+
 
 def local_key() -> bytes:
     return bytes(LocalPeer.get().public_key)
@@ -54,13 +72,18 @@ def pull(area: Area, peer: Peer, remote) -> ApplyStats:
             if not isinstance(answer, dict) or not isinstance(answer.get("events"), list):
                 raise BadData("bad answer to history")
             batch = [event_from_wire(e) for e in answer["events"]]
-            apply_events(area, remote, me, batch, stats)
             following = answer.get("next")
             if not isinstance(following, int) or following < 0:
                 raise BadData("bad history cursor")
-            since = following
+            apply_events(area, remote, me, batch, stats)
+            if stats.retry_from is not None:
+                # A change could not be applied: pull again from there next time (what did
+                # apply is recorded as seen, so it is not applied twice).
+                since = max(since, stats.retry_from - 1)
+            else:
+                since = following
             PeerArea.objects.filter(pk=shared.pk).update(pulled_seq=since, last_seen=timezone.now())
-            if not answer.get("more"):
+            if not answer.get("more") or stats.retry_from is not None:
                 break
     remote.call("ack", area=area.name, seq=since)
     return stats

@@ -5,20 +5,24 @@ at the offset its blob's chunk list gives, and its hash is checked before it is 
 file changed behind our back is never trusted.
 """
 
+import ctypes
 import os
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
 
 from .chunking import ChunkRef, chunk_hash
+from .feed import ChunkFeed, CorruptContent
 from .models import BlobChunk, Entry
-from .paths import TEMP_PREFIX, local_path
+from .paths import TEMP_PREFIX
 
-
-class CorruptContent(ValueError):
-    """Content whose hash is not the one it should have."""
+# A file is written this much at a time, in one system call (one change event for watchers).
+WRITE_BYTES = 8 * 1024 * 1024
+IOV_MAX = 1024
+_syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 
 
 class DiskChanged(RuntimeError):
@@ -56,119 +60,178 @@ def read_local_chunk(where: tuple[Path, int, int], expected: bytes) -> bytes | N
     return data if len(data) == length and chunk_hash(data) == expected else None
 
 
+def read_local_chunks(
+    hashes: list[bytes], where: dict[bytes, tuple[Path, int, int]]
+) -> dict[bytes, bytes]:
+    """The chunks that can be read and checked from this peer's Real, each file opened once."""
+    by_file: dict[Path, list[tuple[int, int, bytes]]] = {}
+    for h in hashes:
+        if h in where:
+            path, offset, length = where[h]
+            by_file.setdefault(path, []).append((offset, length, h))
+    found: dict[bytes, bytes] = {}
+    for path, parts in by_file.items():
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            for offset, length, h in sorted(parts):
+                data = os.pread(fd, length, offset)
+                if len(data) == length and chunk_hash(data) == h:
+                    found[h] = data
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return found
+
+
 class ChunkSource:
     """Chunks for the files being written.
 
-    Small files' missing chunks are fetched ahead in batches (`fetched`); a large file's are
-    fetched while it is written, a batch at a time, and dropped once written, so memory stays
-    bounded whatever the file size. Local chunks are read from the Real and checked.
+    A chunk this peer has is read from its Real and checked; a missing one is taken from the
+    feed that fetches them ahead (or, for a local one that turned out changed, fetched alone).
     """
 
-    def __init__(self, fetch: Callable[[list[bytes]], list[bytes]], batch_bytes: int):
-        self.fetch = fetch
-        self.batch_bytes = batch_bytes
-        self.fetched: dict[bytes, bytes] = {}
+    def __init__(self, fetch_one: Callable[[bytes], bytes]):
+        self.fetch_one = fetch_one
         self.local: dict[bytes, tuple[Path, int, int]] = {}
-        self._streaming: dict[bytes, bytes] = {}
-        self._plan: list[ChunkRef] = []
+        self.feed: ChunkFeed | None = None
 
-    def add_fetched(self, expected: bytes, data: bytes, keep: bool = True) -> None:
-        if chunk_hash(data) != expected:
-            raise CorruptContent("a peer sent a chunk whose hash does not match: discarded")
-        (self.fetched if keep else self._streaming)[expected] = data
-
-    def fetch_many(self, hashes: list[bytes], lengths: dict[bytes, int]) -> None:
-        batch, size = [], 0
-        for h in hashes:
-            batch.append(h)
-            size += lengths[h]
-            if size >= self.batch_bytes:
-                self._fetch(batch, keep=True)
-                batch, size = [], 0
-        if batch:
-            self._fetch(batch, keep=True)
-
-    def _fetch(self, hashes: list[bytes], keep: bool) -> None:
-        for h, data in zip(hashes, self.fetch(hashes), strict=True):
-            self.add_fetched(h, data, keep)
-
-    def begin(self, chunks: list[ChunkRef]) -> None:
-        """The chunks of the next file to write, in order."""
-        self._plan = chunks
-        self._streaming.clear()
-
-    def get(self, ref: ChunkRef, position: int) -> bytes:
-        data = self.fetched.get(ref.hash) or self._streaming.pop(ref.hash, None)
-        if data is None and ref.hash in self.local:
+    def get(self, ref: ChunkRef) -> bytes:
+        if ref.hash in self.local:
             data = read_local_chunk(self.local[ref.hash], ref.hash)
-            if data is None:
-                # The file it was to be read from changed or moved since: fetch it instead.
-                del self.local[ref.hash]
-        if data is None:
-            self._fetch_ahead(position)
-            data = self._streaming.pop(ref.hash, None)
-        if data is None:
-            raise LookupError(f"chunk {ref.hash.hex()[:16]} is not available")
-        return data
+            if data is not None:
+                return data
+            # The file it was to be read from changed or moved since: fetch it instead.
+            self.local.pop(ref.hash, None)
+        if self.feed is not None and self.feed.wanted(ref.hash):
+            return self.feed.take(ref.hash)
+        return self.fetch_one(ref.hash)
 
-    def _fetch_ahead(self, position: int) -> None:
-        batch, size = [], 0
-        for ref in self._plan[position:]:
-            if ref.hash in self.fetched or ref.hash in self.local or ref.hash in batch:
-                continue
-            batch.append(ref.hash)
-            size += ref.length
-            if size >= self.batch_bytes:
-                break
-        if batch:
-            self._fetch(batch, keep=False)
+    def abandon(self, chunks: list[ChunkRef]) -> None:
+        """A write gave up before these chunks: the feed need not keep them for it."""
+        if self.feed is not None:
+            self.feed.skip([c.hash for c in chunks if c.hash not in self.local])
 
 
-def write_file(
-    root: Path,
-    rel: str,
+@dataclass(frozen=True)
+class Staged:
+    """A file written in full, checked and given its mode and mtime, not yet in place."""
+
+    tmp: Path
+    full: Path
+    device: int
+
+
+def stage_file(
+    full: Path,
     blob_hash: bytes,
     chunks: list[ChunkRef],
     source: ChunkSource,
     mtime_ns: int,
     mode: int,
-    expect: Entry | None,
-) -> os.stat_result:
-    """Write a blob at `rel` so that only the complete, verified file ever becomes visible.
+) -> Staged:
+    """Write a blob to a temporary file beside `full`, hashed as it is written and checked.
 
-    The content goes to a temporary file beside the target, is hashed as it is written and
-    checked against `blob_hash`, flushed to disk, given its mode and mtime, and renamed over
-    the target; but only if the target is still the version `expect` describes.
+    Nothing is visible under the real name yet: `sync_staged` makes staged files durable, a
+    batch at a time, and `expose` then renames each into place.
     """
-    full = local_path(root, rel)
-    full.parent.mkdir(parents=True, exist_ok=True)
     tmp = full.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        full.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         hasher = blake3.blake3()
-        source.begin(chunks)
+        held: list[bytes] = []
+        held_bytes = 0
         for position, ref in enumerate(chunks):
-            data = source.get(ref, position)
+            try:
+                data = source.get(ref)
+            except BaseException:
+                source.abandon(chunks[position + 1 :])
+                raise
             hasher.update(data)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            held.append(data)
+            held_bytes += len(data)
+            if held_bytes >= WRITE_BYTES:
+                _write_all(fd, held)
+                held, held_bytes = [], 0
+        _write_all(fd, held)
         if hasher.digest() != blob_hash:
-            raise CorruptContent(f"assembled {rel!r} does not match its hash")
+            raise CorruptContent(f"assembled {full.name!r} does not match its hash")
         os.fchmod(fd, mode & 0o7777)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        check_disk(full, expect)
-        os.replace(tmp, full)
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+        device = os.fstat(fd).st_dev
     except BaseException:
-        if fd >= 0:
-            os.close(fd)
+        os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(full.parent)
-    return os.lstat(full)
+    os.close(fd)
+    return Staged(tmp, full, device)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write the parts in as few system calls as the kernel allows."""
+    views = [memoryview(p) for p in parts if p]
+    while views:
+        written = os.writev(fd, views[:IOV_MAX])
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if written:
+            views[0] = views[0][written:]
+
+
+def sync_staged(staged: list[Staged]) -> None:
+    """Flush staged files to disk: one filesystem sync for many files, much cheaper than an
+    fsync each (every fsync forces a journal commit of its own)."""
+    done: set[int] = set()
+    for s in staged:
+        if s.device not in done:
+            sync_filesystem(s.tmp.parent)
+            done.add(s.device)
+
+
+def expose(staged: Staged, expect: Entry | None) -> os.stat_result:
+    """Rename a staged (and synced) file into place, only if the target is still the
+    version `expect` describes. The caller syncs the directory before it records the file."""
+    try:
+        check_disk(staged.full, expect)
+        os.replace(staged.tmp, staged.full)
+    except BaseException:
+        staged.tmp.unlink(missing_ok=True)
+        raise
+    return os.lstat(staged.full)
+
+
+def sync_filesystem(path: Path) -> None:
+    """syncfs(2) on the filesystem holding path (every dirty file of it reaches the disk)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs is None:
+            os.sync()
+        elif _syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+    finally:
+        os.close(fd)
+
+
+def sync_directories(directories: set[Path]) -> None:
+    """Make renames and removals in these directories durable."""
+    existing = [d for d in directories if d.is_dir()]
+    if len(existing) <= 2:
+        for d in existing:
+            fsync_dir(d)
+        return
+    devices = {}
+    for d in existing:
+        devices.setdefault(os.stat(d).st_dev, d)
+    for d in devices.values():
+        sync_filesystem(d)
 
 
 def check_disk(full: Path, expect: Entry | None) -> None:

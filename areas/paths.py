@@ -1,6 +1,5 @@
 """Paths inside an area: what a peer may send, and where files may be written."""
 
-import os
 from pathlib import Path
 
 MAX_PATH_BYTES = 4096
@@ -52,5 +51,21 @@ def local_path(root: str | Path, relative: str) -> Path:
     return full
 
 
-def to_relative(root: str | Path, full: str | Path) -> str:
-    return Path(os.path.relpath(full, root)).as_posix()
+class AreaPaths:
+    """local_path for many paths of one area: each directory along the way checked once."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._checked: set[Path] = set()
+
+    def full(self, relative: str) -> Path:
+        check_relative_path(relative)
+        full = self.root / relative
+        parent, passed = full.parent, []
+        while parent != self.root and parent not in self._checked:
+            if parent.is_symlink():
+                raise BadPath(f"{relative!r} goes through a symbolic link")
+            passed.append(parent)
+            parent = parent.parent
+        self._checked.update(passed)
+        return full

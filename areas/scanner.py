@@ -7,6 +7,7 @@ A blob that leaves one path and appears at another in the same scan is a rename.
 
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from .chunking import Hashed, hash_file
 from .history import Change, Kind
 from .locks import index_lock
 from .models import Area, BlobChunk, Entry
-from .paths import is_ignored, to_relative
+from .paths import is_ignored
+
+HASH_THREADS = min(2, os.cpu_count() or 1)
 
 
 @dataclass
@@ -38,10 +41,11 @@ class _Seen:
 
 
 def walk(root: Path):
-    """Regular files under root (not following symlinks), skipping our temporary files."""
-    stack = [root]
+    """(relative path, full path, stat) of the regular files under root, not following
+    symlinks, skipping our temporary files."""
+    stack = [("", str(root))]
     while stack:
-        directory = stack.pop()
+        prefix, directory = stack.pop()
         try:
             with os.scandir(directory) as it:
                 items = list(it)
@@ -55,9 +59,9 @@ def walk(root: Path):
             except FileNotFoundError:
                 continue
             if stat.S_ISDIR(st.st_mode):
-                stack.append(Path(item.path))
+                stack.append((prefix + item.name + "/", item.path))
             elif stat.S_ISREG(st.st_mode):
-                yield Path(item.path), st
+                yield prefix + item.name, item.path, st
 
 
 def same_stat(entry: Entry, st: os.stat_result) -> bool:
@@ -86,8 +90,15 @@ def scan_area(area: Area, origin: bytes) -> ScanResult:
         entries = {e.path: e for e in Entry.objects.filter(area=area)}
         result = ScanResult()
         seen: dict[str, _Seen] = {}
-        for full, st in walk(root):
-            _look(root, full, st, entries, seen, result)
+        changed = []
+        for rel, full, st in walk(root):
+            entry = entries.get(rel)
+            if entry is not None and entry.exists and same_stat(entry, st):
+                result.unchanged += 1
+                seen[rel] = _Seen(rel, st)
+            else:
+                changed.append((rel, full, st))
+        seen.update(_hash_all(changed))
         _record(area, origin, entries, seen, result)
     return result
 
@@ -98,33 +109,46 @@ def scan_paths(area: Area, origin: bytes, paths: list[str]) -> ScanResult:
     entries = {e.path: e for e in Entry.objects.filter(area=area, path__in=paths)}
     result = ScanResult()
     seen: dict[str, _Seen] = {}
+    changed = []
     for rel in paths:
         full = root / rel
         try:
             st = os.lstat(full)
         except (FileNotFoundError, NotADirectoryError):
             continue
-        if stat.S_ISREG(st.st_mode):
-            _look(root, full, st, entries, seen, result)
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        entry = entries.get(rel)
+        if entry is not None and entry.exists and same_stat(entry, st):
+            result.unchanged += 1
+            seen[rel] = _Seen(rel, st)
+        else:
+            changed.append((rel, str(full), st))
+    seen.update(_hash_all(changed))
     _record(area, origin, entries, seen, result)
     return result
 
 
-def _look(root: Path, full: Path, st, entries: dict, seen: dict, result: ScanResult) -> None:
-    rel = to_relative(root, full)
-    entry = entries.get(rel)
-    if entry is not None and entry.exists and same_stat(entry, st):
-        result.unchanged += 1
-        seen[rel] = _Seen(rel, st)
-        return
+def _hash_all(files: list[tuple[str, str, os.stat_result]]) -> dict[str, _Seen]:
+    """Chunk and hash changed files, several at once (hashing lets other threads run)."""
+    if len(files) < 8:
+        found = map(_hash_one, files)
+    else:
+        with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="scan-hash") as pool:
+            found = list(pool.map(_hash_one, files, chunksize=16))
+    return {s.path: s for s in found if s is not None}
+
+
+def _hash_one(file: tuple[str, str, os.stat_result]) -> "_Seen | None":
+    rel, full, st = file
     try:
-        hashed = hash_file(full)
+        hashed = hash_file(Path(full))
         after = os.lstat(full)
-    except (FileNotFoundError, PermissionError):
-        return
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        return None
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-        return  # being written: the next scan reads it when it is quiet
-    seen[rel] = _Seen(rel, after, hashed)
+        return None  # being written: the next scan reads it when it is quiet
+    return _Seen(rel, after, hashed)
 
 
 def _record(area, origin, entries: dict[str, Entry], seen: dict[str, _Seen], result) -> None:

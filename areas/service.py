@@ -11,7 +11,7 @@ from peers.sync import db, slow
 
 from . import history
 from .blobs import chunk_lists
-from .content import local_chunks, read_local_chunk
+from .content import local_chunks, read_local_chunks
 from .models import Area, Entry, HistoryEvent, PeerArea
 from .scanner import scan_area
 from .wire import chunk_list_to_wire, entry_to_wire, event_to_wire
@@ -103,15 +103,10 @@ def chunks(key: bytes, hashes) -> list:
     _peer(key)
     hashes = _hash_list(hashes)
     where = local_chunks(set(hashes))
-    out, total = [], 0
-    for h in hashes:
-        data = read_local_chunk(where[h], h) if h in where else None
-        if data is not None:
-            total += len(data)
-            if total > MAX_CHUNK_BYTES:
-                raise ValueError("too many chunk bytes asked at once")
-        out.append(data)
-    return out
+    if sum(where[h][2] for h in hashes if h in where) > MAX_CHUNK_BYTES:
+        raise ValueError("too many chunk bytes asked at once")
+    found = read_local_chunks(hashes, where)
+    return [found.get(h) for h in hashes]
 
 
 def _hash_list(hashes) -> list[bytes]:

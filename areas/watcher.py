@@ -7,7 +7,17 @@ import logging
 import os
 import time
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from peers.models import LocalPeer, Peer
@@ -22,6 +32,18 @@ from .scanner import ScanResult, scan_area
 log = logging.getLogger(__name__)
 QUIET_SECONDS = float(os.environ.get("REALIZE_QUIET_SECONDS", "1.0"))
 REFRESH_AREAS_EVERY = 2.0
+# Only what changes files: opening and reading them (a peer being served, a scan) is not
+# even delivered by the kernel.
+CHANGES = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+]
 
 
 class _Handler(FileSystemEventHandler):
@@ -76,7 +98,9 @@ class Watcher:
         for area_id, path in current.items():
             if area_id in self.watches or not os.path.isdir(path):
                 continue
-            watch = self.observer.schedule(_Handler(self, area_id), path, recursive=True)
+            watch = self.observer.schedule(
+                _Handler(self, area_id), path, recursive=True, event_filter=CHANGES
+            )
             self.watches[area_id] = (path, watch)
             self.touch(area_id)  # a first scan: changes made while peerd was not running
 

@@ -2,6 +2,8 @@
 
 import itertools
 import socket
+from collections import deque
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .daemon import socket_path
@@ -13,7 +15,7 @@ class PeerdUnavailable(ConnectionError):
 
 
 class PeerdClient:
-    """A blocking client; one request at a time per client."""
+    """A blocking client: one request at a time, or a pipeline of many (not thread-safe)."""
 
     def __init__(self, timeout: float = 600.0):
         self.timeout = timeout
@@ -35,39 +37,76 @@ class PeerdClient:
         return self._sock
 
     def request(self, peer: str | None, op: str, args: dict | None = None) -> Any:
-        sock = self._connect()
-        message = {
-            "id": next(self._ids),
-            "peer": peer,
-            "op": op,
-            "args": args or {},
-            "timeout": self.timeout,
-        }
+        results = self.pipeline(peer, op, [args or {}], depth=1)
         try:
+            return next(results)
+        finally:
+            results.close()
+
+    def pipeline(
+        self, peer: str | None, op: str, arg_list: Iterable[dict], depth: int
+    ) -> Iterator[Any]:
+        """The results of one request per item of arg_list, in order, with up to `depth`
+        requests on their way at once: the peer works on the next while we use this one."""
+        sock = self._connect()
+        todo = iter(arg_list)
+        waiting: deque[int] = deque()
+        replies: dict[int, dict] = {}
+
+        def send_next() -> None:
+            args = next(todo, None)
+            if args is None:
+                return
+            request_id = next(self._ids)
+            message = {
+                "id": request_id,
+                "peer": peer,
+                "op": op,
+                "args": args,
+                "timeout": self.timeout,
+            }
             sock.sendall(pack(message))
-            reply = unpack(self._read(sock))
+            waiting.append(request_id)
+
+        try:
+            for _ in range(depth):
+                send_next()
+            while waiting:
+                wanted = waiting.popleft()
+                while wanted not in replies:
+                    reply = unpack(self._read(sock))
+                    replies[reply.get("re")] = reply
+                reply = replies.pop(wanted)
+                send_next()
+                if not reply.get("ok"):
+                    raise RemoteError(str(reply.get("error")))
+                yield reply.get("result")
         except (OSError, ProtocolError):
             self.close()
             raise
-        if not reply.get("ok"):
-            raise RemoteError(str(reply.get("error")))
-        return reply.get("result")
+        finally:
+            if waiting:
+                # Abandoned half-way: answers still on their way would be read as the replies
+                # of later requests. Start over on a new connection next time.
+                self.close()
 
-    def _read(self, sock: socket.socket) -> bytes:
+    def _read(self, sock: socket.socket) -> bytearray:
         (length,) = HEADER.unpack(self._exactly(sock, HEADER.size))
         if length > MAX_FRAME:
             raise ProtocolError("oversized frame from peerd")
         return self._exactly(sock, length)
 
     @staticmethod
-    def _exactly(sock: socket.socket, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            part = sock.recv(min(n - len(buf), 1 << 20))
+    def _exactly(sock: socket.socket, n: int) -> bytearray:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            part = sock.recv_into(view[got:], min(n - got, 1 << 22))
             if not part:
                 raise ConnectionResetError("peerd closed the connection")
-            buf += part
-        return bytes(buf)
+            got += part
+        return buf
 
     def connected(self) -> list[str]:
         return self.request(None, "connected")
@@ -93,3 +132,9 @@ class RemotePeer:
 
     def call(self, op: str, **args) -> Any:
         return self.client.request(self.name, op, args)
+
+    def call_many(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
+        """Pipelined calls, results in order; on a connection of their own, so that they can
+        run in another thread while this one makes its own calls."""
+        with PeerdClient(self.client.timeout) as own:
+            yield from own.pipeline(self.name, op, arg_list, depth)
