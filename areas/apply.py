@@ -14,7 +14,7 @@ import os
 import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from django.db import transaction
@@ -53,7 +53,7 @@ FETCH_BATCH_BYTES = 4 * 1024 * 1024
 FETCH_DEPTH = 4
 FETCH_AHEAD_BYTES = 48 * 1024 * 1024
 # Changes are applied, and recorded, a window at a time.
-WINDOW_BYTES = 256 * 1024 * 1024
+WINDOW_BYTES = 1024 * 1024 * 1024
 # Written files wait (complete, checked, not yet visible) until this many files or bytes are
 # ready, then are synced to disk together and renamed into place.
 STAGE_FILES = 1000
@@ -64,6 +64,7 @@ STAGE_THREADS = 2
 BLOB_BATCH = 1000
 ENTRY_FIELDS = [
     "blob_hash",
+    "deleted_hash",
     "size",
     "mtime_ns",
     "ctime_ns",
@@ -229,6 +230,7 @@ class Applier:
     def _applied(self, e: RemoteEvent) -> None:
         if e.origin_seq:
             self.applied.add((e.origin, e.origin_seq))
+        self.applied.update(e.also)
 
     def apply(self, event: RemoteEvent, retry: bool = True) -> None:
         try:
@@ -292,6 +294,11 @@ class Applier:
         base = e.base if path == e.path else base
         entry = self._entry(path)
         current = bytes(entry.blob_hash) if entry and entry.exists else None
+        if e.base == e.blob:
+            # Only the permissions changed; applies to that very version, nowhere else.
+            if current == e.blob and entry.mode != e.mode and path == e.path:
+                self._chmod(path, entry, e)
+            return
         if current == e.blob:
             return
         if current == base or current is None:
@@ -326,6 +333,8 @@ class Applier:
         if entry is None or not entry.exists:
             return
         if bytes(entry.blob_hash) != base:
+            if not e.origin_seq:
+                return  # a snapshot's tombstone of another version: nothing was deleted here
             self._conflict(
                 path, "", bytes(entry.blob_hash), e, "deleted on the peer, changed here: kept"
             )
@@ -335,7 +344,7 @@ class Applier:
         full.unlink()
         self.dirs.add(full.parent)
         remove_empty_parents(self.root, full)
-        entry.blob_hash = None
+        entry.bury()
         entry.origin = e.origin
         self._touch(entry)
         self.changes.append(Change(Kind.DELETE, path, None, base, **self._identity(e)))
@@ -358,7 +367,7 @@ class Applier:
             self.dirs.update((new_full.parent, old_full.parent))
             remove_empty_parents(self.root, old_full)
             st = os.lstat(new_full)
-            source.blob_hash = None
+            source.bury()
             self._touch(source)
             self._save_entry(e.path, target, e.blob, st, e.origin)
             self.changes.append(
@@ -449,6 +458,26 @@ class Applier:
             self.stats.files += 1
             self._applied(e)
 
+    def _chmod(self, path: str, entry: Entry, e: RemoteEvent) -> None:
+        full = self.paths.full(path)
+        check_disk(full, entry)
+        os.chmod(full, e.mode, follow_symlinks=False)
+        st = os.lstat(full)
+        self._save_entry(path, entry, e.blob, st, e.origin)
+        self.changes.append(
+            Change(
+                Kind.EDIT,
+                path,
+                e.blob,
+                e.blob,
+                st.st_size,
+                st.st_mtime_ns,
+                e.mode,
+                **self._identity(e),
+            )
+        )
+        self.stats.files += 1
+
     def _identity(self, e: RemoteEvent) -> dict:
         """The applied change keeps its identity; a snapshot's (0) is unknown."""
         if self._as_own or not e.origin_seq:
@@ -468,7 +497,7 @@ class Applier:
         st = os.lstat(copy_full)
         blob = bytes(entry.blob_hash)
         self._save_entry(copy, self._entry(copy), blob, st, bytes(entry.origin))
-        entry.blob_hash = None
+        entry.bury()
         self._touch(entry)
         self.changes.append(
             Change(
@@ -497,9 +526,54 @@ class Applier:
         self.stats.conflicts += 1
 
 
+def collapse(events: list[RemoteEvent]) -> tuple[list[RemoteEvent], list[tuple[bytes, int]]]:
+    """Fold each chain of changes of one path into one change: (events, folded away).
+
+    A change whose base is the version the previous change of the same path made continues
+    it: create X then edit X to Y is a create of Y; create then delete is nothing at all.
+    Only the last version's content is then fetched, which also gets past versions the peer
+    no longer has. A rename ends the chains of both its paths.
+    """
+    out: list[RemoteEvent | None] = []
+    last: dict[str, int] = {}
+    gone: list[tuple[bytes, int]] = []
+    for e in events:
+        if e.kind == Kind.RENAME:
+            last.pop(e.path, None)
+            last.pop(e.old_path, None)
+            out.append(e)
+            continue
+        i = last.get(e.path)
+        if i is None or out[i] is None or out[i].blob != e.base:
+            last[e.path] = len(out)
+            out.append(e)
+            continue
+        first = out[i]
+        ids = (*first.also, *_identity_of(first))
+        if e.kind == Kind.DELETE and first.base is None:
+            out[i] = None  # made and removed again: nothing to do here
+            gone.extend((*ids, *e.also, *_identity_of(e)))
+            last.pop(e.path)
+            continue
+        kind = e.kind
+        if first.base is None:
+            kind = Kind.CREATE
+        elif first.kind == Kind.DELETE and e.kind == Kind.CREATE:
+            kind = Kind.OVERWRITE  # deleted, then made again: replaces the first version
+        out[i] = replace(e, seq=first.seq, kind=kind, base=first.base, also=(*ids, *e.also))
+    return [e for e in out if e is not None], gone
+
+
+def _identity_of(e: RemoteEvent) -> tuple[tuple[bytes, int], ...]:
+    return ((e.origin, e.origin_seq),) if e.origin_seq else ()
+
+
 def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent], stats) -> None:
     """Apply a batch of a peer's events, in order (the caller holds the area's index lock)."""
     clean_temporary_files(Path(area.path))
+    already = history.seen(area, [(e.origin, e.origin_seq) for e in events if e.origin_seq])
+    events, gone = collapse([e for e in events if (e.origin, e.origin_seq) not in already])
+    history.mark_seen(area, gone)
     start = 0
     while start < len(events):
         window, size = [], 0
@@ -509,8 +583,6 @@ def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent]
             window.append(e)
             size += e.size
         start += len(window)
-        already = history.seen(area, [(e.origin, e.origin_seq) for e in window if e.origin_seq])
-        window = [e for e in window if (e.origin, e.origin_seq) not in already]
         applier = Applier(area, remote, local_key, stats)
         try:
             applier.prepare(window)

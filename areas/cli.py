@@ -78,4 +78,4 @@ def _wait(run: ConsensusRun) -> ConsensusRun:
             return run
         if run.status == ConsensusRun.Status.PENDING and time.monotonic() - requested > PICKUP_WAIT:
             raise RuntimeError("no worker picked up the run: is 'realize up' running?")
-        time.sleep(0.2)
+        time.sleep(0.05)

@@ -27,7 +27,7 @@ from .scanner import scan_area
 from .wire import BadData, event_from_wire
 
 log = logging.getLogger(__name__)
-HISTORY_BATCH = 2000
+HISTORY_BATCH = 5000
 
 
 class ConnectionRemote:
@@ -76,17 +76,20 @@ def pull(area: Area, peer: Peer, remote) -> ApplyStats:
             if not isinstance(following, int) or following < 0:
                 raise BadData("bad history cursor")
             apply_events(area, remote, me, batch, stats)
-            if stats.retry_from is not None:
-                # A change could not be applied: pull again from there next time (what did
-                # apply is recorded as seen, so it is not applied twice).
-                since = max(since, stats.retry_from - 1)
-            else:
-                since = following
-            PeerArea.objects.filter(pk=shared.pk).update(pulled_seq=since, last_seen=timezone.now())
-            if not answer.get("more") or stats.retry_from is not None:
+            since = following
+            PeerArea.objects.filter(pk=shared.pk).update(
+                pulled_seq=_cursor(since, stats), last_seen=timezone.now()
+            )
+            if not answer.get("more") and not answer.get("scanning"):
                 break
-    remote.call("ack", area=area.name, seq=since)
+    remote.call("ack", area=area.name, seq=_cursor(since, stats))
     return stats
+
+
+def _cursor(pulled: int, stats: ApplyStats) -> int:
+    """Where the next pull starts: after what was pulled, or at the first change that could
+    not be applied (the ones after it that did apply are known as seen and skipped then)."""
+    return pulled if stats.retry_from is None else min(pulled, stats.retry_from - 1)
 
 
 def pull_for_peer(key: bytes, area_name, remote) -> dict:

@@ -59,6 +59,8 @@ class Entry(models.Model):
     area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="entries")
     path = models.CharField(max_length=4096)
     blob_hash = models.BinaryField(max_length=32, null=True)
+    # A tombstone's last content: a peer told of the delete applies it only to that version.
+    deleted_hash = models.BinaryField(max_length=32, null=True)
     size = models.BigIntegerField(default=0)
     mtime_ns = models.BigIntegerField(default=0)
     mode = models.IntegerField(default=0o644)
@@ -78,6 +80,12 @@ class Entry(models.Model):
     @property
     def exists(self) -> bool:
         return self.blob_hash is not None
+
+    def bury(self) -> None:
+        """Make this entry a tombstone (its file was deleted or moved away)."""
+        if self.blob_hash is not None:
+            self.deleted_hash = self.blob_hash
+        self.blob_hash = None
 
 
 class HistoryEvent(models.Model):

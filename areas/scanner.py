@@ -7,6 +7,7 @@ A blob that leaves one path and appears at another in the same scan is a rename.
 
 import os
 import stat
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,13 @@ from .models import Area, BlobChunk, Entry
 from .paths import is_ignored
 
 HASH_THREADS = min(2, os.cpu_count() or 1)
+# Changes found by a scan are committed (and visible to peers) this many files or bytes at
+# a time.
+RECORD_FILES = 1000
+RECORD_BYTES = 64 * 1024 * 1024
+ENTRY_FIELDS = [
+    "blob_hash", "deleted_hash", "size", "mtime_ns", "ctime_ns", "inode", "mode", "origin",
+]  # fmt: skip
 
 
 @dataclass
@@ -84,22 +92,24 @@ def stat_fields(st: os.stat_result) -> dict:
 
 
 def scan_area(area: Area, origin: bytes) -> ScanResult:
-    """Bring the area's index up to date with its files; record local history events."""
+    """Bring the area's index up to date with its files; record local history events.
+
+    The walk (stat only) comes first; changed files are then hashed, and their changes
+    committed a batch at a time, so a peer pulling meanwhile gets them as they are found.
+    """
     root = Path(area.path)
     with index_lock(area.pk):
         entries = {e.path: e for e in Entry.objects.filter(area=area)}
         result = ScanResult()
-        seen: dict[str, _Seen] = {}
-        changed = []
+        walked, changed = set(), []
         for rel, full, st in walk(root):
+            walked.add(rel)
             entry = entries.get(rel)
             if entry is not None and entry.exists and same_stat(entry, st):
                 result.unchanged += 1
-                seen[rel] = _Seen(rel, st)
             else:
                 changed.append((rel, full, st))
-        seen.update(_hash_all(changed))
-        _record(area, origin, entries, seen, result)
+        _Recorder(area, origin, entries, walked, result).run(changed)
     return result
 
 
@@ -108,8 +118,7 @@ def scan_paths(area: Area, origin: bytes, paths: list[str]) -> ScanResult:
     root = Path(area.path)
     entries = {e.path: e for e in Entry.objects.filter(area=area, path__in=paths)}
     result = ScanResult()
-    seen: dict[str, _Seen] = {}
-    changed = []
+    walked, changed = set(), []
     for rel in paths:
         full = root / rel
         try:
@@ -118,28 +127,26 @@ def scan_paths(area: Area, origin: bytes, paths: list[str]) -> ScanResult:
             continue
         if not stat.S_ISREG(st.st_mode):
             continue
+        walked.add(rel)
         entry = entries.get(rel)
         if entry is not None and entry.exists and same_stat(entry, st):
             result.unchanged += 1
-            seen[rel] = _Seen(rel, st)
         else:
             changed.append((rel, str(full), st))
-    seen.update(_hash_all(changed))
-    _record(area, origin, entries, seen, result)
+    _Recorder(area, origin, entries, walked, result).run(changed)
     return result
 
 
-def _hash_all(files: list[tuple[str, str, os.stat_result]]) -> dict[str, _Seen]:
+def _hashed(files: list[tuple[str, str, os.stat_result]]) -> Iterator[_Seen | None]:
     """Chunk and hash changed files, several at once (hashing lets other threads run)."""
     if len(files) < 8:
-        found = map(_hash_one, files)
-    else:
-        with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="scan-hash") as pool:
-            found = list(pool.map(_hash_one, files, chunksize=16))
-    return {s.path: s for s in found if s is not None}
+        yield from map(_hash_one, files)
+        return
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="scan-hash") as pool:
+        yield from pool.map(_hash_one, files, chunksize=16)
 
 
-def _hash_one(file: tuple[str, str, os.stat_result]) -> "_Seen | None":
+def _hash_one(file: tuple[str, str, os.stat_result]) -> _Seen | None:
     rel, full, st = file
     try:
         hashed = hash_file(Path(full))
@@ -151,64 +158,108 @@ def _hash_one(file: tuple[str, str, os.stat_result]) -> "_Seen | None":
     return _Seen(rel, after, hashed)
 
 
-def _record(area, origin, entries: dict[str, Entry], seen: dict[str, _Seen], result) -> None:
-    gone = {p: e for p, e in entries.items() if e.exists and p not in seen}
-    fresh = {p: s for p, s in seen.items() if s.hashed is not None}
-    store_blobs(s.hashed for s in fresh.values())
+class _Recorder:
+    """Turns hashed files into entries and history events, committed a batch at a time.
 
-    # Renames: a blob gone from one path and new at another.
-    gone_by_blob: dict[bytes, list[str]] = {}
-    for path, entry in sorted(gone.items()):
-        gone_by_blob.setdefault(bytes(entry.blob_hash), []).append(path)
-    renamed_from: dict[str, str] = {}
-    for path, s in sorted(fresh.items()):
-        old = entries.get(path)
-        if old is not None and old.exists:
-            continue
-        candidates = gone_by_blob.get(s.hashed.hash)
-        if candidates:
-            renamed_from[path] = candidates.pop(0)
+    A file whose entry exists but which is not on disk any more is gone: at the end it is
+    a delete, unless its content turned up at a new path meanwhile, which makes a rename.
+    """
 
-    changes = result.changes
-    updates: list[Entry] = []
-    creates: list[Entry] = []
-    for path, s in sorted(fresh.items()):
-        old = entries.get(path)
-        fields = stat_fields(s.st)
-        if old is not None and old.exists and bytes(old.blob_hash) == s.hashed.hash:
-            _set(old, blob_hash=s.hashed.hash, **fields)  # touched, same content
-            updates.append(old)
-            continue
-        if path in renamed_from:
-            source = renamed_from[path]
-            changes.append(_change(Kind.RENAME, path, s, base=None, old_path=source))
-            _set(gone.pop(source), blob_hash=None)
-        elif old is not None and old.exists:
-            kind = Kind.EDIT if _shares_chunks(bytes(old.blob_hash), s.hashed) else Kind.OVERWRITE
-            changes.append(_change(kind, path, s, base=bytes(old.blob_hash)))
-        else:
-            changes.append(_change(Kind.CREATE, path, s, base=None))
-        if old is None:
-            creates.append(
-                Entry(area=area, path=path, blob_hash=s.hashed.hash, origin=origin, **fields)
+    def __init__(self, area, origin, entries: dict[str, Entry], walked: set[str], result):
+        self.area, self.origin, self.entries, self.result = area, origin, entries, result
+        self.gone = {p: e for p, e in entries.items() if e.exists and p not in walked}
+        self.gone_by_blob: dict[bytes, list[str]] = {}
+        for path, entry in sorted(self.gone.items()):
+            self.gone_by_blob.setdefault(bytes(entry.blob_hash), []).append(path)
+
+    def run(self, changed: list[tuple[str, str, os.stat_result]]) -> None:
+        batch: list[_Seen] = []
+        size = 0
+        for seen in _hashed(changed):
+            if seen is None:
+                continue
+            batch.append(seen)
+            size += seen.st.st_size
+            if len(batch) >= RECORD_FILES or size >= RECORD_BYTES:
+                self.record(batch)
+                batch, size = [], 0
+        self.record(batch)
+        self.record_deletes()
+
+    def record(self, fresh: list[_Seen]) -> None:
+        if not fresh:
+            return
+        store_blobs(s.hashed for s in fresh)
+        changes: list[Change] = []
+        updates: list[Entry] = []
+        creates: list[Entry] = []
+        for s in sorted(fresh, key=lambda s: s.path):
+            path, old = s.path, self.entries.get(s.path)
+            fields = stat_fields(s.st)
+            if old is not None and old.exists and bytes(old.blob_hash) == s.hashed.hash:
+                if old.mode != fields["mode"]:
+                    # Same content, new permissions: an edit whose base is its own blob.
+                    changes.append(_change(Kind.EDIT, path, s, base=s.hashed.hash))
+                    fields["origin"] = self.origin
+                _set(old, **fields)  # touched, same content
+                updates.append(old)
+                continue
+            source = None if old is not None and old.exists else self._renamed_from(s)
+            if source is not None:
+                changes.append(_change(Kind.RENAME, path, s, base=None, old_path=source))
+                moved = self.gone.pop(source)
+                moved.bury()
+                updates.append(moved)
+            elif old is not None and old.exists:
+                edit = _shares_chunks(bytes(old.blob_hash), s.hashed)
+                kind = Kind.EDIT if edit else Kind.OVERWRITE
+                changes.append(_change(kind, path, s, base=bytes(old.blob_hash)))
+            else:
+                changes.append(_change(Kind.CREATE, path, s, base=None))
+            if old is None:
+                new = Entry(area=self.area, path=path, origin=self.origin, **fields)
+                new.blob_hash = s.hashed.hash
+                creates.append(new)
+                self.entries[path] = new
+            else:
+                _set(old, blob_hash=s.hashed.hash, origin=self.origin, **fields)
+                updates.append(old)
+        self._save(changes, creates, updates)
+
+    def _renamed_from(self, s: _Seen) -> str | None:
+        candidates = self.gone_by_blob.get(s.hashed.hash)
+        while candidates:
+            source = candidates.pop(0)
+            if source in self.gone:
+                return source
+        return None
+
+    def record_deletes(self) -> None:
+        changes = []
+        for path, entry in sorted(self.gone.items()):
+            changes.append(
+                Change(Kind.DELETE, path, blob_hash=None, base_hash=bytes(entry.blob_hash))
             )
-        else:
-            _set(old, blob_hash=s.hashed.hash, origin=origin, **fields)
-            updates.append(old)
-    for path, entry in sorted(gone.items()):
-        changes.append(Change(Kind.DELETE, path, blob_hash=None, base_hash=bytes(entry.blob_hash)))
-        _set(entry, blob_hash=None)
-    for source in renamed_from.values():
-        updates.append(entries[source])
-    updates.extend(gone.values())
-    with transaction.atomic():
-        insert_entries(creates)
-        Entry.objects.bulk_update(
-            updates,
-            ["blob_hash", "size", "mtime_ns", "ctime_ns", "inode", "mode", "origin"],
-            batch_size=2000,
-        )
-        history.append(area, changes, origin)
+            entry.bury()
+        self._save(changes, [], list(self.gone.values()))
+        self.gone.clear()
+
+    def _save(self, changes: list[Change], creates: list[Entry], updates: list[Entry]) -> None:
+        if not (changes or creates or updates):
+            return
+        with transaction.atomic():
+            insert_entries(creates)
+            # Inserted without a key: a later batch that changes one updates it by path.
+            Entry.objects.bulk_update(
+                [e for e in updates if e.pk is not None], ENTRY_FIELDS, batch_size=2000
+            )
+            for e in updates:
+                if e.pk is None:
+                    Entry.objects.filter(area=self.area, path=e.path).update(
+                        **{f: getattr(e, f) for f in ENTRY_FIELDS}
+                    )
+            history.append(self.area, changes, self.origin)
+        self.result.changes.extend(changes)
 
 
 def _set(entry: Entry, **fields) -> None:

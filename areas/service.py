@@ -4,6 +4,7 @@ import asyncio
 import logging
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from peers.models import LocalPeer, Peer
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 HISTORY_LIMIT = 5000
 MAX_HASHES = 5000
 MAX_CHUNK_BYTES = 12 * 1024 * 1024
+SCAN_POLL = 0.2
+# Scans peers asked for (`begin`), by area id: running, or the last one done.
+_scans: dict[int, asyncio.Future] = {}
 
 
 def _peer(key: bytes) -> Peer:
@@ -48,13 +52,52 @@ def area_names(key: bytes) -> list[str]:
     return list(Area.objects.values_list("name", flat=True))
 
 
-def begin(key: bytes, name: str) -> dict:
-    """A peer starts a consensus: bring our index up to date first."""
+def _begin(key: bytes, name) -> int:
     peer, area = _peer(key), _area(name)
     _shared(peer, area)
+    return area.pk
+
+
+def _scan(area_id: int) -> None:
+    area = Area.objects.get(pk=area_id)
     scan_area(area, bytes(LocalPeer.get().public_key))
-    area.refresh_from_db()
-    return {"head": area.history_seq}
+
+
+async def begin(key: bytes, name) -> dict:
+    """A peer starts a consensus: bring our index up to date. The scan goes on in the
+    background and commits what it finds in batches; the peer pulls them as they come
+    (`history` answers say "scanning" until it is over)."""
+    area_id = await db(_begin, key, name)
+    previous = _scans.get(area_id)
+
+    async def scan() -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # a scan already running may have walked past changes
+        await slow(_scan, area_id)
+
+    _scans[area_id] = asyncio.ensure_future(scan())
+    return {"scanning": True}
+
+
+async def history_answer(key: bytes, name, since, limit) -> dict:
+    """Our history since a cursor. While a scan a peer asked for is running, an answer with
+    nothing new waits a moment for the scan's next batch instead of coming back empty."""
+    area_id = await db(_area_id, key, name)
+    scan = _scans.get(area_id)
+    while True:
+        scanning = scan is not None and not scan.done()
+        if scan is not None and scan.done() and scan.exception() is not None:
+            raise RuntimeError(f"scanning the area failed: {scan.exception()}")
+        answer = await db(history_since, key, name, since, limit)
+        answer["scanning"] = scanning
+        if not scanning or answer["events"] or answer["next"] != since or answer["snapshot"]:
+            return answer
+        await asyncio.wait([scan], timeout=SCAN_POLL)
+
+
+def _area_id(key: bytes, name) -> int:
+    _peer(key)
+    return _area(name).pk
 
 
 def history_since(key: bytes, name: str, since, limit) -> dict:
@@ -68,7 +111,10 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
         # Part of the history the peer needs is trimmed: send the whole state instead.
         with transaction.atomic():
             head = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
-            entries = Entry.objects.filter(area=area, blob_hash__isnull=False).order_by("path")
+            # Files, and tombstones that still know what they deleted.
+            entries = Entry.objects.filter(
+                Q(blob_hash__isnull=False) | Q(deleted_hash__isnull=False), area=area
+            ).order_by("path")
             events = [entry_to_wire(e, head) for e in entries]
         return {"events": events, "next": head, "more": False, "snapshot": True}
     _ack(shared, area, since)
@@ -122,9 +168,9 @@ async def handle(daemon, conn, op: str, args: dict):
     if op == "areas":
         return await db(area_names, key)
     if op == "begin":
-        return await slow(begin, key, args.get("area"))
+        return await begin(key, args.get("area"))
     if op == "history":
-        return await db(history_since, key, args.get("area"), args.get("since"), args.get("limit"))
+        return await history_answer(key, args.get("area"), args.get("since"), args.get("limit"))
     if op == "ack":
         return await db(ack, key, args.get("area"), args.get("seq"))
     if op == "blobs":

@@ -29,6 +29,8 @@ class RemoteEvent:
     mode: int
     origin: bytes
     origin_seq: int
+    # Identities of earlier changes of the path folded into this one (see apply.collapse).
+    also: tuple[tuple[bytes, int], ...] = ()
 
 
 def event_to_wire(e: HistoryEvent) -> dict:
@@ -48,14 +50,16 @@ def event_to_wire(e: HistoryEvent) -> dict:
 
 
 def entry_to_wire(entry: Entry, seq: int) -> dict:
+    """An entry as a snapshot event: a create of its content, or a tombstone's delete."""
+    deleted = entry.blob_hash is None
     return {
         "seq": seq,
-        "kind": Kind.CREATE,
+        "kind": Kind.DELETE if deleted else Kind.CREATE,
         "path": entry.path,
         "old_path": "",
-        "blob": bytes(entry.blob_hash),
-        "base": None,
-        "size": entry.size,
+        "blob": None if deleted else bytes(entry.blob_hash),
+        "base": bytes(entry.deleted_hash) if deleted else None,
+        "size": 0 if deleted else entry.size,
         "mtime_ns": entry.mtime_ns,
         "mode": entry.mode,
         "origin": bytes(entry.origin),

@@ -39,7 +39,6 @@ ALLOWED_HOSTS = envlist("REALIZE_ALLOWED_HOSTS", "*")
 CSRF_TRUSTED_ORIGINS = envlist("REALIZE_CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from .appliance import wait_for
-from .household import make_household, mtimes, transferred, tree
+from .household import AREA, Member, make_household, mtimes, transferred, tree
 
 MiB = 1024 * 1024
 
@@ -165,3 +165,55 @@ def test_a_removed_directory_goes_everywhere(household):
     a.consensus(b)
     assert tree(b.dir) == {}
     assert not (b.dir / "photos").exists()
+
+
+def test_a_permission_change_alone_goes_everywhere(household):
+    a, b = household("alpha", "beta")
+    write(a.dir / "tool.sh", b"#!/bin/sh\necho tool\n", mode=0o644)
+    a.consensus(b)
+    (a.dir / "tool.sh").chmod(0o750)
+    a.consensus(b)
+    assert (b.dir / "tool.sh").stat().st_mode & 0o7777 == 0o750
+    assert tree(b.dir) == tree(a.dir)
+
+
+def test_a_change_that_could_not_be_applied_is_applied_by_the_next_run(household):
+    a, b = household("alpha", "beta")
+    (b.dir / "report").mkdir()  # an empty directory on beta where alpha has a file
+    write(a.dir / "report", b"alpha's report\n")
+    write(a.dir / "other.txt", b"other\n")
+    result = b.consensus(a, check=False)
+    assert result.returncode != 0 and "report" in result.stderr
+    assert (b.dir / "other.txt").read_bytes() == b"other\n"  # the rest went through
+
+    (b.dir / "report").rmdir()
+    b.consensus(a)
+    assert (b.dir / "report").read_bytes() == b"alpha's report\n"
+
+
+def test_a_peer_joining_late_learns_of_deletes_made_before_it(household, tmp_path):
+    a, b = household("alpha", "beta")
+    write(a.dir / "old-draft.txt", b"an old draft\n")
+    write(a.dir / "kept.txt", b"kept\n")
+    a.consensus(b)
+    (a.dir / "old-draft.txt").unlink()
+    a.consensus(b)
+    a.consensus(b)  # both acknowledged: the history of the delete is trimmed
+    assert a.sql("SELECT count(*) FROM areas_historyevent WHERE path = 'old-draft.txt'") == [(0,)]
+
+    # A new peer starts from an old copy of the area, with the draft still in it.
+    late = Member(tmp_path, "gamma")
+    try:
+        late.init(late.listen)
+        write(late.dir / "old-draft.txt", b"an old draft\n")
+        late.run("peer", "add", a.name, a.peer_id, "--address", a.listen)
+        a.run("peer", "add", late.name, late.peer_id, "--address", late.listen)
+        late.run("area", "add", AREA, str(late.dir))
+        late.up()
+        late.consensus(a)
+        a.consensus(late)
+        assert not (late.dir / "old-draft.txt").exists()
+        assert not (a.dir / "old-draft.txt").exists()
+        assert (late.dir / "kept.txt").read_bytes() == b"kept\n"
+    finally:
+        late.destroy()
