@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from peers import peer_id
+from peers.protocol import ProtocolError, RemoteError
 
 from . import history
 from .blobs import chunk_lists, insert_entries, store_blobs
@@ -119,7 +120,7 @@ class Applier:
         self.remote = remote
         self.local_key = local_key
         self.stats = stats
-        self.source = ChunkSource(self._fetch_one)
+        self.source = ChunkSource(self._fetch_one, self._elsewhere)
         self.chunks: dict[bytes, list[ChunkRef]] = {}
         self.changes: list[Change] = []
         self._as_own = False
@@ -198,6 +199,26 @@ class Applier:
             self.stats.bytes += len(answer[0])
         return answer[0]
 
+    def _elsewhere(self, h: bytes, problem: Exception) -> bytes:
+        """A chunk the peer could not send right, from any other connected peer that has it;
+        if none has, the peer's problem stands."""
+        others = getattr(self.remote, "others", None)
+        for other in others() if others else []:
+            try:
+                answer = other.call("chunks", hashes=[h])
+            except (RemoteError, ConnectionError, OSError, ProtocolError) as exc:
+                log.info("asking %s for chunk %s: %s", other.name, h.hex()[:16], exc)
+                continue
+            finally:
+                other.close()
+            if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], bytes):
+                if chunk_hash(answer[0]) == h:
+                    log.info("chunk %s came from %s instead", h.hex()[:16], other.name)
+                    with self._fetch_lock:
+                        self.stats.bytes += len(answer[0])
+                    return answer[0]
+        raise problem
+
     def close(self) -> None:
         """After the last change: wait for the writers, stop fetching."""
         try:
@@ -254,7 +275,11 @@ class Applier:
     def load(self, events: list[RemoteEvent]) -> None:
         paths = {p for e in events for p in (e.path, e.old_path) if p}
         self.entries.update(dict.fromkeys(paths))
-        for entry in Entry.objects.filter(area=self.area, path__in=list(paths)):
+        found = Entry.objects.raw(
+            "SELECT * FROM areas_entry WHERE area_id = %s AND path = ANY(%s)",
+            [self.area.pk, list(paths)],
+        )
+        for entry in found:
             self.entries[entry.path] = entry
 
     def _entry(self, path: str) -> Entry | None:

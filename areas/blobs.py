@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
-from .bulk import copy_rows
+from .bulk import copy_rows, rows
 from .chunking import ChunkRef, Hashed
 from .models import Blob, BlobChunk, Entry
 
@@ -19,45 +19,48 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     by_hash = {h.hash: h for h in hashed}
     if not by_hash:
         return
-    known = {
-        bytes(b) for b in Blob.objects.filter(hash__in=list(by_hash)).values_list("hash", flat=True)
-    }
+    known = {bytes(h) for (h,) in rows(_BLOBS.format("hash"), [list(by_hash)])}
     new = [h for key, h in by_hash.items() if key not in known]
     if not new:
         return
     copy_rows(Blob, ["hash", "size"], ((h.hash, h.size) for h in new), ignore_conflicts=True)
-    ids = {
-        bytes(key): pk
-        for key, pk in Blob.objects.filter(hash__in=[h.hash for h in new]).values_list("hash", "id")
-    }
-    have_chunks = set(
-        BlobChunk.objects.filter(blob_id__in=ids.values(), position=0).values_list(
-            "blob_id", flat=True
+    ids = {bytes(h): pk for h, pk in rows(_BLOBS.format("hash, id"), [[h.hash for h in new]])}
+    have_chunks = {
+        blob_id
+        for (blob_id,) in rows(
+            "SELECT blob_id FROM areas_blobchunk WHERE blob_id = ANY(%s) AND position = 0",
+            [list(ids.values())],
         )
-    )
-    rows = (
+    }
+    chunk_rows = (
         (ids[h.hash], i, c.hash, c.offset, c.length)
         for h in new
         if ids[h.hash] not in have_chunks
         for i, c in enumerate(h.chunks)
     )
     copy_rows(
-        BlobChunk, ["blob", "position", "hash", "offset", "length"], rows, ignore_conflicts=True
+        BlobChunk,
+        ["blob", "position", "hash", "offset", "length"],
+        chunk_rows,
+        ignore_conflicts=True,
     )
+
+
+_BLOBS = "SELECT {} FROM areas_blob WHERE hash = ANY(%s)"
 
 
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
-    rows = (
-        BlobChunk.objects.filter(blob__hash__in=blob_hashes)
-        .order_by("blob_id", "position")
-        .values_list("blob__hash", "hash", "offset", "length")
-    )
-    lists: dict[bytes, list[ChunkRef]] = {
-        bytes(h): []
-        for h in Blob.objects.filter(hash__in=blob_hashes).values_list("hash", flat=True)
-    }
-    for blob_hash, h, offset, length in rows:
-        lists[bytes(blob_hash)].append(ChunkRef(bytes(h), offset, length))
+    """The chunk lists of the blobs we know, by blob hash (an empty blob has an empty list)."""
+    lists: dict[bytes, list[ChunkRef]] = {}
+    for blob_hash, h, offset, length in rows(
+        'SELECT b.hash, c.hash, c."offset", c.length FROM areas_blob b'
+        " LEFT JOIN areas_blobchunk c ON c.blob_id = b.id"
+        " WHERE b.hash = ANY(%s) ORDER BY b.id, c.position",
+        [list(blob_hashes)],
+    ):
+        chunks = lists.setdefault(bytes(blob_hash), [])
+        if h is not None:
+            chunks.append(ChunkRef(bytes(h), offset, length))
     return lists
 
 

@@ -7,6 +7,14 @@ from django.db import connection, transaction
 from django.db.models import Model
 
 
+def rows(query: str, params: list) -> list[tuple]:
+    """Run a read query written for PostgreSQL. Many keys go in one array parameter
+    (`= ANY(%s)`): the ORM's IN (...) prepares each of thousands of values one by one."""
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
 def copy_rows(
     model: type[Model], fields: list[str], rows: Iterable[tuple], ignore_conflicts: bool = False
 ) -> None:

@@ -33,9 +33,21 @@ HISTORY_BATCH = 5000
 class ConnectionRemote:
     """A peer reached over a connection of this peerd, from one of its worker threads."""
 
-    def __init__(self, conn, loop: asyncio.AbstractEventLoop):
+    def __init__(self, conn, loop: asyncio.AbstractEventLoop, daemon=None):
         self.conn = conn
         self.loop = loop
+        self.daemon = daemon
+        self.name = conn.peer_name
+
+    def others(self) -> list["ConnectionRemote"]:
+        """The other peers this peerd is connected to."""
+        if self.daemon is None:
+            return []
+        connections = list(self.daemon.connections.values())
+        return [ConnectionRemote(c, self.loop) for c in connections if c is not self.conn]
+
+    def close(self) -> None:
+        pass
 
     def call(self, op: str, **args):
         return asyncio.run_coroutine_threadsafe(self.conn.call(op, args), self.loop).result()

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import blake3
 
+from .bulk import rows
 from .chunking import ChunkRef, chunk_hash
-from .feed import ChunkFeed, CorruptContent
-from .models import BlobChunk, Entry
+from .feed import ChunkFeed, CorruptContent, Unavailable
+from .models import Entry
 from .paths import TEMP_PREFIX
 
 # A file is written this much at a time, in one system call (one change event for watchers).
@@ -33,19 +34,16 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[Path, int, int]]:
     """Where in this peer's Real files each of these chunks can be read: (file, offset, length)."""
     if not hashes:
         return {}
-    rows = BlobChunk.objects.filter(hash__in=list(hashes)).values_list(
-        "hash", "blob__hash", "offset", "length"
-    )
-    by_blob: dict[bytes, list[tuple[bytes, int, int]]] = {}
-    for h, blob_hash, offset, length in rows:
-        by_blob.setdefault(bytes(blob_hash), []).append((bytes(h), offset, length))
     found: dict[bytes, tuple[Path, int, int]] = {}
-    holders = Entry.objects.filter(blob_hash__in=list(by_blob)).values_list(
-        "blob_hash", "area__path", "path"
-    )
-    for blob_hash, area_path, path in holders:
-        for h, offset, length in by_blob.get(bytes(blob_hash), ()):
-            found.setdefault(h, (Path(area_path) / path, offset, length))
+    for h, offset, length, area_path, path in rows(
+        'SELECT c.hash, c."offset", c.length, a.path, e.path FROM areas_blobchunk c'
+        " JOIN areas_blob b ON b.id = c.blob_id"
+        " JOIN areas_entry e ON e.blob_hash = b.hash"
+        " JOIN areas_area a ON a.id = e.area_id"
+        " WHERE c.hash = ANY(%s)",
+        [list(hashes)],
+    ):
+        found.setdefault(bytes(h), (Path(area_path) / path, offset, length))
     return found
 
 
@@ -92,10 +90,16 @@ class ChunkSource:
 
     A chunk this peer has is read from its Real and checked; a missing one is taken from the
     feed that fetches them ahead (or, for a local one that turned out changed, fetched alone).
+    One the peer cannot send, or sends wrong, is asked of the other peers (`elsewhere`).
     """
 
-    def __init__(self, fetch_one: Callable[[bytes], bytes]):
+    def __init__(
+        self,
+        fetch_one: Callable[[bytes], bytes],
+        elsewhere: Callable[[bytes, Exception], bytes],
+    ):
         self.fetch_one = fetch_one
+        self.elsewhere = elsewhere
         self.local: dict[bytes, tuple[Path, int, int]] = {}
         self.feed: ChunkFeed | None = None
 
@@ -106,9 +110,12 @@ class ChunkSource:
                 return data
             # The file it was to be read from changed or moved since: fetch it instead.
             self.local.pop(ref.hash, None)
-        if self.feed is not None and self.feed.wanted(ref.hash):
-            return self.feed.take(ref.hash)
-        return self.fetch_one(ref.hash)
+        try:
+            if self.feed is not None and self.feed.wanted(ref.hash):
+                return self.feed.take(ref.hash)
+            return self.fetch_one(ref.hash)
+        except (Unavailable, CorruptContent) as exc:
+            return self.elsewhere(ref.hash, exc)
 
     def abandon(self, chunks: list[ChunkRef]) -> None:
         """A write gave up before these chunks: the feed need not keep them for it."""

@@ -21,7 +21,7 @@ class CorruptContent(ValueError):
 
 
 class Unavailable(LookupError):
-    """The peer could not send a chunk."""
+    """The peer could not send a chunk (or fetching chunks failed altogether)."""
 
 
 def batches(plan: list[tuple[bytes, int]], batch_bytes: int) -> Iterator[list[bytes]]:
@@ -60,6 +60,7 @@ class ChunkFeed:
         self.ahead_bytes = ahead_bytes
         self.received = 0  # content bytes fetched
         self._ready: dict[bytes, bytes] = {}
+        self._failed: dict[bytes, Exception] = {}
         self._held = 0
         self._waiting = 0
         self._done = False
@@ -107,14 +108,19 @@ class ChunkFeed:
     def _accept(self, hashes: list[bytes], answer) -> None:
         if not isinstance(answer, list) or len(answer) != len(hashes):
             raise Unavailable("bad answer to a request for chunks")
-        checked = {}
+        checked, failed = {}, {}
         for h, data in zip(hashes, answer, strict=True):
             if not isinstance(data, bytes):
-                raise Unavailable(f"the peer could not send chunk {h.hex()[:16]}")
-            if chunk_hash(data) != h:
-                raise CorruptContent("a peer sent a chunk whose hash does not match: discarded")
-            checked[h] = data
+                failed[h] = Unavailable(f"the peer could not send chunk {h.hex()[:16]}")
+            elif chunk_hash(data) != h:
+                failed[h] = CorruptContent(
+                    "a peer sent a chunk whose hash does not match: discarded"
+                )
+            else:
+                checked[h] = data
         with self._cond:
+            # A chunk the peer did not send right is the writer's to get elsewhere.
+            self._failed.update(failed)
             self.received += sum(len(d) for d in checked.values())
             for h, data in checked.items():
                 if self.uses[h] > 0 and h not in self._ready:
@@ -132,8 +138,9 @@ class ChunkFeed:
         """The chunk's content (checked), waiting for it if it is still on its way."""
         with self._cond:
             while h not in self._ready:
-                if isinstance(self._error, CorruptContent):
-                    raise self._error
+                if h in self._failed:
+                    self.uses[h] -= 1
+                    raise self._failed[h]
                 if self._error is not None:
                     raise Unavailable(f"fetching chunks failed: {self._error}")
                 if self._done or self._closed:

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from .bulk import copy_rows
+from .bulk import copy_rows, rows
 from .models import Area, HistoryEvent, PeerArea, SeenChange
 
 EVENT_FIELDS = [
@@ -89,12 +89,13 @@ def seen(area: Area, ids: list[tuple[bytes, int]]) -> set[tuple[bytes, int]]:
     """Which of these change identities this peer has already applied or made."""
     if not ids:
         return set()
-    rows = SeenChange.objects.filter(
-        area=area,
-        origin__in=list({o for o, _ in ids}),
-        origin_seq__in=list({n for _, n in ids}),
-    ).values_list("origin", "origin_seq")
-    return {(bytes(o), n) for o, n in rows} & set(ids)
+    found = rows(
+        "SELECT s.origin, s.origin_seq FROM areas_seenchange s"
+        " JOIN unnest(%s::bytea[], %s::bigint[]) AS i(origin, origin_seq)"
+        " ON s.origin = i.origin AND s.origin_seq = i.origin_seq WHERE s.area_id = %s",
+        [[o for o, _ in ids], [n for _, n in ids], area.pk],
+    )
+    return {(bytes(o), n) for o, n in found}
 
 
 def mark_seen(area: Area, ids: list[tuple[bytes, int]]) -> None:

@@ -73,6 +73,8 @@ class Entry(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["area", "path"], name="entry_path")]
+        # Serving a chunk looks up the files that hold its blob.
+        indexes = [models.Index(fields=["blob_hash"], name="entry_blob")]
 
     def __str__(self) -> str:
         return f"{self.area.name}:{self.path}"

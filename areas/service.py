@@ -180,6 +180,6 @@ async def handle(daemon, conn, op: str, args: dict):
     if op == "pull":
         from .consensus import ConnectionRemote, pull_for_peer
 
-        remote = ConnectionRemote(conn, asyncio.get_running_loop())
+        remote = ConnectionRemote(conn, asyncio.get_running_loop(), daemon)
         return await slow(pull_for_peer, key, args.get("area"), remote)
     raise ValueError(f"unknown request {op!r}")

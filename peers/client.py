@@ -7,7 +7,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .daemon import socket_path
-from .protocol import HEADER, MAX_FRAME, ProtocolError, RemoteError, pack, unpack
+from .protocol import (
+    HEADER,
+    MAX_FRAME,
+    ProtocolError,
+    RemoteError,
+    pack,
+    unpack,
+    unpack_relayed,
+)
 
 
 class PeerdUnavailable(ConnectionError):
@@ -44,7 +52,7 @@ class PeerdClient:
             results.close()
 
     def pipeline(
-        self, peer: str | None, op: str, arg_list: Iterable[dict], depth: int
+        self, peer: str | None, op: str, arg_list: Iterable[dict], depth: int, relay: bool = False
     ) -> Iterator[Any]:
         """The results of one request per item of arg_list, in order, with up to `depth`
         requests on their way at once: the peer works on the next while we use this one."""
@@ -65,6 +73,8 @@ class PeerdClient:
                 "args": args,
                 "timeout": self.timeout,
             }
+            if relay:
+                message["relay"] = True  # peerd passes the peer's answer on undecoded
             sock.sendall(pack(message))
             waiting.append(request_id)
 
@@ -74,7 +84,8 @@ class PeerdClient:
             while waiting:
                 wanted = waiting.popleft()
                 while wanted not in replies:
-                    reply = unpack(self._read(sock))
+                    data = self._read(sock)
+                    reply = _relayed(data) if relay else unpack(data)
                     replies[reply.get("re")] = reply
                 reply = replies.pop(wanted)
                 send_next()
@@ -123,6 +134,14 @@ class PeerdClient:
         self.close()
 
 
+def _relayed(data: bytearray) -> dict:
+    """A relayed answer: peerd's header, then the peer's answer to the request."""
+    header, answer = unpack_relayed(data)
+    if answer is None:
+        return header  # peerd's own answer: an error before the request reached the peer
+    return {**answer, "re": header.get("re")}
+
+
 class RemotePeer:
     """A peer as the consensus engine sees it: `call(op, **args)`."""
 
@@ -133,8 +152,20 @@ class RemotePeer:
     def call(self, op: str, **args) -> Any:
         return self.client.request(self.name, op, args)
 
+    def close(self) -> None:
+        self.client.close()
+
+    def others(self) -> list["RemotePeer"]:
+        """The other connected peers, each on a connection of its own (for another thread)."""
+        try:
+            with PeerdClient(self.client.timeout) as own:
+                names = own.connected()
+        except (OSError, ProtocolError, RemoteError):
+            return []
+        return [RemotePeer(PeerdClient(self.client.timeout), n) for n in names if n != self.name]
+
     def call_many(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
         """Pipelined calls, results in order; on a connection of their own, so that they can
         run in another thread while this one makes its own calls."""
         with PeerdClient(self.client.timeout) as own:
-            yield from own.pipeline(self.name, op, arg_list, depth)
+            yield from own.pipeline(self.name, op, arg_list, depth, relay=True)

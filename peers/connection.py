@@ -7,12 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .protocol import (
+    HEADER,
     IDLE_TIMEOUT,
     PING_EVERY,
     ProtocolError,
     RemoteError,
-    pack,
-    receive,
+    frame,
+    receive_raw,
+    reply_id,
+    unpack,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ class Connection:
         self.handler = handler
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
+        self._relayed: set[int] = set()  # requests whose answers are passed on undecoded
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
         self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
@@ -51,8 +55,15 @@ class Connection:
         pinger = asyncio.create_task(self._ping())
         try:
             while True:
-                message, size = await receive(self.reader, IDLE_TIMEOUT)
-                self.bytes_received += size
+                data = await receive_raw(self.reader, IDLE_TIMEOUT)
+                self.bytes_received += HEADER.size + len(data)
+                answered = reply_id(data) if self._relayed else None
+                if answered in self._relayed:
+                    future = self._pending.pop(answered, None)
+                    if future is not None and not future.done():
+                        future.set_result(data)
+                    continue
+                message = unpack(data)
                 if "re" in message:
                     future = self._pending.pop(message["re"], None)
                     if future is not None and not future.done():
@@ -99,18 +110,23 @@ class Connection:
             await self.close()
 
     async def _send(self, message: dict) -> None:
-        data = pack(message)
+        pieces = frame(message)
         async with self._write_lock:
-            self.writer.write(data)
-            self.bytes_sent += len(data)
+            for piece in pieces:
+                self.writer.write(piece)
+                self.bytes_sent += len(piece)
             await self.writer.drain()
 
-    async def call(self, op: str, args: dict, timeout: float = 300.0) -> Any:
+    async def call(self, op: str, args: dict, timeout: float = 300.0, relay: bool = False) -> Any:
+        """The result of a request; with `relay`, the whole answer frame, not decoded (peerd
+        passes it on to the local process that asked, which decodes it)."""
         if self.closed.is_set():
             raise ConnectionError(f"not connected to {self.peer_name}")
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if relay:
+            self._relayed.add(request_id)
         closed = asyncio.ensure_future(self.closed.wait())
         try:
             await self._send({"id": request_id, "op": op, "args": args})
@@ -120,12 +136,15 @@ class Connection:
         finally:
             closed.cancel()
             self._pending.pop(request_id, None)
+            self._relayed.discard(request_id)
         if future not in done:
             future.cancel()
             if self.closed.is_set():
                 raise ConnectionError(f"connection to {self.peer_name} closed")
             raise TimeoutError(f"{self.peer_name} did not answer {op} in {timeout:.0f} s")
         reply = future.result()
+        if relay:
+            return reply
         if not reply.get("ok"):
             raise RemoteError(str(reply.get("error", "request failed")))
         return reply.get("result")

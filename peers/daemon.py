@@ -36,6 +36,10 @@ from .sync import db
 log = logging.getLogger("peerd")
 SOCKET_NAME = "peerd.sock"
 REFRESH_EVERY = 2.0
+# How much a connection's reader buffers before it stops reading from the socket: a frame
+# of several megabytes then arrives without the transport being paused and resumed at
+# every 128 KiB (the default).
+STREAM_LIMIT = 4 * 1024 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 
 
@@ -118,7 +122,7 @@ class PeerDaemon:
     async def _dial(self, member: Member) -> None:
         host, port = parse_address(member.address)
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT
+            asyncio.open_connection(host, port, limit=STREAM_LIMIT), HANDSHAKE_TIMEOUT
         )
         try:
             await self._preamble(reader, writer)
@@ -151,7 +155,7 @@ class PeerDaemon:
         host, port = parse_address(member.address)
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT
+                asyncio.open_connection(host, port, limit=STREAM_LIMIT), HANDSHAKE_TIMEOUT
             )
             await self._preamble(reader, writer)
             await asyncio.wait_for(
@@ -253,9 +257,14 @@ class PeerDaemon:
         lock = asyncio.Lock()
 
         async def answer(message: dict) -> None:
+            relayed = b""
             try:
                 result = await self.local_request(message)
-                reply = {"re": message.get("id"), "ok": True, "result": result}
+                if message.get("relay") and isinstance(result, bytes):
+                    # The peer's answer as it came, after our header: not decoded here.
+                    reply, relayed = {"re": message.get("id"), "relayed": True}, result
+                else:
+                    reply = {"re": message.get("id"), "ok": True, "result": result}
             except Exception as exc:  # noqa: BLE001 - the error goes back to the local caller
                 reply = {
                     "re": message.get("id"),
@@ -263,7 +272,7 @@ class PeerDaemon:
                     "error": str(exc) or type(exc).__name__,
                 }
             async with lock:
-                await write_frame(writer, reply)
+                await write_frame(writer, reply, relayed)
 
         try:
             while True:
@@ -289,7 +298,8 @@ class PeerDaemon:
                 totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
             return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
         conn = self.connection_to(message.get("peer"))
-        return await conn.call(op, args, timeout=float(message.get("timeout") or 600))
+        timeout = float(message.get("timeout") or 600)
+        return await conn.call(op, args, timeout=timeout, relay=bool(message.get("relay")))
 
     def connection_to(self, name: str | None) -> Connection:
         for conn in self.connections.values():
@@ -309,13 +319,15 @@ class PeerDaemon:
         servers = []
         if self.listen:
             host, port = parse_address(self.listen)
-            servers.append(await asyncio.start_server(self._accept, host, port))
+            servers.append(await asyncio.start_server(self._accept, host, port, limit=STREAM_LIMIT))
             log.info("listening on %s as %s", self.listen, self.identity.peer_id)
         path = socket_path()
         path.unlink(missing_ok=True)
         old_umask = os.umask(0o077)
         try:
-            servers.append(await asyncio.start_unix_server(self._local, str(path), limit=2**20))
+            servers.append(
+                await asyncio.start_unix_server(self._local, str(path), limit=STREAM_LIMIT)
+            )
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)

@@ -79,6 +79,7 @@ class Appliance:
         return result
 
     def init(self, listen: str | None = None) -> "Appliance":
+        self.listen_address = listen
         args = ["init", "--name", self.name]
         if listen:
             args += ["--listen", listen]

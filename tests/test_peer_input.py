@@ -1,14 +1,16 @@
 """What a peer sends is checked: tampered chunks, escaping paths and broken frames are refused,
 nothing is written, and peerd goes on serving the others."""
 
+import json
 import os
 import socket
 import struct
 
 import blake3
+import psycopg
 import pytest
 
-from .appliance import wait_for
+from .appliance import database_url, wait_for
 from .fakepeer import FakePeer
 from .household import AREA
 
@@ -88,6 +90,37 @@ def test_a_tampered_chunk_is_rejected(victim):
     victim.fake.answers["chunks"] = lambda args: [content for _ in args["hashes"]]
     assert consensus(victim).returncode == 0
     assert (victim.area / "note.txt").read_bytes() == content
+
+
+def test_a_chunk_sent_wrong_is_fetched_from_another_peer(victim, appliances, tmp_path):
+    content = b"the real content, also on beta\n"
+    digest = blake3.blake3(content).digest()
+    beta = appliances("beta", listen=f"127.0.0.1:{_port()}")
+    beta_area = tmp_path / "area-beta"
+    beta_area.mkdir()
+    (beta_area / "copy.txt").write_bytes(content)
+    beta.run("area", "add", AREA, str(beta_area))
+    beta.run("peer", "add", "alpha", victim.peer_id)  # alpha dials beta
+    victim.run("peer", "add", "beta", beta.peer_id, "--address", beta.listen_address)
+    beta.up()
+    wait_for(lambda: _indexed(beta, "copy.txt"), "beta to index its file")
+    wait_for(lambda: "beta" in _traffic(victim), "alpha and beta to connect")
+
+    serve_history(victim.fake, [event("note.txt", content)], {digest: content})
+    victim.fake.answers["chunks"] = lambda args: [b"X" * len(content) for _ in args["hashes"]]
+    result = consensus(victim)
+    assert result.returncode == 0, result.stderr
+    assert (victim.area / "note.txt").read_bytes() == content
+
+
+def _indexed(appliance, path: str) -> bool:
+    with psycopg.connect(database_url(appliance.database)) as conn:
+        query = "SELECT count(*) FROM areas_entry WHERE path = %s AND blob_hash IS NOT NULL"
+        return conn.execute(query, [path]).fetchone()[0] == 1
+
+
+def _traffic(appliance) -> dict:
+    return json.loads(appliance.run("status", "--json").stdout).get("traffic") or {}
 
 
 @pytest.mark.parametrize(
