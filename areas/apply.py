@@ -57,8 +57,8 @@ FETCH_AHEAD_BYTES = 48 * 1024 * 1024
 WINDOW_BYTES = 1024 * 1024 * 1024
 # Written files wait (complete, checked, not yet visible) until this many files or bytes are
 # ready, then are synced to disk together and renamed into place.
-STAGE_FILES = 1000
-STAGE_BYTES = 128 * 1024 * 1024
+STAGE_FILES = 2000
+STAGE_BYTES = 256 * 1024 * 1024
 # Files are written by this many threads at once (creating a file waits on the filesystem's
 # journal; hashing and writing let other threads run).
 STAGE_THREADS = 2

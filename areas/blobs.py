@@ -28,7 +28,7 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     have_chunks = {
         blob_id
         for (blob_id,) in rows(
-            "SELECT blob_id FROM areas_blobchunk WHERE blob_id = ANY(%s) AND position = 0",
+            "SELECT blob_id FROM areas_blobchunk WHERE blob_id = ANY(%b) AND position = 0",
             [list(ids.values())],
         )
     }
@@ -46,7 +46,7 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     )
 
 
-_BLOBS = "SELECT {} FROM areas_blob WHERE hash = ANY(%s)"
+_BLOBS = "SELECT {} FROM areas_blob WHERE hash = ANY(%b)"
 
 
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
@@ -55,7 +55,7 @@ def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     for blob_hash, h, offset, length in rows(
         'SELECT b.hash, c.hash, c."offset", c.length FROM areas_blob b'
         " LEFT JOIN areas_blobchunk c ON c.blob_id = b.id"
-        " WHERE b.hash = ANY(%s) ORDER BY b.id, c.position",
+        " WHERE b.hash = ANY(%b) ORDER BY b.id, c.position",
         [list(blob_hashes)],
     ):
         chunks = lists.setdefault(bytes(blob_hash), [])

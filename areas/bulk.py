@@ -3,16 +3,25 @@ tens of thousands of rows, which INSERT statements built by the ORM make slow.""
 
 from collections.abc import Iterable
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Model
 
 
 def rows(query: str, params: list) -> list[tuple]:
     """Run a read query written for PostgreSQL. Many keys go in one array parameter
-    (`= ANY(%s)`): the ORM's IN (...) prepares each of thousands of values one by one."""
-    with connection.cursor() as cursor:
+    (`= ANY(%b)`, sent in binary): the ORM's IN (...) prepares thousands of values one by
+    one."""
+    with _cursor() as cursor:
         cursor.execute(query, params)
         return cursor.fetchall()
+
+
+def _cursor():
+    """A psycopg cursor that sends parameters apart from the query (binary where it can):
+    Django's own cursor writes them into the query text, slow for thousands of hashes."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def copy_rows(
@@ -20,22 +29,35 @@ def copy_rows(
 ) -> None:
     """Insert `rows` (values in `fields` order); with ignore_conflicts, rows that would break
     a unique constraint are skipped, as INSERT ... ON CONFLICT DO NOTHING does."""
+    if ignore_conflicts:
+        _insert_new(model, fields, list(rows))
+        return
     table = model._meta.db_table
     columns = ", ".join(f'"{model._meta.get_field(f).column}"' for f in fields)
     with transaction.atomic(), connection.cursor() as cursor:
-        raw = cursor.cursor
-        target = f'"{table}"'
-        if ignore_conflicts:
-            target = f'"copy_{table}"'
-            raw.execute(
-                f'CREATE TEMP TABLE {target} (LIKE "{table}" INCLUDING DEFAULTS INCLUDING IDENTITY)'
-            )
-        with raw.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
             for row in rows:
                 copy.write_row(row)
-        if ignore_conflicts:
-            raw.execute(
-                f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM {target} '
-                "ON CONFLICT DO NOTHING"
-            )
-            raw.execute(f"DROP TABLE {target}")
+
+
+def _insert_new(model: type[Model], fields: list[str], rows: list[tuple]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING of many rows in one statement: each column goes as
+    one array parameter, unnested back into rows by the server."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    model_fields = [model._meta.get_field(f) for f in fields]
+    columns = ", ".join(f'"{f.column}"' for f in model_fields)
+    arrays = ", ".join(f"%b::{_base_type(f)}[]" for f in model_fields)
+    with _cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{table}" ({columns}) SELECT * FROM unnest({arrays}) '
+            "ON CONFLICT DO NOTHING",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+
+def _base_type(field) -> str:
+    if field.is_relation:
+        field = field.target_field
+    return field.db_type(connection).split("(")[0]

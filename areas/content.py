@@ -8,6 +8,7 @@ file changed behind our back is never trusted.
 import ctypes
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[Path, int, int]]:
         " JOIN areas_blob b ON b.id = c.blob_id"
         " JOIN areas_entry e ON e.blob_hash = b.hash"
         " JOIN areas_area a ON a.id = e.area_id"
-        " WHERE c.hash = ANY(%s)",
+        " WHERE c.hash = ANY(%b)",
         [list(hashes)],
     ):
         found.setdefault(bytes(h), (Path(area_path) / path, offset, length))
@@ -146,11 +147,14 @@ def stage_file(
     batch at a time, and `expose` then renames each into place.
     """
     tmp = full.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    # Created with its permissions where the umask allows (each later change of them is one
+    # more event for every watcher of the directory).
+    flags, permissions = os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, flags, permissions)
     except FileNotFoundError:
         full.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, flags, permissions)
     try:
         hasher = blake3.blake3()
         held: list[bytes] = []
@@ -170,9 +174,11 @@ def stage_file(
         _write_all(fd, held)
         if hasher.digest() != blob_hash:
             raise CorruptContent(f"assembled {full.name!r} does not match its hash")
-        os.fchmod(fd, mode & 0o7777)
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) != mode & 0o7777:
+            os.fchmod(fd, mode & 0o7777)
         os.utime(fd, ns=(mtime_ns, mtime_ns))
-        device = os.fstat(fd).st_dev
+        device = st.st_dev
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)

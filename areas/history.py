@@ -91,7 +91,7 @@ def seen(area: Area, ids: list[tuple[bytes, int]]) -> set[tuple[bytes, int]]:
         return set()
     found = rows(
         "SELECT s.origin, s.origin_seq FROM areas_seenchange s"
-        " JOIN unnest(%s::bytea[], %s::bigint[]) AS i(origin, origin_seq)"
+        " JOIN unnest(%b::bytea[], %b::bigint[]) AS i(origin, origin_seq)"
         " ON s.origin = i.origin AND s.origin_seq = i.origin_seq WHERE s.area_id = %s",
         [[o for o, _ in ids], [n for _, n in ids], area.pk],
     )
