@@ -7,7 +7,7 @@ A blob that leaves one path and appears at another in the same scan is a rename.
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +91,7 @@ def stat_fields(st: os.stat_result) -> dict:
     }
 
 
-def scan_area(area: Area, origin: bytes) -> ScanResult:
+def scan_area(area: Area, origin: bytes, announce: Callable[[], None] | None = None) -> ScanResult:
     """Bring the area's index up to date with its files; record local history events.
 
     The walk (stat only) comes first; changed files are then hashed, and their changes
@@ -109,7 +109,7 @@ def scan_area(area: Area, origin: bytes) -> ScanResult:
                 result.unchanged += 1
             else:
                 changed.append((rel, full, st))
-        _Recorder(area, origin, entries, walked, result).run(changed)
+        _Recorder(area, origin, entries, walked, result, announce).run(changed)
     return result
 
 
@@ -165,8 +165,9 @@ class _Recorder:
     a delete, unless its content turned up at a new path meanwhile, which makes a rename.
     """
 
-    def __init__(self, area, origin, entries: dict[str, Entry], walked: set[str], result):
+    def __init__(self, area, origin, entries, walked: set[str], result, announce=None):
         self.area, self.origin, self.entries, self.result = area, origin, entries, result
+        self.announce = announce  # told after each batch is committed
         self.gone = {p: e for p, e in entries.items() if e.exists and p not in walked}
         self.gone_by_blob: dict[bytes, list[str]] = {}
         for path, entry in sorted(self.gone.items()):
@@ -260,6 +261,8 @@ class _Recorder:
                     )
             history.append(self.area, changes, self.origin)
         self.result.changes.extend(changes)
+        if self.announce is not None and changes:
+            self.announce()
 
 
 def _set(entry: Entry, **fields) -> None:

@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 HISTORY_LIMIT = 5000
 MAX_HASHES = 5000
 MAX_CHUNK_BYTES = 12 * 1024 * 1024
-SCAN_POLL = 0.2
-# Scans peers asked for (`begin`), by area id: running, or the last one done.
-_scans: dict[int, asyncio.Future] = {}
+# A `history` answer with nothing new waits at most this long for a running scan's next batch.
+SCAN_WAIT = 5.0
+# Scans peers asked for (`begin`), by area id, until a `history` answer sees them over.
+_scans: dict[int, "PeerScan"] = {}
 
 
 def _peer(key: bytes) -> Peer:
@@ -58,9 +59,53 @@ def _begin(key: bytes, name) -> int:
     return area.pk
 
 
-def _scan(area_id: int) -> None:
-    area = Area.objects.get(pk=area_id)
-    scan_area(area, bytes(LocalPeer.get().public_key))
+class PeerScan:
+    """A scan a peer asked for (`begin`), running in the background in peerd; each batch it
+    commits is announced to the `history` answers waiting for it."""
+
+    def __init__(self, area_id: int, previous: "PeerScan | None"):
+        self.area_id = area_id
+        self.batches = 0
+        self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self.task = asyncio.ensure_future(self._run(previous))
+        self.task.add_done_callback(lambda _: self._changed.set())
+
+    async def _run(self, previous: "PeerScan | None") -> None:
+        if previous is not None:
+            # One already running may have walked past the changes this peer wants.
+            await asyncio.wait([previous.task])
+        await slow(self._scan)
+
+    def _scan(self) -> None:
+        area = Area.objects.get(pk=self.area_id)
+        scan_area(area, bytes(LocalPeer.get().public_key), announce=self._announce)
+
+    def _announce(self) -> None:  # in the scan's thread
+        self._loop.call_soon_threadsafe(self._batch_done)
+
+    def _batch_done(self) -> None:
+        self.batches += 1
+        self._changed.set()
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
+
+    def failure(self) -> BaseException | None:
+        if self.task.done() and not self.task.cancelled():
+            return self.task.exception()
+        return None
+
+    async def wait_past(self, seen: int, timeout: float) -> None:
+        """Until a batch after the `seen`-th is committed, or the scan is over."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.batches <= seen and self.running:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            pass
 
 
 async def begin(key: bytes, name) -> dict:
@@ -68,31 +113,27 @@ async def begin(key: bytes, name) -> dict:
     background and commits what it finds in batches; the peer pulls them as they come
     (`history` answers say "scanning" until it is over)."""
     area_id = await db(_begin, key, name)
-    previous = _scans.get(area_id)
-
-    async def scan() -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # a scan already running may have walked past changes
-        await slow(_scan, area_id)
-
-    _scans[area_id] = asyncio.ensure_future(scan())
+    _scans[area_id] = PeerScan(area_id, _scans.get(area_id))
     return {"scanning": True}
 
 
 async def history_answer(key: bytes, name, since, limit) -> dict:
     """Our history since a cursor. While a scan a peer asked for is running, an answer with
-    nothing new waits a moment for the scan's next batch instead of coming back empty."""
+    nothing new waits for the scan's next batch instead of coming back empty."""
     area_id = await db(_area_id, key, name)
-    scan = _scans.get(area_id)
     while True:
-        scanning = scan is not None and not scan.done()
-        if scan is not None and scan.done() and scan.exception() is not None:
-            raise RuntimeError(f"scanning the area failed: {scan.exception()}")
+        scan = _scans.get(area_id)
+        if scan is not None and not scan.running:
+            del _scans[area_id]  # over: its batches are all committed (and read below)
+            if scan.failure() is not None:
+                raise RuntimeError(f"scanning the area failed: {scan.failure()}")
+        scanning = scan is not None and scan.running
+        seen = scan.batches if scanning else 0
         answer = await db(history_since, key, name, since, limit)
         answer["scanning"] = scanning
         if not scanning or answer["events"] or answer["next"] != since or answer["snapshot"]:
             return answer
-        await asyncio.wait([scan], timeout=SCAN_POLL)
+        await scan.wait_past(seen, SCAN_WAIT)
 
 
 def _area_id(key: bytes, name) -> int:
