@@ -1,0 +1,81 @@
+"""The chunk feed: chunks fetched ahead, handed out in any order, each kept until its last use."""
+
+from collections import Counter
+
+import pytest
+
+from areas.chunking import chunk_hash
+from areas.feed import ChunkFeed, CorruptContent, Unavailable, batches
+
+
+def chunks(n: int, size: int = 1000) -> dict[bytes, bytes]:
+    data = [bytes([i % 256]) * size + i.to_bytes(4, "big") for i in range(n)]
+    return {chunk_hash(d): d for d in data}
+
+
+def feed_of(store: dict[bytes, bytes], uses: Counter, served=None, batch_bytes=3000):
+    asked: list[list[bytes]] = []
+
+    def fetch_many(arg_list):
+        for args in arg_list:
+            asked.append(args["hashes"])
+            yield [(served or store).get(h) for h in args["hashes"]]
+
+    plan = [(h, len(store[h])) for h in store]
+    feed = ChunkFeed(plan, uses, fetch_many, batch_bytes, ahead_bytes=10_000).start()
+    return feed, asked
+
+
+def test_every_chunk_is_handed_out_and_one_used_twice_is_kept_for_its_second_use():
+    store = chunks(20)
+    first = next(iter(store))
+    uses = Counter({h: 1 for h in store})
+    uses[first] = 2
+    feed, asked = feed_of(store, uses)
+    try:
+        for h in reversed(list(store)):  # the writers may ask out of order
+            assert feed.take(h) == store[h]
+        assert feed.take(first) == store[first]
+        assert sum(len(b) for b in asked) == len(store)  # each fetched once
+    finally:
+        feed.close()
+
+
+def test_a_chunk_the_peer_cannot_send_or_sends_wrong_fails_alone():
+    store = chunks(6)
+    keys = list(store)
+    served = dict(store)
+    served[keys[1]] = None
+    served[keys[2]] = b"tampered"
+    feed, _ = feed_of(store, Counter({h: 1 for h in store}), served=served)
+    try:
+        with pytest.raises(Unavailable):
+            feed.take(keys[1])
+        with pytest.raises(CorruptContent):
+            feed.take(keys[2])
+        for h in keys[3:]:
+            assert feed.take(h) == store[h]
+    finally:
+        feed.close()
+
+
+def test_when_fetching_fails_every_waiting_writer_is_told():
+    store = chunks(4)
+
+    def fetch_many(arg_list):
+        raise ConnectionResetError("peerd went away")
+        yield  # pragma: no cover
+
+    plan = [(h, len(d)) for h, d in store.items()]
+    feed = ChunkFeed(plan, Counter({h: 1 for h in store}), fetch_many, 3000, 10_000).start()
+    try:
+        with pytest.raises(Unavailable, match="peerd went away"):
+            feed.take(next(iter(store)))
+    finally:
+        feed.close()
+
+
+def test_batches_stay_within_their_size():
+    plan = [(bytes([i]) * 32, 1000) for i in range(10)]
+    sizes = [len(b) for b in batches(plan, 2500)]
+    assert sizes == [3, 3, 3, 1]
