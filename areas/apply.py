@@ -152,16 +152,21 @@ class Applier:
         store_blobs(small)
         self.chunks.update((b.hash, b.chunks) for b in small)
         unknown = [h for h in wanted if h not in self.chunks]
+        # An edited blob's list comes written against the version it edits, which we have.
+        base_of = {e.blob: e.base for e in events if e.blob and e.base and e.base != e.blob}
+        base_lists = chunk_lists([base_of[h] for h in unknown if h in base_of])
         for i in range(0, len(unknown), BLOB_BATCH):
             batch = unknown[i : i + BLOB_BATCH]
-            answer = self.remote.call("blobs", hashes=batch)
+            bases = {h: base_of[h] for h in batch if base_of.get(h) in base_lists}
+            answer = self.remote.call("blobs", hashes=batch, bases=bases)
             if not isinstance(answer, dict):
                 raise BadData("bad answer to blobs")
             new = []
             for h in batch:
                 if h not in answer:
                     raise BadData(f"peer does not know blob {h.hex()[:16]}")
-                refs = chunk_list_from_wire(answer[h], sizes[h])
+                base = base_lists.get(bases[h]) if h in bases else None
+                refs = chunk_list_from_wire(answer[h], sizes[h], base)
                 self.chunks[h] = refs
                 new.append(Hashed(h, sizes[h], refs))
             store_blobs(new)

@@ -16,7 +16,13 @@ from pyfastcdc.cy import FastCDC
 MIN_SIZE = 16 * 1024
 AVG_SIZE = 64 * 1024
 MAX_SIZE = 256 * 1024
-_cdc = FastCDC(avg_size=AVG_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE)
+# Normalized chunking level 3 keeps chunk sizes close to the average (about 70 KiB here):
+# an edit then moves one chunk of about that size, rarely one near MAX_SIZE (with level 1, a
+# sixth of all edits land in a chunk over 140 KB).
+NORMALIZATION = 3
+_cdc = FastCDC(
+    avg_size=AVG_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE, normalized_chunking=NORMALIZATION
+)
 
 
 @dataclass(frozen=True)

@@ -179,10 +179,19 @@ def _ack(shared: PeerArea, area: Area, seq: int) -> None:
         history.trim(area)
 
 
-def blobs(key: bytes, hashes) -> dict:
+def blobs(key: bytes, hashes, bases=None) -> dict:
+    """Chunk lists of blobs; one with a base the asking peer has (`bases`: blob -> base)
+    is written against the base's list."""
     _peer(key)
     hashes = _hash_list(hashes)
-    return {h: chunk_list_to_wire(refs) for h, refs in chunk_lists(hashes).items()}
+    bases = bases if isinstance(bases, dict) else {}
+    wanted_bases = [b for h, b in bases.items() if h in hashes and isinstance(b, bytes)]
+    lists = chunk_lists(hashes + _hash_list(wanted_bases))
+    return {
+        h: chunk_list_to_wire(lists[h], lists.get(bases.get(h)) if h in bases else None)
+        for h in hashes
+        if h in lists
+    }
 
 
 def chunks(key: bytes, hashes) -> list:
@@ -215,7 +224,7 @@ async def handle(daemon, conn, op: str, args: dict):
     if op == "ack":
         return await db(ack, key, args.get("area"), args.get("seq"))
     if op == "blobs":
-        return await db(blobs, key, args.get("hashes"))
+        return await db(blobs, key, args.get("hashes"), args.get("bases"))
     if op == "chunks":
         return await db(chunks, key, args.get("hashes"))
     if op == "pull":
