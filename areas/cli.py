@@ -1,7 +1,10 @@
 """Subcommands about areas: area add/list, consensus."""
 
+import io
 import time
 from typing import TextIO
+
+from realize_site.failures import one_line
 
 from .models import Area, ConsensusRun
 from .register import AreaError, add_area
@@ -68,6 +71,20 @@ def run_consensus_now(options: dict, out: TextIO) -> None:
     out.flush()
     if failures:
         raise RuntimeError("; ".join(failures))
+
+
+def consensus_asked_of_peerd(area: str, peer: str | None) -> dict:
+    """`realize consensus` carried out inside peerd for a command line client (see
+    realize_site.quick): what the command prints, and its one-line error if it failed."""
+    out = io.StringIO()
+    try:
+        run_consensus_now({"area": area, "peer": peer}, out)
+    except Exception as exc:
+        message = one_line(exc)
+        if message is None:
+            raise
+        return {"output": out.getvalue(), "error": message}
+    return {"output": out.getvalue(), "error": None}
 
 
 def _wait(run: ConsensusRun) -> ConsensusRun:

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from peers.models import LocalPeer, Peer
-from peers.sync import db, slow
+from peers.sync import db, slow, waiting
 
 from . import history
 from .blobs import chunk_lists
@@ -78,10 +78,12 @@ class PeerScan:
         await slow(self._scan)
 
     def _scan(self) -> None:
+
         area = Area.objects.get(pk=self.area_id)
         scan_area(area, bytes(LocalPeer.get().public_key), announce=self._announce)
 
     def _announce(self) -> None:  # in the scan's thread
+
         self._loop.call_soon_threadsafe(self._batch_done)
 
     def _batch_done(self) -> None:
@@ -211,6 +213,16 @@ def _hash_list(hashes) -> list[bytes]:
     if not all(isinstance(h, bytes) and len(h) == 32 for h in hashes):
         raise ValueError("bad hash")
     return hashes
+
+
+async def consensus_now(args: dict) -> dict:
+    """`realize consensus` from this peer's own command line (realize_site.quick)."""
+    from .cli import consensus_asked_of_peerd
+
+    area, peer = args.get("area"), args.get("peer")
+    if not isinstance(area, str) or not isinstance(peer, str | None):
+        raise ValueError("bad consensus request")
+    return await waiting(consensus_asked_of_peerd, area, peer)
 
 
 async def handle(daemon, conn, op: str, args: dict):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from realize_site.home import PEERD_SOCKET
+
 from . import household, tls
 from .address import format_address, parse_address
 from .connection import Connection
@@ -34,7 +36,7 @@ from .protocol import (
 from .sync import db
 
 log = logging.getLogger("peerd")
-SOCKET_NAME = "peerd.sock"
+SOCKET_NAME = PEERD_SOCKET  # in REALIZE_HOME
 REFRESH_EVERY = 2.0
 # How much a connection's reader buffers before it stops reading from the socket: a frame
 # of several megabytes then arrives without the transport being paused and resumed at
@@ -297,6 +299,8 @@ class PeerDaemon:
                 sent, received = totals.get(c.peer_name, (0, 0))
                 totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
             return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
+        if op == "consensus-now":
+            return await self.handlers.consensus_now(args)
         conn = self.connection_to(message.get("peer"))
         timeout = float(message.get("timeout") or 600)
         return await conn.call(op, args, timeout=timeout, relay=bool(message.get("relay")))

@@ -8,81 +8,48 @@ in both directions over one connection. Anything malformed ends that connection 
 """
 
 import asyncio
-import struct
 from typing import Any
 
-import msgpack
+from .frames import (
+    HEADER,
+    MAX_FRAME,
+    ProtocolError,
+    frame,
+    pack,
+    reply_id,
+    unpack,
+    unpack_relayed,
+)
 
 VERSION = 1
 MAGIC = b"REALIZE1 "
 READY = b"REALIZE1 READY\n"
 PREAMBLE_MAX = 80
-MAX_FRAME = 16 * 1024 * 1024
-HEADER = struct.Struct(">I")
 HANDSHAKE_TIMEOUT = 15.0
 IDLE_TIMEOUT = 90.0
 PING_EVERY = 30.0
-
-
-class ProtocolError(Exception):
-    """The other side broke the protocol; the connection is closed."""
+# The frame helpers live in .frames (no event loop there); imported from here as before.
+__all__ = [
+    "HEADER",
+    "MAX_FRAME",
+    "ProtocolError",
+    "RemoteError",
+    "check_hello",
+    "frame",
+    "hello",
+    "pack",
+    "read_frame",
+    "receive",
+    "receive_raw",
+    "reply_id",
+    "unpack",
+    "unpack_relayed",
+    "write_frame",
+]
 
 
 class RemoteError(Exception):
     """The other side answered a request with an error."""
-
-
-def pack(message: dict) -> bytes:
-    return b"".join(frame(message))
-
-
-def frame(message: dict, raw: bytes = b"") -> list[bytes]:
-    """A frame as the pieces to write: length, message, and (relayed) raw bytes after it.
-    Written as pieces, a frame of megabytes is not copied once more to be joined."""
-    data = msgpack.packb(message, use_bin_type=True)
-    size = len(data) + len(raw)
-    if size > MAX_FRAME:
-        raise ProtocolError(f"frame of {size} bytes is over the limit")
-    return [HEADER.pack(size), data, raw] if raw else [HEADER.pack(size), data]
-
-
-def reply_id(data: bytes) -> int | None:
-    """The request id a response frame answers (responses are packed with "re" first),
-    read without decoding the rest: a relayed answer is passed on as it came."""
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(data[:32])
-    try:
-        if unpacker.read_map_header() < 1 or unpacker.unpack() != "re":
-            return None
-        value = unpacker.unpack()
-    except Exception:  # noqa: BLE001 - not a response frame: decoded (and judged) in full
-        return None
-    return value if isinstance(value, int) else None
-
-
-def unpack_relayed(data: bytes) -> tuple[dict, dict | None]:
-    """A local answer that may carry a peer's answer as it came, after peerd's header:
-    (peerd's header, the peer's answer or None)."""
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_FRAME + 64)
-    unpacker.feed(data)
-    try:
-        header = unpacker.unpack()
-        reply = unpacker.unpack() if isinstance(header, dict) and header.get("relayed") else None
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's fault
-        raise ProtocolError(f"undecodable frame: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(reply, dict | None):
-        raise ProtocolError("a frame must be a map")
-    return header, reply
-
-
-def unpack(data: bytes) -> dict:
-    try:
-        message = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's fault
-        raise ProtocolError(f"undecodable frame: {exc}") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("a frame must be a map")
-    return message
 
 
 async def read_frame(reader: asyncio.StreamReader, timeout: float | None = IDLE_TIMEOUT) -> dict:

@@ -7,6 +7,7 @@ on, on this peer or the other.
 """
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -32,3 +33,30 @@ async def db(fn: Callable[..., T], *args) -> T:
 
 async def slow(fn: Callable[..., T], *args) -> T:
     return await asyncio.get_running_loop().run_in_executor(_slow, _in_thread, fn, *args)
+
+
+async def waiting(fn: Callable[..., T], *args) -> T:
+    """Work that mostly waits (say for a consensus run to end), in a thread of its own: it
+    holds no place in either pool however long it waits."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = _in_thread(fn, *args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(_settle, done, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, result, None)
+
+    threading.Thread(target=run, name="peerd-waiting", daemon=True).start()
+    return await done
+
+
+def _settle(future: asyncio.Future, result, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

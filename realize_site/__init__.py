@@ -1,3 +1,2 @@
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""The Django project. Its Celery app (realize_site.celery) is loaded by the areas app when
+Django starts, not here: the quick command line client must not pay for importing Celery."""

@@ -5,6 +5,15 @@ import sys
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["consensus"]:
+        from .quick import consensus
+
+        try:
+            code = consensus(sys.argv[2:])
+        except KeyboardInterrupt:
+            sys.exit(130)
+        if code is not None:
+            sys.exit(code)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realize_site.settings")
     try:
         import django

@@ -4,6 +4,10 @@ import os
 import secrets
 from pathlib import Path
 
+# peerd's Unix socket, in REALIZE_HOME (named here, where the command line finds it without
+# starting Django).
+PEERD_SOCKET = "peerd.sock"
+
 
 def realize_home() -> Path:
     home = Path(os.environ.get("REALIZE_HOME") or Path.home() / ".realize").expanduser()

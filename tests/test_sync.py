@@ -117,6 +117,25 @@ def test_a_deaf_peer_syncs_with_a_listening_one(household):
     assert (deaf.dir / "later.txt").read_bytes() == b"later\n"
 
 
+def test_the_consensus_command_fails_in_one_line_through_peerd(household):
+    """With peerd up, `realize consensus` is carried out by peerd (realize_site.quick): its
+    failures read exactly as the full command line's."""
+    a, b = household("alpha", "beta")
+    for args, message in [
+        (["nosuch"], "realize: error: no area named 'nosuch'"),
+        ([AREA, "--peer", "ghost"], "realize: error: no peer named 'ghost' in the household"),
+        ([AREA, "--peer=ghost"], "realize: error: no peer named 'ghost' in the household"),
+    ]:
+        result = a.run("consensus", *args, check=False)
+        assert (result.returncode, result.stderr.strip(), result.stdout) == (1, message, "")
+    write(b.dir / "note.txt", b"note\n")
+    result = a.run("consensus", f"--peer={b.name}", AREA)
+    assert result.stdout.startswith(f"{AREA} with {b.name}: done; received 1 files")
+    assert (a.dir / "note.txt").read_bytes() == b"note\n"
+    usage = a.run("consensus", check=False)  # not for peerd: argparse's usage message
+    assert usage.returncode == 2 and "usage: realize consensus" in usage.stderr
+
+
 def test_concurrent_edits_keep_both_versions_on_both_peers(household):
     a, b = household("alpha", "beta")
     write(a.dir / "report.txt", b"original\n")

@@ -3,11 +3,11 @@
 import sys
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError
 
 from areas import cli as areas_cli
 from peers import cli as peers_cli
 from realize_site import up as up_cli
+from realize_site.failures import one_line
 
 
 class CommandFailed(Exception):
@@ -45,19 +45,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         try:
             options["run"](options, self.stdout)
-        except DatabaseError as exc:
-            self._fail(f"database error: {_first_line(exc)}")
-        except (ValueError, RuntimeError, OSError) as exc:
-            self._fail(_first_line(exc))
         except KeyboardInterrupt:
             sys.exit(130)
+        except Exception as exc:
+            message = one_line(exc)
+            if message is None:
+                raise
+            self._fail(message)
 
     def _fail(self, message: str) -> None:
         sys.stderr.write(f"realize: error: {message}\n")
         sys.stderr.flush()
         sys.exit(1)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
