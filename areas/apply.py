@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,6 +38,7 @@ from .content import (
     local_chunks,
     remove_empty_parents,
     stage_file,
+    staging_directory,
     sync_directories,
     sync_staged,
 )
@@ -59,9 +61,10 @@ WINDOW_BYTES = 1024 * 1024 * 1024
 # ready, then are synced to disk together and renamed into place.
 STAGE_FILES = 2000
 STAGE_BYTES = 256 * 1024 * 1024
-# Files are written by this many threads at once (creating a file waits on the filesystem's
-# journal; hashing and writing let other threads run).
-STAGE_THREADS = 2
+# Files are written by a thread of their own while the main thread decides the next changes
+# (a second one cost more in lock hand-offs than it saved: measured 7.0 s against 8.8 s for the
+# bench tree).
+STAGE_THREADS = 1
 BLOB_BATCH = 1000
 ENTRY_FIELDS = [
     "blob_hash",
@@ -135,6 +138,7 @@ class Applier:
         self.pending_events: set[int] = set()  # id() of the events they belong to
         self.pending_bytes = 0
         self.writers = ThreadPoolExecutor(STAGE_THREADS, thread_name_prefix="stage")
+        self.staging_dir = staging_directory(settings.REALIZE_HOME, area.pk, self.root)
         self._fetch_lock = threading.Lock()
 
     # --- content ----------------------------------------------------------------------------
@@ -436,6 +440,7 @@ class Applier:
             self.source,
             e.mtime_ns,
             e.mode,
+            self.staging_dir,
         )
         identity = {} if derived else self._identity(e)
         self.pending[path] = _Pending(e, path, entry, kind, base, identity, staging)

@@ -8,6 +8,7 @@ file changed behind our back is never trusted.
 import ctypes
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,6 +134,30 @@ class Staged:
     device: int
 
 
+def staging_directory(home: Path, area_id: int, area_root: Path) -> Path | None:
+    """Where this area's incoming files are written before they are renamed into place.
+
+    A directory of REALIZE_HOME, emptied of what an interrupted run left, when a file there
+    can be renamed into the area (same filesystem, same mount): watchers of the area (ours
+    and any other program's) then see one rename per file instead of its creation and every
+    write. None otherwise: files are then written beside their final place.
+    """
+    staging = home / "staging" / str(area_id)
+    probe = staging / f"{TEMP_PREFIX}probe"
+    inside = area_root / f"{TEMP_PREFIX}probe-{secrets.token_hex(4)}"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700, parents=True)
+        probe.touch()
+        os.link(probe, inside)  # EXDEV across filesystems and mounts, as rename would be
+        os.unlink(inside)
+    except OSError:
+        return None
+    finally:
+        probe.unlink(missing_ok=True)
+    return staging
+
+
 def stage_file(
     full: Path,
     blob_hash: bytes,
@@ -140,20 +165,22 @@ def stage_file(
     source: ChunkSource,
     mtime_ns: int,
     mode: int,
+    staging: Path | None = None,
 ) -> Staged:
-    """Write a blob to a temporary file beside `full`, hashed as it is written and checked.
+    """Write a blob to a temporary file (in `staging`, else beside `full`), hashed as it is
+    written and checked.
 
     Nothing is visible under the real name yet: `sync_staged` makes staged files durable, a
     batch at a time, and `expose` then renames each into place.
     """
-    tmp = full.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    tmp = (staging or full.parent) / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
     # Created with its permissions where the umask allows (each later change of them is one
     # more event for every watcher of the directory).
     flags, permissions = os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777
     try:
         fd = os.open(tmp, flags, permissions)
     except FileNotFoundError:
-        full.parent.mkdir(parents=True, exist_ok=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, flags, permissions)
     try:
         hasher = blake3.blake3()
@@ -213,7 +240,13 @@ def expose(staged: Staged, expect: Entry | None) -> os.stat_result:
     version `expect` describes. The caller syncs the directory before it records the file."""
     try:
         check_disk(staged.full, expect)
-        os.replace(staged.tmp, staged.full)
+        try:
+            os.replace(staged.tmp, staged.full)
+        except FileNotFoundError:
+            if not staged.tmp.exists():
+                raise
+            staged.full.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged.tmp, staged.full)
     except BaseException:
         staged.tmp.unlink(missing_ok=True)
         raise

@@ -57,11 +57,14 @@ def test_sigkill_mid_transfer_leaves_no_partial_file(pair):
         )
 
         def writing():
-            return [
-                p
-                for p in beta.dir.iterdir()
-                if p.name.startswith(".realize-tmp-") and p.stat().st_size > 0
-            ]
+            # Incoming files are written in beta's home (the area is on the same filesystem).
+            sizes = []
+            for p in (beta.home / "staging").glob("*/.realize-tmp-*"):
+                try:
+                    sizes.append(p.stat().st_size)
+                except FileNotFoundError:
+                    continue  # renamed into place meanwhile
+            return any(sizes)
 
         wait_for(writing, "beta to start writing the file", limit=300, every=0.05)
         worker = beta.up_state()["programs"]["worker"]["pid"]
@@ -81,3 +84,4 @@ def test_sigkill_mid_transfer_leaves_no_partial_file(pair):
     assert seen_partial == []
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
     assert [p.name for p in beta.dir.iterdir()] == ["large.bin"]
+    assert list((beta.home / "staging").glob("*/*")) == []  # the killed run's file is gone
