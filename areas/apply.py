@@ -200,7 +200,7 @@ class Applier:
     def _fetch_one(self, h: bytes) -> bytes:
         with self._fetch_lock:  # from the writers' threads; the client serves one at a time
             answer = self.remote.call("chunks", hashes=[h])
-        if not isinstance(answer, list) or len(answer) != 1 or not isinstance(answer[0], bytes):
+        if not isinstance(answer, list) or len(answer) != 1 or not _is_bytes(answer[0]):
             raise Unavailable(f"the peer could not send chunk {h.hex()[:16]}")
         if chunk_hash(answer[0]) != h:
             raise CorruptContent("a peer sent a chunk whose hash does not match: discarded")
@@ -220,7 +220,7 @@ class Applier:
                 continue
             finally:
                 other.close()
-            if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], bytes):
+            if isinstance(answer, list) and len(answer) == 1 and _is_bytes(answer[0]):
                 if chunk_hash(answer[0]) == h:
                     log.info("chunk %s came from %s instead", h.hex()[:16], other.name)
                     with self._fetch_lock:
@@ -559,6 +559,10 @@ class Applier:
         )
         self.conflicts.append(conflict)
         self.stats.conflicts += 1
+
+
+def _is_bytes(data) -> bool:
+    return isinstance(data, bytes | memoryview)
 
 
 def collapse(events: list[RemoteEvent]) -> tuple[list[RemoteEvent], list[tuple[bytes, int]]]:

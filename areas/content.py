@@ -10,7 +10,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from .paths import TEMP_PREFIX
 # A file is written this much at a time, in one system call (one change event for watchers).
 WRITE_BYTES = 8 * 1024 * 1024
 IOV_MAX = 1024
+# Neighbouring chunks of one file are read together, up to this many at once.
+RUN_CHUNKS = 256
 _syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 
 
@@ -62,29 +64,45 @@ def read_local_chunk(where: tuple[Path, int, int], expected: bytes) -> bytes | N
 
 def read_local_chunks(
     hashes: list[bytes], where: dict[bytes, tuple[Path, int, int]]
-) -> dict[bytes, bytes]:
-    """The chunks that can be read and checked from this peer's Real, each file opened once."""
+) -> dict[bytes, memoryview]:
+    """The chunks that can be read and checked from this peer's Real: each file opened once,
+    neighbouring chunks read together, each chunk a view of what was read."""
     by_file: dict[Path, list[tuple[int, int, bytes]]] = {}
     for h in hashes:
         if h in where:
             path, offset, length = where[h]
             by_file.setdefault(path, []).append((offset, length, h))
-    found: dict[bytes, bytes] = {}
+    found: dict[bytes, memoryview] = {}
     for path, parts in by_file.items():
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
             continue
         try:
-            for offset, length, h in sorted(parts):
-                data = os.pread(fd, length, offset)
-                if len(data) == length and chunk_hash(data) == h:
-                    found[h] = data
+            for start, run in _runs(sorted(set(parts))):
+                end = run[-1][0] + run[-1][1]
+                data = memoryview(os.pread(fd, end - start, start))
+                for offset, length, h in run:
+                    chunk = data[offset - start : offset - start + length]
+                    if len(chunk) == length and chunk_hash(chunk) == h:
+                        found[h] = chunk
         except OSError:
             pass
         finally:
             os.close(fd)
     return found
+
+
+def _runs(parts: list[tuple[int, int, bytes]]) -> Iterator[tuple[int, list]]:
+    """Chunks (offset, length, hash) sorted by offset, as runs of neighbours: (start, run)."""
+    run: list[tuple[int, int, bytes]] = []
+    for part in parts:
+        if run and (part[0] != run[-1][0] + run[-1][1] or len(run) >= RUN_CHUNKS):
+            yield run[0][0], run
+            run = []
+        run.append(part)
+    if run:
+        yield run[0][0], run
 
 
 class ChunkSource:
@@ -105,7 +123,7 @@ class ChunkSource:
         self.local: dict[bytes, tuple[Path, int, int]] = {}
         self.feed: ChunkFeed | None = None
 
-    def get(self, ref: ChunkRef) -> bytes:
+    def get(self, ref: ChunkRef) -> bytes | memoryview:
         if ref.hash in self.local:
             data = read_local_chunk(self.local[ref.hash], ref.hash)
             if data is not None:

@@ -110,7 +110,7 @@ class ChunkFeed:
             raise Unavailable("bad answer to a request for chunks")
         checked, failed = {}, {}
         for h, data in zip(hashes, answer, strict=True):
-            if not isinstance(data, bytes):
+            if not isinstance(data, bytes | memoryview):
                 failed[h] = Unavailable(f"the peer could not send chunk {h.hex()[:16]}")
             elif chunk_hash(data) != h:
                 failed[h] = CorruptContent(
@@ -124,7 +124,9 @@ class ChunkFeed:
             self.received += sum(len(d) for d in checked.values())
             for h, data in checked.items():
                 if self.uses[h] > 0 and h not in self._ready:
-                    self._ready[h] = data
+                    # A view of the answer keeps all of it in memory while it is held: one
+                    # kept for a later use is copied out.
+                    self._ready[h] = bytes(data) if self.uses[h] > 1 else data
                     self._held += len(data)
             self._cond.notify_all()
 
@@ -134,7 +136,7 @@ class ChunkFeed:
                 self._cond.wait()
             return not self._closed
 
-    def take(self, h: bytes) -> bytes:
+    def take(self, h: bytes) -> bytes | memoryview:
         """The chunk's content (checked), waiting for it if it is still on its way."""
         with self._cond:
             while h not in self._ready:

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from peers.frames import Parts
 from peers.models import LocalPeer, Peer
 from peers.sync import db, slow, waiting
 
@@ -196,15 +197,16 @@ def blobs(key: bytes, hashes, bases=None) -> dict:
     }
 
 
-def chunks(key: bytes, hashes) -> list:
-    """Chunk contents, read from our Real files and checked; None for one we cannot give."""
+def chunks(key: bytes, hashes) -> Parts:
+    """Chunk contents, read from our Real files and checked; None for one we cannot give.
+    Sent after the answer's message, not inside it (peers.frames.Parts)."""
     _peer(key)
     hashes = _hash_list(hashes)
     where = local_chunks(set(hashes))
     if sum(where[h][2] for h in hashes if h in where) > MAX_CHUNK_BYTES:
         raise ValueError("too many chunk bytes asked at once")
     found = read_local_chunks(hashes, where)
-    return [found.get(h) for h in hashes]
+    return Parts(found.get(h) for h in hashes)
 
 
 def _hash_list(hashes) -> list[bytes]:

@@ -16,18 +16,36 @@ class ProtocolError(Exception):
     """The other side broke the protocol; the connection is closed."""
 
 
+# The message at the start of a frame is decoded from at most this many bytes first (it is
+# small; what follows it may be megabytes of parts).
+HEAD_BYTES = 64 * 1024
+
+
+class Parts(list):
+    """A result of byte strings (None for one that is missing), sent after the frame's message
+    instead of inside it. Megabytes of chunk contents are then neither copied into the message
+    by its encoder nor out of it by the decoder: the receiver gets views of the frame."""
+
+
 def pack(message: dict) -> bytes:
     return b"".join(frame(message))
 
 
-def frame(message: dict, raw: bytes = b"") -> list[bytes]:
-    """A frame as the pieces to write: length, message, and (relayed) raw bytes after it.
-    Written as pieces, a frame of megabytes is not copied once more to be joined."""
+def frame(message: dict, raw: bytes = b"") -> list:
+    """A frame as the pieces to write: length, message, then raw bytes after it (a relayed
+    answer, or the contents of a Parts result). Written as pieces, a frame of megabytes is
+    not copied once more to be joined."""
+    pieces = [raw] if raw else []
+    result = message.get("result")
+    if isinstance(result, Parts):
+        sizes = [-1 if part is None else len(part) for part in result]
+        message = {**message, "result": None, "parts": sizes}
+        pieces += [part for part in result if part is not None and len(part)]
     data = msgpack.packb(message, use_bin_type=True)
-    size = len(data) + len(raw)
+    size = len(data) + sum(len(piece) for piece in pieces)
     if size > MAX_FRAME:
         raise ProtocolError(f"frame of {size} bytes is over the limit")
-    return [HEADER.pack(size), data, raw] if raw else [HEADER.pack(size), data]
+    return [HEADER.pack(size), data, *pieces]
 
 
 def reply_id(data: bytes) -> int | None:
@@ -44,26 +62,55 @@ def reply_id(data: bytes) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def unpack_relayed(data: bytes) -> tuple[dict, dict | None]:
+def unpack_relayed(data: bytes | bytearray) -> tuple[dict, dict | None]:
     """A local answer that may carry a peer's answer as it came, after peerd's header:
     (peerd's header, the peer's answer or None)."""
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_FRAME + 64)
-    unpacker.feed(data)
-    try:
-        header = unpacker.unpack()
-        reply = unpacker.unpack() if isinstance(header, dict) and header.get("relayed") else None
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's fault
-        raise ProtocolError(f"undecodable frame: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(reply, dict | None):
-        raise ProtocolError("a frame must be a map")
-    return header, reply
+    view = memoryview(data)
+    header, end = _message(view, 0)
+    if not header.get("relayed"):
+        return _with_parts(header, view, end), None
+    return header, unpack(view[end:])
 
 
-def unpack(data: bytes) -> dict:
+def unpack(data: bytes | bytearray | memoryview) -> dict:
+    """A frame's message; a Parts result comes back as a list of views of `data`."""
+    view = memoryview(data)
+    message, end = _message(view, 0)
+    return _with_parts(message, view, end)
+
+
+def _message(view: memoryview, start: int) -> tuple[dict, int]:
+    """The map encoded at `start`, and where it ends."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_FRAME)
+    head = min(len(view), start + HEAD_BYTES)
     try:
-        message = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        unpacker.feed(view[start:head])
+        try:
+            message = unpacker.unpack()
+        except msgpack.OutOfData:
+            unpacker.feed(view[head:])
+            message = unpacker.unpack()
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's fault
         raise ProtocolError(f"undecodable frame: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolError("a frame must be a map")
+    return message, start + unpacker.tell()
+
+
+def _with_parts(message: dict, view: memoryview, end: int) -> dict:
+    """The message, its result made of the parts after it, if it has any."""
+    sizes = message.pop("parts", None)
+    if sizes is None:
+        if end != len(view):
+            raise ProtocolError("bytes after the end of a message")
+        return message
+    if not isinstance(sizes, list) or not all(type(n) is int and n >= -1 for n in sizes):
+        raise ProtocolError("bad part sizes")
+    if end + sum(n for n in sizes if n > 0) != len(view):
+        raise ProtocolError("part sizes do not add up to the frame")
+    parts: list[memoryview | None] = []
+    for n in sizes:
+        parts.append(None if n < 0 else view[end : end + n])
+        end += max(n, 0)
+    message["result"] = parts
     return message

@@ -1,0 +1,53 @@
+"""Frames: a Parts result travels after the message and comes back as views of the frame;
+a frame whose parts do not add up is refused."""
+
+import os
+
+import msgpack
+import pytest
+
+from peers.frames import Parts, ProtocolError, frame, pack, reply_id, unpack, unpack_relayed
+
+
+def body(pieces: list) -> bytes:
+    return b"".join(bytes(p) for p in pieces)[4:]  # without the length header
+
+
+def test_parts_come_back_as_they_were_sent():
+    big = os.urandom(300_000)
+    data = body(frame({"re": 7, "ok": True, "result": Parts([b"abc", None, b"", big])}))
+    message = unpack(data)
+    assert message["re"] == 7 and message["ok"] is True and "parts" not in message
+    assert [None if p is None else bytes(p) for p in message["result"]] == [b"abc", None, b"", big]
+    assert isinstance(message["result"][3], memoryview)  # not copied out of the frame
+    assert reply_id(data) == 7
+
+
+def test_a_relayed_answer_with_parts_is_read_after_peerds_header():
+    peer_answer = body(frame({"re": 3, "ok": True, "result": Parts([b"x" * 10, b"y"])}))
+    local = bytearray(body(frame({"re": 99, "relayed": True}, peer_answer)))
+    header, answer = unpack_relayed(local)
+    assert header["re"] == 99
+    assert [bytes(p) for p in answer["result"]] == [b"x" * 10, b"y"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        msgpack.packb({"re": 1, "ok": True, "parts": [5]}) + b"1234",  # one byte short
+        msgpack.packb({"re": 1, "ok": True, "parts": [2]}) + b"1234",  # two too many
+        msgpack.packb({"re": 1, "ok": True, "parts": [-2, 4]}) + b"1234",
+        msgpack.packb({"re": 1, "ok": True, "parts": "four"}) + b"1234",
+        msgpack.packb({"re": 1, "ok": True}) + b"junk after the message",
+        msgpack.packb([1, 2, 3]),
+        b"\xc1",
+    ],
+)
+def test_frames_that_do_not_add_up_are_refused(data):
+    with pytest.raises(ProtocolError):
+        unpack(data)
+
+
+def test_a_message_longer_than_the_first_read_is_decoded():
+    message = {"id": 1, "op": "chunks", "args": {"hashes": [os.urandom(32)] * 4000}}
+    assert unpack(pack(message)[4:]) == message
