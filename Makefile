@@ -32,4 +32,4 @@ test: setup-test lint
 	$(VENV)/bin/python -m pytest
 
 bench: setup-test
-	$(VENV)/bin/python -m bench
+	$(VENV)/bin/python -m bench $(if $(BENCH_DIR),--dir $(BENCH_DIR))

@@ -60,11 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="a tree a tenth the size: to try the benchmark out"
     )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="where the work directory is made (default: the temporary directory); about "
+        "4 GB are needed",
+    )
     options = parser.parse_args(argv)
     _check_tools()
     signal.signal(signal.SIGTERM, _interrupt)
     spec = trees.TreeSpec(big_files=20, small_files=500) if options.quick else trees.TreeSpec()
-    root = Path(tempfile.mkdtemp(prefix="realize-bench-"))
+    root = Path(tempfile.mkdtemp(prefix="realize-bench-", dir=options.dir))
     for part in ("realize", "syncthing", "rsync"):
         (root / part).mkdir()
     load_before = os.getloadavg()[0]

@@ -212,6 +212,6 @@ def measure(
             log("Realize: delta bytes")
             return seconds, notes, deltas(alpha, beta, base, root / "scratch")
     finally:
-        # The data goes now (a gigabyte); homes and logs stay until the end of the run.
+        # Stopped appliances no longer watch it; it is removed at the end of the run.
         for data in [*root.glob("area-*"), root / "staged", root / "scratch"]:
-            trees.remove(data)
+            trees.set_aside(data)

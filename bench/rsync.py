@@ -72,6 +72,6 @@ def measure(
     seconds = tree_transfer(tree, destination)
     log(f"rsync: tree transfer took {seconds:.1f} s; checking content")
     trees.check(destination, manifest, "rsync")
-    trees.remove(destination)
+    trees.set_aside(destination)
     log("rsync: delta bytes")
     return seconds, deltas(base, root / "delta")

@@ -247,6 +247,5 @@ def measure(root: Path, tree: Path, manifest: trees.Manifest, spec: trees.TreeSp
         trees.check(b.folder / tree.name, manifest, "Syncthing")
         return seconds
     finally:
-        # The data goes now (a gigabyte); homes and logs stay until the end of the run.
         for data in [*root.glob("folder-*"), root / "staged"]:
-            trees.remove(data)
+            trees.set_aside(data)
