@@ -8,6 +8,7 @@ and peer.
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import time
 from collections import deque
@@ -49,6 +50,10 @@ class ConnectionRemote:
     def close(self) -> None:
         pass
 
+    def fork(self) -> "ConnectionRemote":
+        """The same peer, for another thread (calls go through the event loop anyway)."""
+        return ConnectionRemote(self.conn, self.loop, self.daemon)
+
     def call(self, op: str, **args):
         return asyncio.run_coroutine_threadsafe(self.conn.call(op, args), self.loop).result()
 
@@ -78,24 +83,49 @@ def pull(area: Area, peer: Peer, remote) -> ApplyStats:
     me = local_key()
     with index_lock(area.pk):
         shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
-        since = shared.pulled_seq
-        while True:
-            answer = remote.call("history", area=area.name, since=since, limit=HISTORY_BATCH)
-            if not isinstance(answer, dict) or not isinstance(answer.get("events"), list):
-                raise BadData("bad answer to history")
-            batch = [event_from_wire(e) for e in answer["events"]]
-            following = answer.get("next")
-            if not isinstance(following, int) or following < 0:
-                raise BadData("bad history cursor")
-            apply_events(area, remote, me, batch, stats)
-            since = following
-            PeerArea.objects.filter(pk=shared.pk).update(
-                pulled_seq=_cursor(since, stats), last_seen=timezone.now()
-            )
-            if not answer.get("more") and not answer.get("scanning"):
-                break
-    remote.call("ack", area=area.name, seq=_cursor(since, stats))
+        pulled = shared.pulled_seq
+        with contextlib.closing(history_pages(remote, area.name, pulled)) as pages:
+            for batch, following in pages:
+                apply_events(area, remote, me, batch, stats)
+                pulled = following
+                PeerArea.objects.filter(pk=shared.pk).update(
+                    pulled_seq=_cursor(pulled, stats), last_seen=timezone.now()
+                )
+    remote.call("ack", area=area.name, seq=_cursor(pulled, stats))
     return stats
+
+
+def history_pages(remote, area_name: str, since: int) -> Iterator[tuple[list, int]]:
+    """The peer's changes since `since`, a page at a time: (events, where the next page
+    starts). The next page is asked for (on a connection of its own, by a thread) while the
+    caller applies this one, so the peer prepares it meanwhile."""
+    asker = remote.fork()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="history") as ahead:
+
+        def ask(cursor: int) -> concurrent.futures.Future:
+            return ahead.submit(
+                asker.call, "history", area=area_name, since=cursor, limit=HISTORY_BATCH
+            )
+
+        try:
+            coming = ask(since)
+            while coming is not None:
+                answer = coming.result()
+                if not isinstance(answer, dict) or not isinstance(answer.get("events"), list):
+                    raise BadData("bad answer to history")
+                following = answer.get("next")
+                if not isinstance(following, int) or following < 0:
+                    raise BadData("bad history cursor")
+                batch = [event_from_wire(e) for e in answer["events"]]
+                more = answer.get("more") or answer.get("scanning")
+                coming = ask(following) if more else None
+                yield batch, following
+        finally:
+            if coming is not None:
+                coming.cancel()
+                with contextlib.suppress(Exception):
+                    coming.result()  # an answer still on its way is read, then dropped
+            asker.close()
 
 
 def _cursor(pulled: int, stats: ApplyStats) -> int:

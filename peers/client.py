@@ -155,6 +155,10 @@ class RemotePeer:
     def close(self) -> None:
         self.client.close()
 
+    def fork(self) -> "RemotePeer":
+        """The same peer on a connection of its own, for another thread."""
+        return RemotePeer(PeerdClient(self.client.timeout), self.name)
+
     def others(self) -> list["RemotePeer"]:
         """The other connected peers, each on a connection of its own (for another thread)."""
         try:
