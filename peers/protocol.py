@@ -21,7 +21,8 @@ from .frames import (
     unpack_relayed,
 )
 
-VERSION = 1
+# 2: chunk contents travel as parts after the answer's message (peers.frames.Parts).
+VERSION = 2
 MAGIC = b"REALIZE1 "
 READY = b"REALIZE1 READY\n"
 PREAMBLE_MAX = 80
