@@ -132,6 +132,9 @@ def test_the_consensus_command_fails_in_one_line_through_peerd(household):
     result = a.run("consensus", f"--peer={b.name}", AREA)
     assert result.stdout.startswith(f"{AREA} with {b.name}: done; received 1 files")
     assert (a.dir / "note.txt").read_bytes() == b"note\n"
+    write(b.dir / "second.txt", b"second\n")
+    result = a.run("consensus", AREA)  # every connected peer that shares the area
+    assert result.stdout.startswith(f"{AREA} with {b.name}: done; received 1 files")
     usage = a.run("consensus", check=False)  # not for peerd: argparse's usage message
     assert usage.returncode == 2 and "usage: realize consensus" in usage.stderr
 
