@@ -107,6 +107,7 @@ def history_pages(remote, area_name: str, since: int) -> Iterator[tuple[list, in
                 asker.call, "history", area=area_name, since=cursor, limit=HISTORY_BATCH
             )
 
+        coming: concurrent.futures.Future | None = None
         try:
             coming = ask(since)
             while coming is not None:
