@@ -1,15 +1,17 @@
 """Subcommands about areas: area add/list, consensus."""
 
 import io
+import logging
 import time
 from typing import TextIO
 
-from realize_site.failures import one_line
+from realize_site.failures import first_line, one_line
 
 from .models import Area, ConsensusRun
 from .register import AreaError, add_area
 from .sharing import start_consensus
 
+log = logging.getLogger(__name__)
 PICKUP_WAIT = 600.0
 
 
@@ -79,10 +81,11 @@ def consensus_asked_of_peerd(area: str, peer: str | None) -> dict:
     out = io.StringIO()
     try:
         run_consensus_now({"area": area, "peer": peer}, out)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - answered, never re-run by the full command line
         message = one_line(exc)
         if message is None:
-            raise
+            log.exception("realize consensus failed inside peerd")
+            message = f"internal error ({type(exc).__name__}): {first_line(exc)}; see peerd's log"
         return {"output": out.getvalue(), "error": message}
     return {"output": out.getvalue(), "error": None}
 
