@@ -2,9 +2,10 @@
 
 from collections.abc import Iterable
 
+from django.db import transaction
 from django.utils import timezone
 
-from .bulk import copy_rows, rows
+from .bulk import copy_rows, insert_new, rows
 from .chunking import ChunkRef, Hashed
 from .models import Blob, BlobChunk, Entry
 
@@ -15,7 +16,11 @@ ENTRY_FIELDS = [
 
 
 def store_blobs(hashed: Iterable[Hashed]) -> None:
-    """Record blobs and their chunk lists, once each, in a few queries for many files."""
+    """Record blobs and their chunk lists, once each, in a few queries for many files.
+
+    A blob and its chunks are inserted in one transaction, the chunks only by whoever
+    inserted the blob: one inserting the same blob at the same time waits for that
+    transaction, then finds the blob there (complete) and inserts nothing."""
     by_hash = {h.hash: h for h in hashed}
     if not by_hash:
         return
@@ -23,27 +28,19 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     new = [h for key, h in by_hash.items() if key not in known]
     if not new:
         return
-    copy_rows(Blob, ["hash", "size"], ((h.hash, h.size) for h in new), ignore_conflicts=True)
-    ids = {bytes(h): pk for h, pk in rows(_BLOBS.format("hash, id"), [[h.hash for h in new]])}
-    have_chunks = {
-        blob_id
-        for (blob_id,) in rows(
-            "SELECT blob_id FROM areas_blobchunk WHERE blob_id = ANY(%b) AND position = 0",
-            [list(ids.values())],
+    with transaction.atomic():
+        inserted = insert_new(Blob, ["hash", "size"], [(h.hash, h.size) for h in new], "hash, id")
+        ids = {bytes(h): pk for h, pk in inserted}
+        copy_rows(
+            BlobChunk,
+            ["blob", "position", "hash", "offset", "length"],
+            (
+                (ids[h.hash], i, c.hash, c.offset, c.length)
+                for h in new
+                if h.hash in ids
+                for i, c in enumerate(h.chunks)
+            ),
         )
-    }
-    chunk_rows = (
-        (ids[h.hash], i, c.hash, c.offset, c.length)
-        for h in new
-        if ids[h.hash] not in have_chunks
-        for i, c in enumerate(h.chunks)
-    )
-    copy_rows(
-        BlobChunk,
-        ["blob", "position", "hash", "offset", "length"],
-        chunk_rows,
-        ignore_conflicts=True,
-    )
 
 
 _BLOBS = "SELECT {} FROM areas_blob WHERE hash = ANY(%b)"
@@ -52,10 +49,11 @@ _BLOBS = "SELECT {} FROM areas_blob WHERE hash = ANY(%b)"
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     """The chunk lists of the blobs we know, by blob hash (an empty blob has an empty list)."""
     lists: dict[bytes, list[ChunkRef]] = {}
+    # Blob by blob through the indexes (a plain join had the planner read the whole table).
     for blob_hash, h, offset, length in rows(
-        'SELECT b.hash, c.hash, c."offset", c.length FROM areas_blob b'
-        " LEFT JOIN areas_blobchunk c ON c.blob_id = b.id"
-        " WHERE b.hash = ANY(%b) ORDER BY b.id, c.position",
+        'SELECT b.hash, c.hash, c."offset", c.length FROM areas_blob b LEFT JOIN LATERAL'
+        ' (SELECT hash, "offset", length, position FROM areas_blobchunk WHERE blob_id = b.id)'
+        " AS c ON true WHERE b.hash = ANY(%b) ORDER BY b.id, c.position",
         [list(blob_hashes)],
     ):
         chunks = lists.setdefault(bytes(blob_hash), [])

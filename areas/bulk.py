@@ -30,21 +30,27 @@ def copy_rows(
     """Insert `rows` (values in `fields` order); with ignore_conflicts, rows that would break
     a unique constraint are skipped, as INSERT ... ON CONFLICT DO NOTHING does."""
     if ignore_conflicts:
-        _insert_new(model, fields, list(rows))
+        insert_new(model, fields, list(rows))
         return
     table = model._meta.db_table
-    columns = ", ".join(f'"{model._meta.get_field(f).column}"' for f in fields)
+    model_fields = [model._meta.get_field(f) for f in fields]
+    columns = ", ".join(f'"{f.column}"' for f in model_fields)
+    # Binary: hashes go as they are, not spelled out in hexadecimal for the server to parse.
     with transaction.atomic(), connection.cursor() as cursor:
-        with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+        with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
+            copy.set_types([_base_type(f) for f in model_fields])
             for row in rows:
                 copy.write_row(row)
 
 
-def _insert_new(model: type[Model], fields: list[str], rows: list[tuple]) -> None:
+def insert_new(
+    model: type[Model], fields: list[str], rows: list[tuple], returning: str = ""
+) -> list[tuple]:
     """INSERT ... ON CONFLICT DO NOTHING of many rows in one statement: each column goes as
-    one array parameter, unnested back into rows by the server."""
+    one array parameter, unnested back into rows by the server. With `returning` (columns),
+    those of the rows actually inserted."""
     if not rows:
-        return
+        return []
     table = model._meta.db_table
     model_fields = [model._meta.get_field(f) for f in fields]
     columns = ", ".join(f'"{f.column}"' for f in model_fields)
@@ -52,9 +58,10 @@ def _insert_new(model: type[Model], fields: list[str], rows: list[tuple]) -> Non
     with _cursor() as cursor:
         cursor.execute(
             f'INSERT INTO "{table}" ({columns}) SELECT * FROM unnest({arrays}) '
-            "ON CONFLICT DO NOTHING",
+            "ON CONFLICT DO NOTHING" + (f" RETURNING {returning}" if returning else ""),
             [list(column) for column in zip(*rows, strict=True)],
         )
+        return cursor.fetchall() if returning else []
 
 
 def _base_type(field) -> str:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from peers.client import PeerdClient, RemotePeer
+from peers.link import links_to
 from peers.models import LocalPeer, Peer
 
 from . import events
@@ -29,6 +30,7 @@ from .wire import BadData, event_from_wire
 
 log = logging.getLogger(__name__)
 HISTORY_BATCH = 5000
+LINK_TIMEOUT = 600.0
 
 
 class ConnectionRemote:
@@ -202,8 +204,11 @@ def run_consensus(run_id: int) -> ConsensusRun | None:
         if run.peer is None:
             raise LookupError(f"peer {run.peer_name} left the household")
         scan_area(run.area, local_key())
-        with PeerdClient() as client:
-            remote = RemotePeer(client, run.peer.name)
+        # The bulk reads go straight to the peer when it listens (peers.link).
+        links = links_to(run.peer, LINK_TIMEOUT)
+        closing = contextlib.closing(links) if links else contextlib.nullcontext()
+        with PeerdClient() as client, closing:
+            remote = RemotePeer(client, run.peer.name, links)
             remote.call("begin", area=run.area.name)
             stats_in = pull(run.area, run.peer, remote)
             out = remote.call("pull", area=run.area.name)

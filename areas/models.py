@@ -39,7 +39,8 @@ class Blob(models.Model):
 class BlobChunk(models.Model):
     """Chunk `position` of a blob: where it lies in the content, and its hash."""
 
-    blob = models.ForeignKey(Blob, on_delete=models.CASCADE, related_name="chunks")
+    # Not indexed alone: the unique (blob, position) index leads with it.
+    blob = models.ForeignKey(Blob, on_delete=models.CASCADE, related_name="chunks", db_index=False)
     position = models.IntegerField()
     hash = models.BinaryField(max_length=32)
     offset = models.BigIntegerField()
@@ -56,7 +57,9 @@ class BlobChunk(models.Model):
 class Entry(models.Model):
     """A path of an area and the blob it holds; a tombstone (no blob) once deleted."""
 
-    area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="entries")
+    area = models.ForeignKey(
+        Area, on_delete=models.CASCADE, related_name="entries", db_index=False
+    )  # indexed by the unique (area, path) index
     path = models.CharField(max_length=4096)
     blob_hash = models.BinaryField(max_length=32, null=True)
     # A tombstone's last content: a peer told of the delete applies it only to that version.
@@ -100,7 +103,9 @@ class HistoryEvent(models.Model):
         DELETE = "delete"
         RENAME = "rename"
 
-    area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="history")
+    area = models.ForeignKey(
+        Area, on_delete=models.CASCADE, related_name="history", db_index=False
+    )  # indexed by the unique (area, seq) index
     seq = models.BigIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
     path = models.CharField(max_length=4096)
@@ -185,7 +190,9 @@ class SeenChange(models.Model):
     its sequence number there. The same change reaching us again through another peer is
     recognised and skipped, whatever the order in which peers pass it on."""
 
-    area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="seen")
+    area = models.ForeignKey(
+        Area, on_delete=models.CASCADE, related_name="seen", db_index=False
+    )  # indexed by the unique (area, origin, origin_seq) index
     origin = models.BinaryField(max_length=32)
     origin_seq = models.BigIntegerField()
 

@@ -90,7 +90,8 @@ def consensus(member: Member, other: Member, deadline: Deadline) -> tuple[float,
 
 
 def traffic(member: Member, peer: str) -> int:
-    """Frame bytes member's peerd has sent to and received from peer since it started."""
+    """Frame bytes member's peerd has sent to and received from peer since it started, over
+    its connection to the peer and the data links the peer's worker opened to it."""
     state = json.loads(member.run("status", "--json").stdout)
     if state.get("traffic") is None:
         raise RuntimeError(f"{member.name}'s peerd is not running (status: {state})")
@@ -163,11 +164,13 @@ def settle(alpha: Member, beta: Member, last_change: float) -> None:
 
 
 def _measured_consensus(alpha: Member, beta: Member, label: str, file: Path) -> Delta:
-    """One consensus, beta asking alpha: traffic before and after, and the file checked."""
+    """One consensus, beta asking alpha: traffic before and after, and the file checked.
+    Counted by alpha, the side that serves: beta's worker fetches over data links of its own,
+    which beta's peerd does not see."""
     window_start = datetime.now(UTC)
-    before = traffic(beta, alpha.name)
+    before = traffic(alpha, beta.name)
     seconds, output = consensus(beta, alpha, Deadline(TRANSFER_LIMIT, f"Realize, {label}"))
-    wire = traffic(beta, alpha.name) - before
+    wire = traffic(alpha, beta.name) - before
     received, _sent = transferred(output)
     if trees.sha256_file(beta.dir / file.name) != trees.sha256_file(file):
         raise AssertionError(f"Realize, {label}: beta's copy differs after consensus")

@@ -1,13 +1,16 @@
 """How the worker and the CLI reach peers: requests through peerd's Unix socket."""
 
 import itertools
+import logging
 import socket
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .daemon import socket_path
+from .link import Link, LinkFailed, Links
 from .protocol import (
+    DATA_OPS,
     HEADER,
     MAX_FRAME,
     ProtocolError,
@@ -16,6 +19,8 @@ from .protocol import (
     unpack,
     unpack_relayed,
 )
+
+log = logging.getLogger(__name__)
 
 
 class PeerdUnavailable(ConnectionError):
@@ -143,13 +148,37 @@ def _relayed(data: bytearray) -> dict:
 
 
 class RemotePeer:
-    """A peer as the consensus engine sees it: `call(op, **args)`."""
+    """A peer as the consensus engine sees it: `call(op, **args)`.
 
-    def __init__(self, client: PeerdClient, name: str):
+    With `links` (peers.link), the bulk reads go over data links straight to the peer;
+    everything else, and everything when the peer cannot be dialled, goes through peerd.
+    """
+
+    def __init__(self, client: PeerdClient, name: str, links: Links | None = None):
         self.client = client
         self.name = name
+        self.links = links
+
+    def _link(self, op: str) -> Link | None:
+        if self.links is None or not self.links.usable or op not in DATA_OPS:
+            return None
+        try:
+            return self.links.take()
+        except LinkFailed:
+            return None
 
     def call(self, op: str, **args) -> Any:
+        link = self._link(op)
+        if link is not None:
+            results = link.pipeline(op, [args], depth=1)
+            try:
+                return next(results)
+            except (OSError, ProtocolError) as exc:
+                # A read, safe to ask again: through peerd this time.
+                log.info("data link to %s broke (%s): asking through peerd", self.name, exc)
+            finally:
+                results.close()
+                self.links.give_back(link)
         return self.client.request(self.name, op, args)
 
     def close(self) -> None:
@@ -157,7 +186,7 @@ class RemotePeer:
 
     def fork(self) -> "RemotePeer":
         """The same peer on a connection of its own, for another thread."""
-        return RemotePeer(PeerdClient(self.client.timeout), self.name)
+        return RemotePeer(PeerdClient(self.client.timeout), self.name, self.links)
 
     def others(self) -> list["RemotePeer"]:
         """The other connected peers, each on a connection of its own (for another thread)."""
@@ -171,5 +200,12 @@ class RemotePeer:
     def call_many(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
         """Pipelined calls, results in order; on a connection of their own, so that they can
         run in another thread while this one makes its own calls."""
+        link = self._link(op)
+        if link is not None:
+            try:
+                yield from link.pipeline(op, arg_list, depth)
+            finally:
+                self.links.give_back(link)
+            return
         with PeerdClient(self.client.timeout) as own:
             yield from own.pipeline(self.name, op, arg_list, depth, relay=True)

@@ -23,6 +23,7 @@ from .connection import Connection
 from .identity import Identity, load_identity
 from .models import LocalPeer, Peer
 from .protocol import (
+    DATA_OPS,
     HANDSHAKE_TIMEOUT,
     MAGIC,
     PREAMBLE_MAX,
@@ -63,6 +64,8 @@ class PeerDaemon:
         self.listen = listen
         self.members: dict[bytes, Member] = {}
         self.connections: dict[bytes, Connection] = {}
+        # Data links peers' workers opened to us (peers.link): they only read.
+        self.data_links: set[Connection] = set()
         # Bytes exchanged over connections that have ended, by peer name.
         self.traffic_closed: dict[str, tuple[int, int]] = {}
         self.dialers: dict[bytes, asyncio.Task] = {}
@@ -220,7 +223,13 @@ class PeerDaemon:
     # --- a connection's life ----------------------------------------------------------------
     async def _start(self, reader, writer, member: Member, dialed_by_us: bool) -> None:
         await write_frame(writer, hello(self.name))
-        check_hello(await read_frame(reader, HANDSHAKE_TIMEOUT))
+        theirs = await read_frame(reader, HANDSHAKE_TIMEOUT)
+        check_hello(theirs)
+        if theirs.get("role") == "data" and not dialed_by_us:
+            link = Connection(reader, writer, member.key, member.name, False, self._handle_data)
+            self.data_links.add(link)
+            asyncio.create_task(self._run(link))
+            return
         conn = Connection(reader, writer, member.key, member.name, dialed_by_us, self._handle)
         existing = self.connections.get(member.key)
         if existing is not None and not existing.closed.is_set():
@@ -237,20 +246,28 @@ class PeerDaemon:
 
     async def _run(self, conn: Connection) -> None:
         try:
-            await conn.run()
+            await conn.run(pinging=conn not in self.data_links)
         finally:
             if self.connections.get(conn.peer_key) is conn:
                 del self.connections[conn.peer_key]
+            if conn in self.data_links:
+                self.data_links.discard(conn)
+            else:
+                log.info("disconnected from %s", conn.peer_name)
             sent, received = self.traffic_closed.get(conn.peer_name, (0, 0))
             self.traffic_closed[conn.peer_name] = (
                 sent + conn.bytes_sent,
                 received + conn.bytes_received,
             )
-            log.info("disconnected from %s", conn.peer_name)
 
     async def _handle(self, conn: Connection, op: str, args: dict):
         if op == "ping":
             return {}
+        return await self.handlers.handle(self, conn, op, args)
+
+    async def _handle_data(self, conn: Connection, op: str, args: dict):
+        if op not in DATA_OPS:
+            raise PermissionError(f"{op} is not served on a data link")
         return await self.handlers.handle(self, conn, op, args)
 
     # --- the local socket -------------------------------------------------------------------
@@ -295,7 +312,7 @@ class PeerDaemon:
             return sorted(c.peer_name for c in self.connections.values())
         if op == "traffic":
             totals = dict(self.traffic_closed)
-            for c in self.connections.values():
+            for c in [*self.connections.values(), *self.data_links]:
                 sent, received = totals.get(c.peer_name, (0, 0))
                 totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
             return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
@@ -349,7 +366,7 @@ class PeerDaemon:
             watcher_task.cancel()
             for server in servers:
                 server.close()
-            for conn in list(self.connections.values()):
+            for conn in [*self.connections.values(), *self.data_links]:
                 await conn.close()
             path.unlink(missing_ok=True)
 

@@ -22,19 +22,24 @@ from .frames import (
 )
 
 # 2: chunk contents travel as parts after the answer's message (peers.frames.Parts).
-VERSION = 2
+# 3: a hello may open a data link (peers.link), which a version-2 peer would take for its
+#    main connection.
+VERSION = 3
 MAGIC = b"REALIZE1 "
 READY = b"REALIZE1 READY\n"
 PREAMBLE_MAX = 80
 HANDSHAKE_TIMEOUT = 15.0
 IDLE_TIMEOUT = 90.0
 PING_EVERY = 30.0
+# The requests a data link (peers.link) carries: reads only, each safe to ask again.
+DATA_OPS = frozenset({"history", "blobs", "chunks"})
 # The frame helpers live in .frames (no event loop there); imported from here as before.
 __all__ = [
     "HEADER",
     "MAX_FRAME",
     "ProtocolError",
     "RemoteError",
+    "DATA_OPS",
     "check_hello",
     "frame",
     "hello",
@@ -84,8 +89,12 @@ async def write_frame(writer: asyncio.StreamWriter, message: dict, raw: bytes = 
     await writer.drain()
 
 
-def hello(name: str) -> dict[str, Any]:
-    return {"hello": "realize", "version": VERSION, "name": name}
+def hello(name: str, role: str | None = None) -> dict[str, Any]:
+    """The first frame each side sends; a worker's data link says so (role "data")."""
+    message = {"hello": "realize", "version": VERSION, "name": name}
+    if role is not None:
+        message["role"] = role
+    return message
 
 
 def check_hello(message: dict) -> None:
