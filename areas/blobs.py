@@ -48,17 +48,16 @@ _BLOBS = "SELECT {} FROM areas_blob WHERE hash = ANY(%b)"
 
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     """The chunk lists of the blobs we know, by blob hash (an empty blob has an empty list)."""
-    lists: dict[bytes, list[ChunkRef]] = {}
-    # Blob by blob through the indexes (a plain join had the planner read the whole table).
-    for blob_hash, h, offset, length in rows(
-        'SELECT b.hash, c.hash, c."offset", c.length FROM areas_blob b LEFT JOIN LATERAL'
-        ' (SELECT hash, "offset", length, position FROM areas_blobchunk WHERE blob_id = b.id)'
-        " AS c ON true WHERE b.hash = ANY(%b) ORDER BY b.id, c.position",
-        [list(blob_hashes)],
+    blobs = {pk: bytes(h) for h, pk in rows(_BLOBS.format("hash, id"), [list(blob_hashes)])}
+    lists: dict[bytes, list[ChunkRef]] = {h: [] for h in blobs.values()}
+    if not blobs:
+        return lists
+    for blob_id, h, offset, length in rows(
+        'SELECT blob_id, hash, "offset", length FROM areas_blobchunk WHERE blob_id = ANY(%b)'
+        " ORDER BY blob_id, position",
+        [list(blobs)],
     ):
-        chunks = lists.setdefault(bytes(blob_hash), [])
-        if h is not None:
-            chunks.append(ChunkRef(bytes(h), offset, length))
+        lists[blobs[blob_id]].append(ChunkRef(bytes(h), offset, length))
     return lists
 
 

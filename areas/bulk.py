@@ -13,7 +13,9 @@ def rows(query: str, params: list) -> list[tuple]:
     (`= ANY(%b)`, sent in binary): the ORM's IN (...) prepares thousands of values one by
     one."""
     with _cursor() as cursor:
-        cursor.execute(query, params)
+        # Planned for these very keys every time: a plan prepared once and reused would have
+        # been made for tables of another size and arrays of a guessed length.
+        cursor.execute(query, params, prepare=False)
         return cursor.fetchall()
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 
 from django.db import transaction
 from django.db.models import Q
@@ -33,6 +34,22 @@ def _peer(key: bytes) -> Peer:
     if peer is None:
         raise PermissionError("not a member of this household")
     return peer
+
+
+def _member(key: bytes) -> None:
+    """Raise PermissionError unless the key is a household member's. Asked at every request
+    for chunks (hundreds a second): a member seen within MEMBER_CHECK_EVERY is not looked up
+    again (peerd itself drops a removed peer's connections within that time)."""
+    now = time.monotonic()
+    if now - _members_checked.get(key, -MEMBER_CHECK_EVERY) < MEMBER_CHECK_EVERY:
+        return
+    if not Peer.objects.filter(public_key=key).exists():
+        raise PermissionError("not a member of this household")
+    _members_checked[key] = now
+
+
+MEMBER_CHECK_EVERY = 2.0
+_members_checked: dict[bytes, float] = {}
 
 
 def _area(name) -> Area:
@@ -185,7 +202,7 @@ def _ack(shared: PeerArea, area: Area, seq: int) -> None:
 def blobs(key: bytes, hashes, bases=None) -> dict:
     """Chunk lists of blobs; one with a base the asking peer has (`bases`: blob -> base)
     is written against the base's list."""
-    _peer(key)
+    _member(key)
     hashes = _hash_list(hashes)
     bases = bases if isinstance(bases, dict) else {}
     wanted_bases = [b for h, b in bases.items() if h in hashes and isinstance(b, bytes)]
@@ -200,7 +217,7 @@ def blobs(key: bytes, hashes, bases=None) -> dict:
 def chunks(key: bytes, hashes) -> Parts:
     """Chunk contents, read from our Real files and checked; None for one we cannot give.
     Sent after the answer's message, not inside it (peers.frames.Parts)."""
-    _peer(key)
+    _member(key)
     hashes = _hash_list(hashes)
     where = local_chunks(set(hashes))
     if sum(where[h][2] for h in hashes if h in where) > MAX_CHUNK_BYTES:

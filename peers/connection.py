@@ -50,10 +50,9 @@ class Connection:
         self.bytes_sent = 0
         self.bytes_received = 0
 
-    async def run(self, pinging: bool = True) -> None:
-        """Read frames until the connection ends; then fail whatever still waits. Without
-        `pinging`, the other side's silence for IDLE_TIMEOUT ends it (a data link)."""
-        pinger = asyncio.create_task(self._ping()) if pinging else None
+    async def run(self) -> None:
+        """Read frames until the connection ends; then fail whatever still waits."""
+        pinger = asyncio.create_task(self._ping())
         try:
             while True:
                 data = await receive_raw(self.reader, IDLE_TIMEOUT)
@@ -79,8 +78,7 @@ class Connection:
         except (ProtocolError, ConnectionError, OSError) as exc:
             log.info("connection to %s ended: %s", self.peer_name, exc)
         finally:
-            if pinger is not None:
-                pinger.cancel()
+            pinger.cancel()
             await self.close()
 
     async def _ping(self) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from . import household, tls
 from .address import format_address, parse_address
 from .connection import Connection
 from .identity import Identity, load_identity
+from .linkserver import LinkServer, answer_in_thread
 from .models import LocalPeer, Peer
 from .protocol import (
-    DATA_OPS,
+    DATA_WORD,
     HANDSHAKE_TIMEOUT,
     MAGIC,
     PREAMBLE_MAX,
@@ -65,7 +67,7 @@ class PeerDaemon:
         self.members: dict[bytes, Member] = {}
         self.connections: dict[bytes, Connection] = {}
         # Data links peers' workers opened to us (peers.link): they only read.
-        self.data_links: set[Connection] = set()
+        self.data_links: set[LinkServer] = set()
         # Bytes exchanged over connections that have ended, by peer name.
         self.traffic_closed: dict[str, tuple[int, int]] = {}
         self.dialers: dict[bytes, asyncio.Task] = {}
@@ -184,7 +186,11 @@ class PeerDaemon:
             line = await asyncio.wait_for(reader.readuntil(b"\n"), HANDSHAKE_TIMEOUT)
             if len(line) > PREAMBLE_MAX or not line.startswith(MAGIC):
                 raise ProtocolError("not a Realize peer")
-            claimed = line[len(MAGIC) :].strip().decode("ascii", "replace")
+            words = line[len(MAGIC) :].split()
+            claimed = words[0].decode("ascii", "replace") if words else ""
+            if words[1:] == [DATA_WORD]:
+                self._serve_data_link(writer, address, claimed)
+                return
             writer.write(READY)
             await writer.drain()
             try:
@@ -209,6 +215,36 @@ class PeerDaemon:
             log.info("dropped connection from %s (%s): %s", address, claimed or "?", exc)
             writer.close()
 
+    def _serve_data_link(self, writer: asyncio.StreamWriter, address: str, claimed: str) -> None:
+        """A worker's data link: taken out of the event loop and served by threads with a
+        blocking socket (peers.linkserver)."""
+        raw = writer.get_extra_info("socket").dup()
+        writer.transport.abort()  # the loop lets go of its descriptor; ours is a copy
+        loop = asyncio.get_running_loop()
+        link = LinkServer(
+            raw,
+            address,
+            claimed,
+            self.server_ctx,
+            self.name,
+            member_name=lambda key: getattr(self.members.get(key), "name", None),
+            answer=answer_in_thread(self.handlers, loop),
+            refused=lambda claimed, exc: asyncio.run_coroutine_threadsafe(
+                self._refused(claimed, address, exc), loop
+            ),
+            ended=lambda link: loop.call_soon_threadsafe(self._link_ended, link),
+        )
+        self.data_links.add(link)
+        threading.Thread(target=link.run, name="data-link", daemon=True).start()
+
+    def _link_ended(self, link: LinkServer) -> None:
+        self.data_links.discard(link)
+        sent, received = self.traffic_closed.get(link.peer_name, (0, 0))
+        self.traffic_closed[link.peer_name] = (
+            sent + link.bytes_sent,
+            received + link.bytes_received,
+        )
+
     async def _refused(self, claimed: str, address: str, exc: Exception) -> None:
         from . import peer_id
 
@@ -225,11 +261,8 @@ class PeerDaemon:
         await write_frame(writer, hello(self.name))
         theirs = await read_frame(reader, HANDSHAKE_TIMEOUT)
         check_hello(theirs)
-        if theirs.get("role") == "data" and not dialed_by_us:
-            link = Connection(reader, writer, member.key, member.name, False, self._handle_data)
-            self.data_links.add(link)
-            asyncio.create_task(self._run(link))
-            return
+        if theirs.get("role") is not None:
+            raise ProtocolError("a data link announces itself before TLS")
         conn = Connection(reader, writer, member.key, member.name, dialed_by_us, self._handle)
         existing = self.connections.get(member.key)
         if existing is not None and not existing.closed.is_set():
@@ -246,14 +279,11 @@ class PeerDaemon:
 
     async def _run(self, conn: Connection) -> None:
         try:
-            await conn.run(pinging=conn not in self.data_links)
+            await conn.run()
         finally:
             if self.connections.get(conn.peer_key) is conn:
                 del self.connections[conn.peer_key]
-            if conn in self.data_links:
-                self.data_links.discard(conn)
-            else:
-                log.info("disconnected from %s", conn.peer_name)
+            log.info("disconnected from %s", conn.peer_name)
             sent, received = self.traffic_closed.get(conn.peer_name, (0, 0))
             self.traffic_closed[conn.peer_name] = (
                 sent + conn.bytes_sent,
@@ -263,11 +293,6 @@ class PeerDaemon:
     async def _handle(self, conn: Connection, op: str, args: dict):
         if op == "ping":
             return {}
-        return await self.handlers.handle(self, conn, op, args)
-
-    async def _handle_data(self, conn: Connection, op: str, args: dict):
-        if op not in DATA_OPS:
-            raise PermissionError(f"{op} is not served on a data link")
         return await self.handlers.handle(self, conn, op, args)
 
     # --- the local socket -------------------------------------------------------------------
@@ -366,7 +391,9 @@ class PeerDaemon:
             watcher_task.cancel()
             for server in servers:
                 server.close()
-            for conn in [*self.connections.values(), *self.data_links]:
+            for link in list(self.data_links):
+                link.close()
+            for conn in list(self.connections.values()):
                 await conn.close()
             path.unlink(missing_ok=True)
 

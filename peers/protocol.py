@@ -22,17 +22,18 @@ from .frames import (
 )
 
 # 2: chunk contents travel as parts after the answer's message (peers.frames.Parts).
-# 3: a hello may open a data link (peers.link), which a version-2 peer would take for its
-#    main connection.
+# 3: data links (peers.link), announced in the preamble ("REALIZE1 <peer id> data").
 VERSION = 3
 MAGIC = b"REALIZE1 "
 READY = b"REALIZE1 READY\n"
-PREAMBLE_MAX = 80
+PREAMBLE_MAX = 96
 HANDSHAKE_TIMEOUT = 15.0
 IDLE_TIMEOUT = 90.0
 PING_EVERY = 30.0
 # The requests a data link (peers.link) carries: reads only, each safe to ask again.
 DATA_OPS = frozenset({"history", "blobs", "chunks"})
+# The preamble's last word on a data link.
+DATA_WORD = b"data"
 # The frame helpers live in .frames (no event loop there); imported from here as before.
 __all__ = [
     "HEADER",
@@ -40,6 +41,7 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "DATA_OPS",
+    "DATA_WORD",
     "check_hello",
     "frame",
     "hello",

@@ -14,6 +14,7 @@ from peers.identity import create_identity, load_identity
 from peers.link import Link, LinkFailed
 from peers.protocol import RemoteError
 
+from .appliance import wait_for
 from .household import AREA, make_household
 
 MiB = 1024 * 1024
@@ -61,9 +62,14 @@ def test_a_data_link_serves_reads_and_nothing_else(pair):
 def test_a_stranger_or_the_wrong_peer_gets_no_data_link(pair, tmp_path):
     alpha, beta = pair
     (tmp_path / "home-mallory").mkdir()
-    create_identity(tmp_path / "home-mallory")
+    mallory, _ = create_identity(tmp_path / "home-mallory")
     with pytest.raises(LinkFailed):
         _dial(alpha, tmp_path / "home-mallory")
+    # Refused during the handshake, and recorded for the dashboard like any stranger.
+    wait_for(
+        lambda: alpha.sql("SELECT 1 FROM peers_stranger WHERE public_key = %s", mallory.public_key),
+        "alpha to record the stranger",
+    )
     # alpha is not the peer we meant to reach: its certificate is not trusted.
     with pytest.raises(LinkFailed):
         _dial(alpha, beta.home, expect=beta.peer_id)
