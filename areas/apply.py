@@ -317,7 +317,9 @@ class Applier:
             Entry.objects.bulk_update(old, ENTRY_FIELDS, batch_size=2000)
             Conflict.objects.bulk_create(self.conflicts)
             history.append(self.area, self.changes, self.local_key)
-            history.mark_seen(self.area, sorted(self.applied))
+            # The identities of the changes just appended are marked seen by append.
+            recorded = {(c.origin, c.origin_seq) for c in self.changes if c.origin}
+            history.mark_seen(self.area, sorted(self.applied - recorded))
         for entry in new:
             self.entries.pop(entry.path, None)  # inserted without a key: read again if needed
         self.dirty.clear()

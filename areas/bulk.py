@@ -34,36 +34,45 @@ def copy_rows(
     if ignore_conflicts:
         insert_new(model, fields, list(rows))
         return
-    table = model._meta.db_table
-    model_fields = [model._meta.get_field(f) for f in fields]
-    columns = ", ".join(f'"{f.column}"' for f in model_fields)
-    # Binary: hashes go as they are, not spelled out in hexadecimal for the server to parse.
     with transaction.atomic(), connection.cursor() as cursor:
-        with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
-            copy.set_types([_base_type(f) for f in model_fields])
-            for row in rows:
-                copy.write_row(row)
+        _copy(cursor.cursor, model._meta.db_table, model, fields, rows)
 
 
 def insert_new(
     model: type[Model], fields: list[str], rows: list[tuple], returning: str = ""
 ) -> list[tuple]:
-    """INSERT ... ON CONFLICT DO NOTHING of many rows in one statement: each column goes as
-    one array parameter, unnested back into rows by the server. With `returning` (columns),
+    """INSERT ... ON CONFLICT DO NOTHING of many rows: copied into a temporary table of this
+    session first (in binary, by psycopg's C code; array parameters were dumped value by
+    value in Python), then inserted from there by the server. With `returning` (columns),
     those of the rows actually inserted."""
     if not rows:
         return []
     table = model._meta.db_table
-    model_fields = [model._meta.get_field(f) for f in fields]
-    columns = ", ".join(f'"{f.column}"' for f in model_fields)
-    arrays = ", ".join(f"%b::{_base_type(f)}[]" for f in model_fields)
-    with _cursor() as cursor:
+    incoming = f"incoming_{table}"
+    columns = ", ".join(f'"{model._meta.get_field(f).column}"' for f in fields)
+    with transaction.atomic(), connection.cursor() as wrapper:
+        cursor = wrapper.cursor
         cursor.execute(
-            f'INSERT INTO "{table}" ({columns}) SELECT * FROM unnest({arrays}) '
-            "ON CONFLICT DO NOTHING" + (f" RETURNING {returning}" if returning else ""),
-            [list(column) for column in zip(*rows, strict=True)],
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{incoming}" ON COMMIT DELETE ROWS'
+            f' AS SELECT {columns} FROM "{table}" WITH NO DATA'
+        )
+        cursor.execute(f'TRUNCATE "{incoming}"')  # this transaction may have used it already
+        _copy(cursor, incoming, model, fields, rows)
+        cursor.execute(
+            f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{incoming}"'
+            " ON CONFLICT DO NOTHING" + (f" RETURNING {returning}" if returning else "")
         )
         return cursor.fetchall() if returning else []
+
+
+def _copy(cursor, table: str, model: type[Model], fields: list[str], rows: Iterable[tuple]):
+    """COPY in binary: hashes go as they are, not spelled out in hexadecimal to be parsed."""
+    model_fields = [model._meta.get_field(f) for f in fields]
+    columns = ", ".join(f'"{f.column}"' for f in model_fields)
+    with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types([_base_type(f) for f in model_fields])
+        for row in rows:
+            copy.write_row(row)
 
 
 def _base_type(field) -> str:

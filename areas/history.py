@@ -66,7 +66,11 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
                 )
             )
         copy_rows(HistoryEvent, EVENT_FIELDS, rows)
-        mark_seen(area, [(r[10], r[11]) for r in rows])
+        # A change made here has an identity just given out: it cannot be there already.
+        made = [(c, r) for c, r in zip(changes, rows, strict=True)]
+        fresh = [(area.pk, r[10], r[11]) for c, r in made if not c.origin]
+        copy_rows(SeenChange, ["area", "origin", "origin_seq"], fresh)
+        mark_seen(area, [(r[10], r[11]) for c, r in made if c.origin])
         area.history_seq = last
 
 

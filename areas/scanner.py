@@ -109,6 +109,9 @@ def scan_area(area: Area, origin: bytes, announce: Callable[[], None] | None = N
                 result.unchanged += 1
             else:
                 changed.append((rel, full, st))
+        # Smallest first, as Syncthing's "smallestFirst" pull order: the many small files
+        # reach peers (who pull while we scan) early, while the large ones are still hashed.
+        changed.sort(key=lambda file: file[2].st_size)
         _Recorder(area, origin, entries, walked, result, announce).run(changed)
     return result
 
