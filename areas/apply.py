@@ -66,6 +66,8 @@ STAGE_BYTES = 256 * 1024 * 1024
 # bench tree).
 STAGE_THREADS = 1
 BLOB_BATCH = 1000
+# Files up to this size are staged by the thread deciding the changes, not the writer.
+INLINE_BYTES = 64 * 1024
 ENTRY_FIELDS = [
     "blob_hash",
     "deleted_hash",
@@ -105,7 +107,22 @@ class _Pending:
     kind: str
     base: bytes | None
     identity: dict
-    staging: Future  # of the Staged file
+    staging: "Future | _Staged"  # of the Staged file
+
+
+class _Staged:
+    """A file staged in this thread: its Staged file, or its error, as a future would give."""
+
+    def __init__(self, stage, *args):
+        try:
+            self.value, self.error = stage(*args), None
+        except Exception as exc:  # noqa: BLE001 - raised again by result(), as a future does
+            self.value, self.error = None, exc
+
+    def result(self) -> Staged:
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
@@ -434,8 +451,7 @@ class Applier:
         """Stage the file; it is put in place (and recorded) by expose_pending."""
         if path in self.pending:
             self.expose_pending()
-        staging = self.writers.submit(
-            stage_file,
+        args = (
             self.paths.full(path),
             e.blob,
             self.chunks[e.blob],
@@ -444,6 +460,10 @@ class Applier:
             e.mode,
             self.staging_dir,
         )
+        # A small file is written here and now: handing it to the writer thread would cost
+        # more (a future, two thread switches) than writing it.
+        small = e.size <= INLINE_BYTES
+        staging = _Staged(stage_file, *args) if small else self.writers.submit(stage_file, *args)
         identity = {} if derived else self._identity(e)
         self.pending[path] = _Pending(e, path, entry, kind, base, identity, staging)
         self.pending_events.add(id(e))

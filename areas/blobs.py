@@ -1,5 +1,7 @@
 """Blobs and their chunk lists in the database."""
 
+import os
+import stat
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -63,23 +65,28 @@ def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
 
 def insert_entries(entries: list[Entry]) -> None:
     """Insert new entries in one COPY (their objects get no primary key: re-read them)."""
-    now = timezone.now()
-    copy_rows(
-        Entry,
-        ENTRY_FIELDS,
-        (
-            (
-                e.area_id,
-                e.path,
-                e.blob_hash,
-                e.size,
-                e.mtime_ns,
-                e.mode,
-                e.inode,
-                e.ctime_ns,
-                e.origin,
-                now,
-            )
-            for e in entries
-        ),
+    insert_entry_rows(
+        (e.area_id, e.path, e.blob_hash, e.size, e.mtime_ns, e.mode, e.inode, e.ctime_ns, e.origin)
+        for e in entries
     )
+
+
+def entry_row(area_id: int, path: str, blob: bytes, st: os.stat_result, origin: bytes) -> tuple:
+    """A new entry's row for insert_entry_rows: a file as indexed now."""
+    return (
+        area_id,
+        path,
+        blob,
+        st.st_size,
+        st.st_mtime_ns,
+        stat.S_IMODE(st.st_mode),
+        st.st_ino,
+        st.st_ctime_ns,
+        origin,
+    )
+
+
+def insert_entry_rows(rows: Iterable[tuple]) -> None:
+    """Insert new entries from rows in ENTRY_FIELDS order (less the time, set here)."""
+    now = timezone.now()
+    copy_rows(Entry, ENTRY_FIELDS, ((*row, now) for row in rows))

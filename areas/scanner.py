@@ -15,7 +15,7 @@ from pathlib import Path
 from django.db import transaction
 
 from . import history
-from .blobs import insert_entries, store_blobs
+from .blobs import entry_row, insert_entry_rows, store_blobs
 from .chunking import Hashed, hash_file
 from .history import Change, Kind
 from .locks import index_lock
@@ -23,6 +23,7 @@ from .models import Area, BlobChunk, Entry
 from .paths import is_ignored
 
 HASH_THREADS = min(2, os.cpu_count() or 1)
+HASH_GROUP = 16
 # Changes found by a scan are committed (and visible to peers) this many files or bytes at
 # a time.
 RECORD_FILES = 1000
@@ -141,12 +142,19 @@ def scan_paths(area: Area, origin: bytes, paths: list[str]) -> ScanResult:
 
 
 def _hashed(files: list[tuple[str, str, os.stat_result]]) -> Iterator[_Seen | None]:
-    """Chunk and hash changed files, several at once (hashing lets other threads run)."""
+    """Chunk and hash changed files, several at once (hashing lets other threads run), a
+    group of files per task: thousands of small files do not cost a future each."""
     if len(files) < 8:
         yield from map(_hash_one, files)
         return
+    groups = [files[i : i + HASH_GROUP] for i in range(0, len(files), HASH_GROUP)]
     with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="scan-hash") as pool:
-        yield from pool.map(_hash_one, files, chunksize=16)
+        for hashed in pool.map(_hash_group, groups):
+            yield from hashed
+
+
+def _hash_group(files: list[tuple[str, str, os.stat_result]]) -> list[_Seen | None]:
+    return [_hash_one(file) for file in files]
 
 
 def _hash_one(file: tuple[str, str, os.stat_result]) -> _Seen | None:
@@ -193,10 +201,22 @@ class _Recorder:
     def record(self, fresh: list[_Seen]) -> None:
         if not fresh:
             return
+        # The blobs and the batch's changes are committed together: one commit (and one
+        # wait for the disk) per batch.
+        with transaction.atomic():
+            changes = self._record(fresh)
+        self._committed(changes)
+
+    def _committed(self, changes: list[Change]) -> None:
+        self.result.changes.extend(changes)
+        if self.announce is not None and changes:
+            self.announce()
+
+    def _record(self, fresh: list[_Seen]) -> list[Change]:
         store_blobs(s.hashed for s in fresh)
         changes: list[Change] = []
         updates: list[Entry] = []
-        creates: list[Entry] = []
+        creates: list[tuple] = []  # rows of new entries (see insert_entry_rows)
         for s in sorted(fresh, key=lambda s: s.path):
             path, old = s.path, self.entries.get(s.path)
             fields = stat_fields(s.st)
@@ -221,14 +241,13 @@ class _Recorder:
             else:
                 changes.append(_change(Kind.CREATE, path, s, base=None))
             if old is None:
-                new = Entry(area=self.area, path=path, origin=self.origin, **fields)
-                new.blob_hash = s.hashed.hash
-                creates.append(new)
-                self.entries[path] = new
+                # A path comes once per scan: a new entry needs no object, only its row.
+                creates.append(entry_row(self.area.pk, path, s.hashed.hash, s.st, self.origin))
             else:
                 _set(old, blob_hash=s.hashed.hash, origin=self.origin, **fields)
                 updates.append(old)
         self._save(changes, creates, updates)
+        return changes
 
     def _renamed_from(self, s: _Seen) -> str | None:
         candidates = self.gone_by_blob.get(s.hashed.hash)
@@ -247,12 +266,13 @@ class _Recorder:
             entry.bury()
         self._save(changes, [], list(self.gone.values()))
         self.gone.clear()
+        self._committed(changes)
 
-    def _save(self, changes: list[Change], creates: list[Entry], updates: list[Entry]) -> None:
+    def _save(self, changes: list[Change], creates: list[tuple], updates: list[Entry]) -> None:
         if not (changes or creates or updates):
             return
         with transaction.atomic():
-            insert_entries(creates)
+            insert_entry_rows(creates)
             # Inserted without a key: a later batch that changes one updates it by path.
             Entry.objects.bulk_update(
                 [e for e in updates if e.pk is not None], ENTRY_FIELDS, batch_size=2000
@@ -263,9 +283,6 @@ class _Recorder:
                         **{f: getattr(e, f) for f in ENTRY_FIELDS}
                     )
             history.append(self.area, changes, self.origin)
-        self.result.changes.extend(changes)
-        if self.announce is not None and changes:
-            self.announce()
 
 
 def _set(entry: Entry, **fields) -> None:
