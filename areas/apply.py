@@ -133,7 +133,9 @@ def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
 
 
 class Applier:
-    def __init__(self, area: Area, remote, local_key: bytes, stats: ApplyStats):
+    def __init__(
+        self, area: Area, remote, local_key: bytes, stats: ApplyStats, staging: Path | None
+    ):
         self.area = area
         self.root = Path(area.path)
         self.paths = AreaPaths(self.root)
@@ -155,7 +157,7 @@ class Applier:
         self.pending_events: set[int] = set()  # id() of the events they belong to
         self.pending_bytes = 0
         self.writers = ThreadPoolExecutor(STAGE_THREADS, thread_name_prefix="stage")
-        self.staging_dir = staging_directory(settings.REALIZE_HOME, area.pk, self.root)
+        self.staging_dir = staging
         self._fetch_lock = threading.Lock()
 
     # --- content ----------------------------------------------------------------------------
@@ -629,9 +631,24 @@ def _identity_of(e: RemoteEvent) -> tuple[tuple[bytes, int], ...]:
     return ((e.origin, e.origin_seq),) if e.origin_seq else ()
 
 
-def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent], stats) -> None:
-    """Apply a batch of a peer's events, in order (the caller holds the area's index lock)."""
-    clean_temporary_files(Path(area.path))
+def prepare_area(area: Area) -> Path | None:
+    """Before a peer's changes are applied (once per pull): remove what an interrupted run
+    left, and choose where files are staged (content.staging_directory)."""
+    root = Path(area.path)
+    clean_temporary_files(root)
+    return staging_directory(settings.REALIZE_HOME, area.pk, root)
+
+
+def apply_events(
+    area: Area,
+    remote,
+    local_key: bytes,
+    events: list[RemoteEvent],
+    stats,
+    staging: Path | None = None,
+) -> None:
+    """Apply a batch of a peer's events, in order (the caller holds the area's index lock
+    and has called prepare_area)."""
     already = history.seen(area, [(e.origin, e.origin_seq) for e in events if e.origin_seq])
     events, gone = collapse([e for e in events if (e.origin, e.origin_seq) not in already])
     history.mark_seen(area, gone)
@@ -644,7 +661,7 @@ def apply_events(area: Area, remote, local_key: bytes, events: list[RemoteEvent]
             window.append(e)
             size += e.size
         start += len(window)
-        applier = Applier(area, remote, local_key, stats)
+        applier = Applier(area, remote, local_key, stats, staging)
         try:
             applier.prepare(window)
             applier.load(window)

@@ -22,7 +22,7 @@ from peers.link import links_to
 from peers.models import LocalPeer, Peer
 
 from . import events
-from .apply import ApplyStats, apply_events
+from .apply import ApplyStats, apply_events, prepare_area
 from .locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
 from .models import Area, ConsensusRun, PeerArea
 from .scanner import scan_area
@@ -86,9 +86,10 @@ def pull(area: Area, peer: Peer, remote) -> ApplyStats:
     with index_lock(area.pk):
         shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
         pulled = shared.pulled_seq
+        staging = prepare_area(area)
         with contextlib.closing(history_pages(remote, area.name, pulled)) as pages:
             for batch, following in pages:
-                apply_events(area, remote, me, batch, stats)
+                apply_events(area, remote, me, batch, stats, staging)
                 pulled = following
                 PeerArea.objects.filter(pk=shared.pk).update(
                     pulled_seq=_cursor(pulled, stats), last_seen=timezone.now()
