@@ -239,6 +239,8 @@ class PeerDaemon:
 
     def _link_ended(self, link: LinkServer) -> None:
         self.data_links.discard(link)
+        if not link.peer_key:
+            return  # refused before it was known whose it is: no peer's traffic
         sent, received = self.traffic_closed.get(link.peer_name, (0, 0))
         self.traffic_closed[link.peer_name] = (
             sent + link.bytes_sent,
@@ -338,6 +340,8 @@ class PeerDaemon:
         if op == "traffic":
             totals = dict(self.traffic_closed)
             for c in [*self.connections.values(), *self.data_links]:
+                if not c.peer_key:
+                    continue  # a data link still in its handshake
                 sent, received = totals.get(c.peer_name, (0, 0))
                 totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
             return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
