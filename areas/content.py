@@ -21,20 +21,12 @@ from .chunking import ChunkRef, chunk_hash
 from .feed import ChunkFeed, CorruptContent, Unavailable
 from .models import Entry
 from .paths import TEMP_PREFIX
+from .writing import content_writer
 
-# A file is written this much at a time, in one system call (one change event for watchers).
-WRITE_BYTES = 8 * 1024 * 1024
-IOV_MAX = 1024
 # Neighbouring chunks of one file are read together, up to this many at once.
 RUN_CHUNKS = 256
-# A staged file this large starts going to disk as soon as it is written, so that the sync
-# before files are exposed finds little left to write (the kernel would otherwise wait until
-# a tenth of memory is dirty).
-WRITEBACK_FROM = 1024 * 1024
 _libc = ctypes.CDLL(None, use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
-_sync_file_range = getattr(_libc, "sync_file_range", None)
-SYNC_FILE_RANGE_WRITE = 2
 
 
 class DiskChanged(RuntimeError):
@@ -221,8 +213,7 @@ def stage_file(
         fd = os.open(tmp, flags, permissions)
     try:
         hasher = blake3.blake3()
-        held: list[bytes] = []
-        held_bytes = 0
+        writer = content_writer(fd, _content_size(chunks))
         for position, ref in enumerate(chunks):
             try:
                 data = source.get(ref)
@@ -230,16 +221,10 @@ def stage_file(
                 source.abandon(chunks[position + 1 :])
                 raise
             hasher.update(data)
-            held.append(data)
-            held_bytes += len(data)
-            if held_bytes >= WRITE_BYTES:
-                _write_all(fd, held)
-                held, held_bytes = [], 0
-        _write_all(fd, held)
+            writer.add(data)
+        writer.finish()
         if hasher.digest() != blob_hash:
             raise CorruptContent(f"assembled {full.name!r} does not match its hash")
-        if _content_size(chunks) >= WRITEBACK_FROM:
-            start_writeback(fd)
         st = os.fstat(fd)
         if stat.S_IMODE(st.st_mode) != mode & 0o7777:
             os.fchmod(fd, mode & 0o7777)
@@ -255,24 +240,6 @@ def stage_file(
 
 def _content_size(chunks: list[ChunkRef]) -> int:
     return chunks[-1].offset + chunks[-1].length if chunks else 0
-
-
-def start_writeback(fd: int) -> None:
-    """Ask the kernel to start writing the file's dirty pages now, without waiting for them
-    (durability still comes from the sync before the file is exposed)."""
-    if _sync_file_range is not None:
-        _sync_file_range(fd, ctypes.c_longlong(0), ctypes.c_longlong(0), SYNC_FILE_RANGE_WRITE)
-
-
-def _write_all(fd: int, parts: list[bytes]) -> None:
-    """Write the parts in as few system calls as the kernel allows."""
-    views = [memoryview(p) for p in parts if p]
-    while views:
-        written = os.writev(fd, views[:IOV_MAX])
-        while views and written >= len(views[0]):
-            written -= len(views.pop(0))
-        if written:
-            views[0] = views[0][written:]
 
 
 def sync_staged(staged: list[Staged]) -> None:

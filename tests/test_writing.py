@@ -1,0 +1,74 @@
+"""Staged content is written whole, byte for byte, directly to the device or through the
+page cache, whatever the sizes of the parts and wherever the file lies."""
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from areas import writing
+
+
+def _write(path: Path, parts: list[bytes]) -> str:
+    size = sum(len(p) for p in parts)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        writer = writing.content_writer(fd, size)
+        for part in parts:
+            writer.add(part)
+        writer.finish()
+    finally:
+        os.close(fd)
+    return type(writer).__name__
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [0],
+        [2000],
+        [writing.DIRECT_FROM],
+        [writing.DIRECT_FROM + 1],
+        [1, writing.WRITE_BYTES, 4095, 17, writing.WRITE_BYTES - 5, 3 * writing.ALIGN],
+        [130_000] * 40,
+    ],
+)
+def test_content_is_written_exactly(tmp_path, sizes):
+    rng = random.Random(sum(sizes))
+    parts = [rng.randbytes(n) for n in sizes]
+    target = tmp_path / "file"
+    kind = _write(target, parts)
+    assert target.read_bytes() == b"".join(parts)
+    assert kind == ("DirectWriter" if sum(sizes) >= writing.DIRECT_FROM else "BufferedWriter")
+
+
+def test_a_filesystem_without_direct_io_gets_the_page_cache():
+    """tmpfs refuses O_DIRECT (on older kernels): the file is written all the same."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm here")
+    data = random.Random(7).randbytes(writing.DIRECT_FROM * 3 + 123)
+    with tempfile.TemporaryDirectory(dir=shm) as where:
+        target = Path(where) / "file"
+        _write(target, [data[: len(data) // 2], data[len(data) // 2 :]])
+        assert target.read_bytes() == data
+
+
+def test_a_refused_direct_write_falls_back(tmp_path, monkeypatch):
+    """A direct write the kernel refuses is written through the page cache instead."""
+    real_pwrite = os.pwrite
+    refused = []
+
+    def pwrite(fd, data, offset):
+        if not refused:
+            refused.append(offset)
+            raise OSError(22, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(writing.os, "pwrite", pwrite)
+    data = random.Random(8).randbytes(writing.WRITE_BYTES + writing.DIRECT_FROM + 5)
+    _write(tmp_path / "file", [data])
+    assert refused == [0]
+    assert (tmp_path / "file").read_bytes() == data
