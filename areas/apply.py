@@ -25,7 +25,14 @@ from peers import peer_id
 from peers.protocol import ProtocolError, RemoteError
 
 from . import history
-from .blobs import chunk_lists, insert_entries, store_blobs
+from .blobs import (
+    FRESH_FIELDS,
+    chunk_lists,
+    entry_row,
+    entry_values,
+    insert_entry_rows,
+    store_blobs,
+)
 from .chunking import MIN_SIZE, ChunkRef, Hashed, chunk_hash, single_chunk
 from .content import (
     ChunkSource,
@@ -149,10 +156,13 @@ class Applier:
         # Entries as this window sees them; the changed ones are written in bulk by flush().
         self.entries: dict[str, Entry | None] = {}
         self.dirty: dict[str, Entry] = {}
+        # Paths that had no entry and now hold a file: their rows, made into entries only if
+        # the window needs them again (most never are; model objects cost).
+        self.fresh: dict[str, tuple] = {}
         self.conflicts: list[Conflict] = []
         self.applied: set[tuple[bytes, int]] = set()
         # Directories whose entries changed: synced before the window is recorded.
-        self.dirs: set[Path] = set()
+        self.dirs: set[str] = set()
         self.pending: dict[str, _Pending] = {}
         self.pending_events: set[int] = set()  # id() of the events they belong to
         self.pending_bytes = 0
@@ -313,6 +323,10 @@ class Applier:
     def _entry(self, path: str) -> Entry | None:
         if path in self.pending:
             self.expose_pending()  # a staged file there: put it in place before deciding
+        if path in self.fresh:
+            row = self.fresh.pop(path)
+            entry = Entry(area=self.area, **dict(zip(FRESH_FIELDS, row[1:], strict=True)))
+            self._touch(entry)
         if path not in self.entries:
             self.entries[path] = Entry.objects.filter(area=self.area, path=path).first()
         return self.entries[path]
@@ -332,15 +346,16 @@ class Applier:
         sync_directories(self.dirs)
         self.dirs.clear()
         with transaction.atomic():
-            insert_entries(new)
+            insert_entry_rows([*self.fresh.values(), *(entry_values(e) for e in new)])
             Entry.objects.bulk_update(old, ENTRY_FIELDS, batch_size=2000)
             Conflict.objects.bulk_create(self.conflicts)
             history.append(self.area, self.changes, self.local_key)
             # The identities of the changes just appended are marked seen by append.
             recorded = {(c.origin, c.origin_seq) for c in self.changes if c.origin}
             history.mark_seen(self.area, sorted(self.applied - recorded))
-        for entry in new:
-            self.entries.pop(entry.path, None)  # inserted without a key: read again if needed
+        for path in [*self.fresh, *(e.path for e in new)]:
+            self.entries.pop(path, None)  # inserted without a key: read again if needed
+        self.fresh.clear()
         self.dirty.clear()
         self.changes, self.conflicts, self.applied = [], [], set()
 
@@ -397,7 +412,7 @@ class Applier:
         full = self.paths.full(path)
         check_disk(full, entry)
         full.unlink()
-        self.dirs.add(full.parent)
+        self.dirs.add(str(full.parent))
         remove_empty_parents(self.root, full)
         entry.bury()
         entry.origin = e.origin
@@ -419,7 +434,7 @@ class Applier:
             check_disk(new_full, target)
             new_full.parent.mkdir(parents=True, exist_ok=True)
             os.rename(old_full, new_full)
-            self.dirs.update((new_full.parent, old_full.parent))
+            self.dirs.update((str(new_full.parent), str(old_full.parent)))
             remove_empty_parents(self.root, old_full)
             st = os.lstat(new_full)
             source.bury()
@@ -454,7 +469,7 @@ class Applier:
         if path in self.pending:
             self.expose_pending()
         args = (
-            self.paths.full(path),
+            self.paths.full_name(path),
             e.blob,
             self.chunks[e.blob],
             self.source,
@@ -494,7 +509,7 @@ class Applier:
             sync_staged([file for _, file in staged])
         except BaseException:
             for _, file in staged:
-                file.tmp.unlink(missing_ok=True)
+                file.discard()
             raise
         for i, (p, file) in enumerate(staged):
             try:
@@ -504,9 +519,9 @@ class Applier:
                 continue
             except BaseException:
                 for _, rest in staged[i + 1 :]:
-                    rest.tmp.unlink(missing_ok=True)
+                    rest.discard()
                 raise
-            self.dirs.add(file.full.parent)
+            self.dirs.add(os.path.dirname(file.full))
             e = p.event
             self._save_entry(p.path, p.expect, e.blob, st, e.origin)
             self.changes.append(
@@ -552,7 +567,7 @@ class Applier:
         copy = str(PurePosixPath(path).with_name(copy_full.name))
         check_disk(full, entry)
         os.rename(full, copy_full)
-        self.dirs.add(copy_full.parent)
+        self.dirs.add(str(copy_full.parent))
         st = os.lstat(copy_full)
         blob = bytes(entry.blob_hash)
         self._save_entry(copy, self._entry(copy), blob, st, bytes(entry.origin))
@@ -566,6 +581,9 @@ class Applier:
         return copy
 
     def _save_entry(self, path, entry: Entry | None, blob: bytes, st, origin: bytes) -> None:
+        if entry is None and path in self.entries and self.entries[path] is None:
+            self.fresh[path] = entry_row(self.area.pk, path, blob, st, origin)
+            return
         entry = entry or self._entry(path) or Entry(area=self.area, path=path)
         for key, value in {**stat_fields(st), "blob_hash": blob, "origin": origin}.items():
             setattr(entry, key, value)

@@ -63,11 +63,14 @@ def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     return lists
 
 
-def insert_entries(entries: list[Entry]) -> None:
-    """Insert new entries in one COPY (their objects get no primary key: re-read them)."""
-    insert_entry_rows(
-        (e.area_id, e.path, e.blob_hash, e.size, e.mtime_ns, e.mode, e.inode, e.ctime_ns, e.origin)
-        for e in entries
+# The fields of a row of entry_row, after the area.
+FRESH_FIELDS = ["path", "blob_hash", "size", "mtime_ns", "mode", "inode", "ctime_ns", "origin"]
+
+
+def entry_values(e: Entry) -> tuple:
+    """A new entry object as a row for insert_entry_rows."""
+    return (
+        e.area_id, e.path, e.blob_hash, e.size, e.mtime_ns, e.mode, e.inode, e.ctime_ns, e.origin
     )
 
 

@@ -5,7 +5,10 @@ at the offset its blob's chunk list gives, and its hash is checked before it is 
 file changed behind our back is never trusted.
 """
 
+import contextlib
 import ctypes
+import errno
+import itertools
 import os
 import secrets
 import shutil
@@ -27,6 +30,11 @@ from .writing import content_writer
 RUN_CHUNKS = 256
 _libc = ctypes.CDLL(None, use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
+_renameat2 = getattr(_libc, "renameat2", None)
+_AT_FDCWD = -100
+# Temporary names: unique to this process and run, numbered (O_EXCL refuses any clash).
+_TEMP_RUN = secrets.token_hex(4) + "-"
+_temp_numbers = itertools.count()
 
 
 class DiskChanged(RuntimeError):
@@ -158,9 +166,13 @@ class ChunkSource:
 class Staged:
     """A file written in full, checked and given its mode and mtime, not yet in place."""
 
-    tmp: Path
-    full: Path
+    tmp: str
+    full: str
     device: int
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
 
 
 def staging_directory(home: Path, area_id: int, area_root: Path) -> Path | None:
@@ -188,7 +200,7 @@ def staging_directory(home: Path, area_id: int, area_root: Path) -> Path | None:
 
 
 def stage_file(
-    full: Path,
+    full: str,
     blob_hash: bytes,
     chunks: list[ChunkRef],
     source: ChunkSource,
@@ -202,17 +214,19 @@ def stage_file(
     Nothing is visible under the real name yet: `sync_staged` makes staged files durable, a
     batch at a time, and `expose` then renames each into place.
     """
-    tmp = (staging or full.parent) / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    tmp = f"{staging or os.path.dirname(full)}/{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):x}"
     # Created with its permissions where the umask allows (each later change of them is one
     # more event for every watcher of the directory).
     flags, permissions = os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777
     try:
         fd = os.open(tmp, flags, permissions)
     except FileNotFoundError:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
         fd = os.open(tmp, flags, permissions)
     try:
-        hasher = blake3.blake3()
+        # A blob of one chunk is that chunk, which the source checked against this very hash.
+        whole = len(chunks) == 1 and chunks[0].hash == blob_hash and not chunks[0].offset
+        hasher = None if whole else blake3.blake3()
         writer = content_writer(fd, _content_size(chunks))
         for position, ref in enumerate(chunks):
             try:
@@ -220,11 +234,12 @@ def stage_file(
             except BaseException:
                 source.abandon(chunks[position + 1 :])
                 raise
-            hasher.update(data)
+            if hasher is not None:
+                hasher.update(data)
             writer.add(data)
         writer.finish()
-        if hasher.digest() != blob_hash:
-            raise CorruptContent(f"assembled {full.name!r} does not match its hash")
+        if hasher is not None and hasher.digest() != blob_hash:
+            raise CorruptContent(f"assembled {os.path.basename(full)!r} does not match its hash")
         st = os.fstat(fd)
         if stat.S_IMODE(st.st_mode) != mode & 0o7777:
             os.fchmod(fd, mode & 0o7777)
@@ -232,7 +247,8 @@ def stage_file(
         device = st.st_dev
     except BaseException:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     os.close(fd)
     return Staged(tmp, full, device)
@@ -248,7 +264,7 @@ def sync_staged(staged: list[Staged]) -> None:
     done: set[int] = set()
     for s in staged:
         if s.device not in done:
-            sync_filesystem(s.tmp.parent)
+            sync_filesystem(os.path.dirname(s.tmp))
             done.add(s.device)
 
 
@@ -256,18 +272,47 @@ def expose(staged: Staged, expect: Entry | None) -> os.stat_result:
     """Rename a staged (and synced) file into place, only if the target is still the
     version `expect` describes. The caller syncs the directory before it records the file."""
     try:
-        check_disk(staged.full, expect)
-        try:
-            os.replace(staged.tmp, staged.full)
-        except FileNotFoundError:
-            if not staged.tmp.exists():
-                raise
-            staged.full.parent.mkdir(parents=True, exist_ok=True)
+        if expect is None or not expect.exists:
+            _rename_new(staged.tmp, staged.full)
+        else:
+            check_disk(staged.full, expect)
             os.replace(staged.tmp, staged.full)
     except BaseException:
-        staged.tmp.unlink(missing_ok=True)
+        staged.discard()
         raise
     return os.lstat(staged.full)
+
+
+def _rename_new(tmp: str, full: str) -> None:
+    """Rename tmp to full, which must not exist (DiskChanged if it does): in one system call
+    where the kernel and filesystem can refuse to replace (renameat2 RENAME_NOREPLACE),
+    else a check then a rename. A missing directory is made."""
+    for attempt in range(2):
+        if _renameat2 is None:
+            check_disk(full, None)
+            try:
+                return os.rename(tmp, full)
+            except FileNotFoundError:
+                error = errno.ENOENT
+        elif _renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(full), 1) == 0:
+            return
+        else:
+            error = ctypes.get_errno()
+        if error == errno.EEXIST:
+            raise DiskChanged(f"{full} appeared")
+        if error in (errno.EINVAL, errno.ENOSYS):
+            _no_renameat2()  # not supported here: the other way, from now on
+            continue
+        if error == errno.ENOENT and not attempt and os.path.exists(tmp):
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            continue
+        raise OSError(error, os.strerror(error), full)
+    _rename_new(tmp, full)
+
+
+def _no_renameat2() -> None:
+    global _renameat2
+    _renameat2 = None
 
 
 def sync_filesystem(path: Path) -> None:
@@ -283,9 +328,9 @@ def sync_filesystem(path: Path) -> None:
         os.close(fd)
 
 
-def sync_directories(directories: set[Path]) -> None:
+def sync_directories(directories: set[str]) -> None:
     """Make renames and removals in these directories durable."""
-    existing = [d for d in directories if d.is_dir()]
+    existing = [d for d in directories if os.path.isdir(d)]
     if len(existing) <= 2:
         for d in existing:
             fsync_dir(d)

@@ -1,5 +1,6 @@
 """Paths inside an area: what a peer may send, and where files may be written."""
 
+import os
 from pathlib import Path
 
 MAX_PATH_BYTES = 4096
@@ -56,16 +57,23 @@ class AreaPaths:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self._checked: set[Path] = set()
+        self._root = str(self.root)
+        self._checked: set[str] = set()  # directories (relative) known not to be symlinks
 
     def full(self, relative: str) -> Path:
+        return Path(self.full_name(relative))
+
+    def full_name(self, relative: str) -> str:
+        """As `full`, as a string (the many files of a pull need no Path objects)."""
         check_relative_path(relative)
-        full = self.root / relative
-        parent, passed = full.parent, []
-        while parent != self.root and parent not in self._checked:
-            if parent.is_symlink():
-                raise BadPath(f"{relative!r} goes through a symbolic link")
-            passed.append(parent)
-            parent = parent.parent
-        self._checked.update(passed)
-        return full
+        directory = relative.rpartition("/")[0]
+        if directory and directory not in self._checked:
+            along = ""
+            for part in directory.split("/"):
+                along = f"{along}/{part}" if along else part
+                if along in self._checked:
+                    continue
+                if os.path.islink(f"{self._root}/{along}"):
+                    raise BadPath(f"{relative!r} goes through a symbolic link")
+                self._checked.add(along)
+        return f"{self._root}/{relative}"
