@@ -70,7 +70,15 @@ FRESH_FIELDS = ["path", "blob_hash", "size", "mtime_ns", "mode", "inode", "ctime
 def entry_values(e: Entry) -> tuple:
     """A new entry object as a row for insert_entry_rows."""
     return (
-        e.area_id, e.path, e.blob_hash, e.size, e.mtime_ns, e.mode, e.inode, e.ctime_ns, e.origin
+        e.area_id,
+        e.path,
+        e.blob_hash,
+        e.size,
+        e.mtime_ns,
+        e.mode,
+        e.inode,
+        e.ctime_ns,
+        e.origin,
     )
 
 
