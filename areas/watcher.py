@@ -7,65 +7,54 @@ import logging
 import os
 import time
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
-
 from peers.models import LocalPeer, Peer
 from peers.sync import db, slow
 
+from . import inotify
 from .consensus import request_consensus
 from .history import Kind
 from .models import Area
-from .paths import TEMP_PREFIX
+from .paths import is_ignored
 from .scanner import ScanResult, scan_area
 
 log = logging.getLogger(__name__)
 QUIET_SECONDS = float(os.environ.get("REALIZE_QUIET_SECONDS", "1.0"))
 REFRESH_AREAS_EVERY = 2.0
-# Only what changes files: opening and reading them (a peer being served, a scan) is not
-# even delivered by the kernel.
-CHANGES = [
-    FileCreatedEvent,
-    DirCreatedEvent,
-    FileDeletedEvent,
-    DirDeletedEvent,
-    FileMovedEvent,
-    DirMovedEvent,
-    FileModifiedEvent,
-    FileClosedEvent,
-]
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: "Watcher", area_id: int):
-        self.watcher = watcher
-        self.area_id = area_id
-
-    def on_any_event(self, event) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
-        paths = [getattr(event, "src_path", ""), getattr(event, "dest_path", "")]
-        if all(os.path.basename(p).startswith(TEMP_PREFIX) for p in paths if p):
-            return
-        self.watcher.loop.call_soon_threadsafe(self.watcher.touch, self.area_id)
+def watch_tree(notify: inotify.Inotify, top: str) -> list[tuple[int, str]]:
+    """Watch a directory and every directory under it (not following symlinks): (wd, path)."""
+    watched = []
+    stack = [top]
+    while stack:
+        directory = stack.pop()
+        try:
+            wd = notify.add(directory)
+        except OSError as exc:  # the kernel's limit of watches, most likely
+            log.warning("cannot watch %s: %s; its changes are found by the next scan", top, exc)
+            return watched
+        if wd is None:
+            continue
+        watched.append((wd, directory))
+        try:
+            with os.scandir(directory) as it:
+                stack.extend(
+                    item.path
+                    for item in it
+                    if not is_ignored(item.name) and item.is_dir(follow_symlinks=False)
+                )
+        except OSError:
+            continue
+    return watched
 
 
 class Watcher:
     def __init__(self, daemon):
         self.daemon = daemon
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.observer = Observer()
-        self.watches: dict[int, tuple[str, object]] = {}
+        self.notify: inotify.Inotify | None = None
+        self.areas: dict[int, str] = {}  # area id -> its root, watched
+        self.dirs: dict[int, tuple[int, str]] = {}  # watch descriptor -> (area id, directory)
         self.changed_at: dict[int, float] = {}
         self.rest_timers: dict[int, asyncio.TimerHandle] = {}
 
@@ -74,7 +63,8 @@ class Watcher:
 
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.observer.start()
+        self.notify = inotify.Inotify()
+        self.loop.add_reader(self.notify.fd, self._on_events)
         last_refresh = 0.0
         try:
             while True:
@@ -84,24 +74,58 @@ class Watcher:
                 await self._scan_quiet_areas()
                 await asyncio.sleep(0.25)
         finally:
-            self.observer.stop()
+            self.loop.remove_reader(self.notify.fd)
+            self.notify.close()
             for timer in self.rest_timers.values():
                 timer.cancel()
+
+    def _on_events(self) -> None:
+        for event in self.notify.read():
+            if event.mask & inotify.IN_Q_OVERFLOW:
+                for area_id in self.areas:  # events were lost: look at everything again
+                    self.touch(area_id)
+                continue
+            watched = self.dirs.get(event.wd)
+            if watched is None:
+                continue
+            area_id, directory = watched
+            if event.mask & inotify.IN_IGNORED:
+                del self.dirs[event.wd]
+                continue
+            if is_ignored(event.name):
+                continue  # our own temporary files
+            if event.mask & inotify.IN_ISDIR:
+                path = os.path.join(directory, event.name)
+                if event.mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
+                    self._add(area_id, watch_tree(self.notify, path))
+                elif event.mask & inotify.IN_MOVED_FROM:
+                    self._forget(lambda a, d, p=path: d == p or d.startswith(p + "/"))
+            self.touch(area_id)
+
+    def _add(self, area_id: int, watched: list[tuple[int, str]]) -> None:
+        for wd, directory in watched:
+            self.dirs[wd] = (area_id, directory)
+
+    def _forget(self, which) -> None:
+        """Stop watching the directories for which which(area id, directory) holds."""
+        for wd, (area_id, directory) in list(self.dirs.items()):
+            if which(area_id, directory):
+                del self.dirs[wd]
+                self.notify.remove(wd)
 
     async def _refresh_areas(self) -> None:
         areas = await db(lambda: list(Area.objects.values_list("id", "path")))
         current = dict(areas)
-        for area_id, (path, watch) in list(self.watches.items()):
+        for area_id, path in list(self.areas.items()):
             if current.get(area_id) != path:
-                self.observer.unschedule(watch)
-                del self.watches[area_id]
+                self._forget(lambda a, d, gone=area_id: a == gone)
+                del self.areas[area_id]
         for area_id, path in current.items():
-            if area_id in self.watches or not os.path.isdir(path):
+            if area_id in self.areas or not os.path.isdir(path):
                 continue
-            watch = self.observer.schedule(
-                _Handler(self, area_id), path, recursive=True, event_filter=CHANGES
-            )
-            self.watches[area_id] = (path, watch)
+            root = str(path).rstrip("/") or "/"
+            self._add(area_id, await asyncio.to_thread(watch_tree, self.notify, root))
+            self.areas[area_id] = path
             self.touch(area_id)  # a first scan: changes made while peerd was not running
 
     async def _scan_quiet_areas(self) -> None:
