@@ -657,20 +657,13 @@ def prepare_area(area: Area) -> Path | None:
     return staging_directory(settings.REALIZE_HOME, area.pk, root)
 
 
-def apply_events(
-    area: Area,
-    remote,
-    local_key: bytes,
-    events: list[RemoteEvent],
-    stats,
-    staging: Path | None = None,
-) -> None:
-    """Apply a batch of a peer's events, in order (the caller holds the area's index lock
-    and has called prepare_area)."""
+def plan(area: Area, events: list[RemoteEvent]) -> list[list[RemoteEvent]]:
+    """A page of a peer's events as windows to apply: those not seen here yet, each chain of
+    changes of a path folded into one."""
     already = history.seen(area, [(e.origin, e.origin_seq) for e in events if e.origin_seq])
     events, gone = collapse([e for e in events if (e.origin, e.origin_seq) not in already])
     history.mark_seen(area, gone)
-    start = 0
+    windows, start = [], 0
     while start < len(events):
         window, size = [], 0
         for e in events[start:]:
@@ -679,18 +672,45 @@ def apply_events(
             window.append(e)
             size += e.size
         start += len(window)
-        applier = Applier(area, remote, local_key, stats, staging)
-        try:
+        windows.append(window)
+    return windows
+
+
+def apply_window(applier: Applier, window: list[RemoteEvent], prepared: bool = False) -> None:
+    """Apply a window of events, in order (the caller holds the area's index lock and has
+    called prepare_area); `prepared`: the applier's prepare(window) is done already."""
+    try:
+        if not prepared:
             applier.prepare(window)
-            applier.load(window)
-            for e in window:
-                applier.run(e)
+        applier.load(window)
+        for e in window:
+            applier.run(e)
+    finally:
+        # What reached the disk is recorded, even when a later event stops the window.
+        try:
+            applier.close()
         finally:
-            # What reached the disk is recorded, even when a later event stops the window.
-            try:
-                applier.close()
-            finally:
-                applier.flush()
+            applier.flush()
 
 
-__all__ = ["apply_events", "chunk_list_to_wire", "conflict_copy_path", "ApplyStats"]
+def apply_events(
+    area: Area,
+    remote,
+    local_key: bytes,
+    events: list[RemoteEvent],
+    stats,
+    staging: Path | None = None,
+) -> None:
+    """Apply a page of a peer's events, in order (see apply_window)."""
+    for window in plan(area, events):
+        apply_window(Applier(area, remote, local_key, stats, staging), window)
+
+
+__all__ = [
+    "apply_events",
+    "apply_window",
+    "plan",
+    "chunk_list_to_wire",
+    "conflict_copy_path",
+    "ApplyStats",
+]

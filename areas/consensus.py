@@ -22,7 +22,8 @@ from peers.link import links_to
 from peers.models import LocalPeer, Peer
 
 from . import events
-from .apply import ApplyStats, apply_events, prepare_area
+from .ahead import PagesAhead
+from .apply import Applier, ApplyStats, apply_window, prepare_area
 from .locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
 from .models import Area, ConsensusRun, PeerArea
 from .scanner import scan_area
@@ -87,10 +88,20 @@ def pull(area: Area, peer: Peer, remote) -> ApplyStats:
         shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
         pulled = shared.pulled_seq
         staging = prepare_area(area)
-        with contextlib.closing(history_pages(remote, area.name, pulled)) as pages:
-            for batch, following in pages:
-                apply_events(area, remote, me, batch, stats, staging)
-                pulled = following
+        with (
+            contextlib.closing(history_pages(remote, area.name, pulled)) as pages,
+            contextlib.closing(PagesAhead(area, remote, me, stats, staging, pages)) as ahead,
+        ):
+            for page in ahead:
+                for i, window in enumerate(page.windows):
+                    if i == 0:
+                        try:
+                            apply_window(page.first, window, prepared=True)
+                        finally:
+                            page.first.remote.close()
+                    else:
+                        apply_window(Applier(area, remote, me, stats, staging), window)
+                pulled = page.following
                 PeerArea.objects.filter(pk=shared.pk).update(
                     pulled_seq=_cursor(pulled, stats), last_seen=timezone.now()
                 )

@@ -41,8 +41,9 @@ class DiskChanged(RuntimeError):
     """The file on disk is not the version the index knows: it changed since the last scan."""
 
 
-def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int]]:
-    """Where in this peer's Real files each of these chunks can be read: (file, offset, length).
+def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]:
+    """Where in this peer's Real files each of these chunks can be read: (file, offset, length,
+    the file as indexed: size, mtime, ctime and inode).
 
     In two simple lookups (the chunks, then a file holding each of their blobs): each costs at
     worst one pass over its tables however many hashes are asked. One query joining them all
@@ -55,23 +56,24 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int]]:
     )
     if not chunks:
         return {}
-    files: dict[int, str] = {}
-    for blob_id, root, path in rows(
-        "SELECT b.id, a.path, e.path FROM areas_blob b"
+    files: dict[int, tuple[str, tuple]] = {}
+    for blob_id, root, path, *indexed in rows(
+        "SELECT b.id, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode FROM areas_blob b"
         " JOIN areas_entry e ON e.blob_hash = b.hash JOIN areas_area a ON a.id = e.area_id"
         " WHERE b.id = ANY(%b)",
         [list({blob_id for _, blob_id, _, _ in chunks})],
     ):
-        files.setdefault(blob_id, os.path.join(root, path))
-    found: dict[bytes, tuple[str, int, int]] = {}
+        files.setdefault(blob_id, (os.path.join(root, path), tuple(indexed)))
+    found: dict[bytes, tuple[str, int, int, tuple]] = {}
     for h, blob_id, offset, length in chunks:
         if blob_id in files:
-            found.setdefault(bytes(h), (files[blob_id], offset, length))
+            path, indexed = files[blob_id]
+            found.setdefault(bytes(h), (path, offset, length, indexed))
     return found
 
 
-def read_local_chunk(where: tuple[str, int, int], expected: bytes) -> bytes | None:
-    path, offset, length = where
+def read_local_chunk(where: tuple[str, int, int, tuple], expected: bytes) -> bytes | None:
+    path, offset, length, _indexed = where
     try:
         with open(path, "rb") as f:
             f.seek(offset)
@@ -82,14 +84,19 @@ def read_local_chunk(where: tuple[str, int, int], expected: bytes) -> bytes | No
 
 
 def read_local_chunks(
-    hashes: list[bytes], where: dict[bytes, tuple[str, int, int]]
+    hashes: list[bytes], where: dict[bytes, tuple[str, int, int, tuple]]
 ) -> dict[bytes, memoryview]:
-    """The chunks that can be read and checked from this peer's Real: each file opened once,
-    neighbouring chunks read together, each chunk a view of what was read."""
+    """The chunks that can be read from this peer's Real, to send to a peer: each file opened
+    once, neighbouring chunks read together, each chunk a view of what was read.
+
+    A file that is still as indexed (size, mtime, ctime, inode) holds what its scan hashed, as
+    the scanner itself trusts; the chunks of any other are checked against their hashes and
+    left out if they changed. The receiver checks every chunk all the same."""
     by_file: dict[str, list[tuple[int, int, bytes]]] = {}
+    indexed: dict[str, tuple] = {}
     for h in hashes:
         if h in where:
-            path, offset, length = where[h]
+            path, offset, length, indexed[path] = where[h]
             by_file.setdefault(path, []).append((offset, length, h))
     found: dict[bytes, memoryview] = {}
     for path, parts in by_file.items():
@@ -98,12 +105,14 @@ def read_local_chunks(
         except OSError:
             continue
         try:
+            st = os.fstat(fd)
+            unchanged = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == indexed[path]
             for start, run in _runs(sorted(set(parts))):
                 end = run[-1][0] + run[-1][1]
                 data = memoryview(os.pread(fd, end - start, start))
                 for offset, length, h in run:
                     chunk = data[offset - start : offset - start + length]
-                    if len(chunk) == length and chunk_hash(chunk) == h:
+                    if len(chunk) == length and (unchanged or chunk_hash(chunk) == h):
                         found[h] = chunk
         except OSError:
             pass
