@@ -7,6 +7,7 @@ A blob that leaves one path and appears at another in the same scan is a rename.
 
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from .locks import index_lock
 from .models import Area, BlobChunk, Entry
 from .paths import is_ignored
 
+# When this process last started scanning each area (time.monotonic(), by area id).
+_started: dict[int, float] = {}
 HASH_THREADS = min(2, os.cpu_count() or 1)
 HASH_GROUP = 16
 # Changes found by a scan are committed (and visible to peers) this many files or bytes at
@@ -92,14 +95,26 @@ def stat_fields(st: os.stat_result) -> dict:
     }
 
 
-def scan_area(area: Area, origin: bytes, announce: Callable[[], None] | None = None) -> ScanResult:
+def scan_area(
+    area: Area,
+    origin: bytes,
+    announce: Callable[[], None] | None = None,
+    unless_since: float | None = None,
+) -> ScanResult:
     """Bring the area's index up to date with its files; record local history events.
 
     The walk (stat only) comes first; changed files are then hashed, and their changes
     committed a batch at a time, so a peer pulling meanwhile gets them as they are found.
+
+    `unless_since` (time.monotonic() of the last change seen): nothing is done if a scan of
+    this process started after it, waiting for the index lock meanwhile (a peer's consensus
+    scanned the area after the change: scanning again would find nothing).
     """
     root = Path(area.path)
     with index_lock(area.pk):
+        if unless_since is not None and _started.get(area.pk, -1.0) > unless_since:
+            return ScanResult()
+        _started[area.pk] = time.monotonic()
         entries = {e.path: e for e in Entry.objects.filter(area=area)}
         result = ScanResult()
         walked, changed = set(), []

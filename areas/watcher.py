@@ -135,7 +135,7 @@ class Watcher:
                 continue
             del self.changed_at[area_id]
             try:
-                result, rest = await slow(_scan, area_id)
+                result, rest = await slow(_scan, area_id, changed)
             except Exception:  # noqa: BLE001 - one failed scan must not stop the watcher
                 log.exception("scanning area %s failed", area_id)
                 continue
@@ -169,11 +169,13 @@ class Watcher:
                 log.info("no automatic consensus with %s: %s", conn.peer_name, exc)
 
 
-def _scan(area_id: int) -> tuple[ScanResult | None, float]:
+def _scan(area_id: int, changed: float) -> tuple[ScanResult | None, float]:
+    """Index the area, unless a scan started after its last change (`changed`) meanwhile."""
     area = Area.objects.filter(pk=area_id).first()
     if area is None:
         return None, 0
-    return scan_area(area, bytes(LocalPeer.get().public_key)), float(area.rest_seconds)
+    key = bytes(LocalPeer.get().public_key)
+    return scan_area(area, key, unless_since=changed), float(area.rest_seconds)
 
 
 def _request(area_id: int, key: bytes) -> None:
