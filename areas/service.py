@@ -14,10 +14,11 @@ from peers.sync import db, slow, waiting
 
 from . import history
 from .blobs import chunk_lists
+from .bulk import rows
 from .content import local_chunks, read_local_chunks
-from .models import Area, Entry, HistoryEvent, PeerArea
+from .models import Area, Entry, PeerArea
 from .scanner import scan_area
-from .wire import chunk_list_to_wire, entry_to_wire, event_to_wire
+from .wire import chunk_list_to_wire, entry_to_wire, event_row_to_wire
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 5000
@@ -179,10 +180,18 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
             events = [entry_to_wire(e, head) for e in entries]
         return {"events": events, "next": head, "more": False, "snapshot": True}
     _ack(shared, area, since)
-    rows = list(HistoryEvent.objects.filter(area=area, seq__gt=since).order_by("seq")[:limit])
-    events = [event_to_wire(e) for e in rows if bytes(e.origin) != key]
-    last = rows[-1].seq if rows else since
-    return {"events": events, "next": last, "more": len(rows) == limit, "snapshot": False}
+    # As rows, not model objects: a page is thousands of events. The asking peer's own
+    # changes, applied here, are not sent back to it.
+    found = rows(_EVENTS, [area.pk, since, limit])
+    events = [event_row_to_wire(row) for row in found if bytes(row[9]) != key]
+    last = found[-1][0] if found else since
+    return {"events": events, "next": last, "more": len(found) == limit, "snapshot": False}
+
+
+_EVENTS = (
+    "SELECT seq, kind, path, old_path, blob_hash, base_hash, size, mtime_ns, mode, origin,"
+    " origin_seq FROM areas_historyevent WHERE area_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
 
 
 def ack(key: bytes, name: str, seq) -> dict:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from .chunking import MAX_SIZE, ChunkRef
 from .history import Kind
-from .models import Entry, HistoryEvent
+from .models import Entry
 from .paths import check_relative_path
 
 HASH_BYTES = 32
@@ -34,19 +34,22 @@ class RemoteEvent:
     also: tuple[tuple[bytes, int], ...] = ()
 
 
-def event_to_wire(e: HistoryEvent) -> dict:
+def event_row_to_wire(row: tuple) -> dict:
+    """A history event from its row: (seq, kind, path, old_path, blob_hash, base_hash, size,
+    mtime_ns, mode, origin, origin_seq)."""
+    seq, kind, path, old_path, blob, base, size, mtime_ns, mode, origin, origin_seq = row
     return {
-        "seq": e.seq,
-        "kind": e.kind,
-        "path": e.path,
-        "old_path": e.old_path,
-        "blob": bytes(e.blob_hash) if e.blob_hash is not None else None,
-        "base": bytes(e.base_hash) if e.base_hash is not None else None,
-        "size": e.size,
-        "mtime_ns": e.mtime_ns,
-        "mode": e.mode,
-        "origin": bytes(e.origin),
-        "origin_seq": e.origin_seq,
+        "seq": seq,
+        "kind": kind,
+        "path": path,
+        "old_path": old_path,
+        "blob": bytes(blob) if blob is not None else None,
+        "base": bytes(base) if base is not None else None,
+        "size": size,
+        "mtime_ns": mtime_ns,
+        "mode": mode,
+        "origin": bytes(origin),
+        "origin_seq": origin_seq,
     }
 
 
