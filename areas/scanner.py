@@ -30,6 +30,7 @@ HASH_GROUP = 16
 # Changes found by a scan are committed (and visible to peers) this many files or bytes at
 # a time.
 RECORD_FILES = 1000
+FIRST_RECORD_FILES = 200
 RECORD_BYTES = 64 * 1024 * 1024
 ENTRY_FIELDS = [
     "blob_hash", "deleted_hash", "size", "mtime_ns", "ctime_ns", "inode", "mode", "origin",
@@ -202,14 +203,15 @@ class _Recorder:
     def run(self, changed: list[tuple[str, str, os.stat_result]]) -> None:
         batch: list[_Seen] = []
         size = 0
+        files = FIRST_RECORD_FILES  # a peer waiting for the first batch starts sooner
         for seen in _hashed(changed):
             if seen is None:
                 continue
             batch.append(seen)
             size += seen.st.st_size
-            if len(batch) >= RECORD_FILES or size >= RECORD_BYTES:
+            if len(batch) >= files or size >= RECORD_BYTES:
                 self.record(batch)
-                batch, size = [], 0
+                batch, size, files = [], 0, RECORD_FILES
         self.record(batch)
         self.record_deletes()
 
