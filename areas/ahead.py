@@ -53,7 +53,7 @@ class PagesAhead:
         if item is None:
             return None
         batch, following = item
-        windows = plan(self.area, batch)
+        windows = plan(self.area, batch, self.local_key)
         if not windows:
             return ReadyPage(following, windows, None)
         first = Applier(self.area, self.remote.fork(), self.local_key, self.stats, self.staging)

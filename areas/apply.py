@@ -25,6 +25,7 @@ from peers import peer_id
 from peers.protocol import ProtocolError, RemoteError
 
 from . import history
+from .ahead_files import FilesAhead, Outcome
 from .blobs import (
     FRESH_FIELDS,
     chunk_lists,
@@ -33,6 +34,7 @@ from .blobs import (
     insert_entry_rows,
     store_blobs,
 )
+from .bulk import rows
 from .chunking import MIN_SIZE, ChunkRef, Hashed, chunk_hash, single_chunk
 from .content import (
     ChunkSource,
@@ -43,13 +45,14 @@ from .content import (
     clean_temporary_files,
     expose,
     local_chunks,
+    make_directories,
     remove_empty_parents,
     stage_file,
     staging_directory,
     sync_directories,
     sync_staged,
 )
-from .feed import ChunkFeed, Unavailable
+from .feed import ChunkFeed, Unavailable, Wanted
 from .history import Change, Kind
 from .models import Area, Conflict, Entry
 from .paths import AreaPaths
@@ -114,22 +117,7 @@ class _Pending:
     kind: str
     base: bytes | None
     identity: dict
-    staging: "Future | _Staged"  # of the Staged file
-
-
-class _Staged:
-    """A file staged in this thread: its Staged file, or its error, as a future would give."""
-
-    def __init__(self, stage, *args):
-        try:
-            self.value, self.error = stage(*args), None
-        except Exception as exc:  # noqa: BLE001 - raised again by result(), as a future does
-            self.value, self.error = None, exc
-
-    def result(self) -> Staged:
-        if self.error is not None:
-            raise self.error
-        return self.value
+    staging: "Future | Outcome"  # of the Staged file
 
 
 def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
@@ -169,6 +157,7 @@ class Applier:
         self.writers = ThreadPoolExecutor(STAGE_THREADS, thread_name_prefix="stage")
         self.staging_dir = staging
         self._fetch_lock = threading.Lock()
+        self.ahead: FilesAhead | None = None
 
     # --- content ----------------------------------------------------------------------------
     def prepare(self, events: list[RemoteEvent]) -> None:
@@ -206,10 +195,31 @@ class Applier:
         needed = {c.hash for h in wanted for c in self.chunks[h]}
         self.source.local = local_chunks(needed)
         self.source.feed = self._feed(events).start()
+        if self.staging_dir is not None:
+            self.ahead = FilesAhead(self._stage_ahead, self._to_stage_ahead(events), self.writers)
+
+    def _to_stage_ahead(self, events: list[RemoteEvent]) -> list[RemoteEvent]:
+        """The changes whose files are worth writing before they are decided: those bringing
+        content this peer does not have at that path now (a rename moves a file it has)."""
+        wanted = [e for e in events if e.blob and e.kind != Kind.RENAME and e.base != e.blob]
+        if not wanted:
+            return []
+        here = dict(
+            rows(
+                "SELECT path, blob_hash FROM areas_entry WHERE area_id = %s AND path = ANY(%b)",
+                [self.area.pk, [e.path for e in wanted]],
+            )
+        )
+        return [e for e in wanted if here.get(e.path) != e.blob]
+
+    def _stage_ahead(self, e: RemoteEvent) -> Staged:
+        full = self.paths.full_name(e.path)
+        chunks = self.chunks[e.blob]
+        return stage_file(full, e.blob, chunks, self.source, e.mtime_ns, e.mode, self.staging_dir)
 
     def _feed(self, events: list[RemoteEvent]) -> ChunkFeed:
         """The chunks this window lacks, in the order the writes will want them."""
-        plan: list[tuple[bytes, int]] = []
+        plan: list[Wanted] = []
         uses: Counter = Counter()
         for e in events:
             if e.blob is None:
@@ -218,7 +228,7 @@ class Applier:
                 if c.hash in self.source.local:
                     continue
                 if not uses[c.hash]:
-                    plan.append((c.hash, c.length))
+                    plan.append(Wanted(c.hash, c.length, e.blob, c.offset))
                 uses[c.hash] += 1
 
         def fetch_many(arg_list):
@@ -258,12 +268,19 @@ class Applier:
         raise problem
 
     def close(self) -> None:
-        """After the last change: wait for the writers, stop fetching."""
+        """After the last change: wait for the writers, stop fetching, remove the files
+        staged ahead that no change took."""
         try:
             self.expose_pending()
         finally:
-            self.writers.shutdown()
-            self._close_feed()
+            try:
+                if self.ahead is not None:
+                    self.ahead.stop()
+                self._close_feed()  # a file still being staged ahead stops there
+                if self.ahead is not None:
+                    self.ahead.close()
+            finally:
+                self.writers.shutdown()
 
     def _close_feed(self) -> None:
         if self.source.feed is not None:
@@ -432,7 +449,10 @@ class Applier:
             old_full, new_full = self.paths.full(e.old_path), self.paths.full(e.path)
             check_disk(old_full, source)
             check_disk(new_full, target)
-            new_full.parent.mkdir(parents=True, exist_ok=True)
+            if self.staging_dir is None:
+                new_full.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                make_directories(str(new_full.parent), str(self.staging_dir))
             os.rename(old_full, new_full)
             self.dirs.update((str(new_full.parent), str(old_full.parent)))
             remove_empty_parents(self.root, old_full)
@@ -477,10 +497,15 @@ class Applier:
             e.mode,
             self.staging_dir,
         )
-        # A small file is written here and now: handing it to the writer thread would cost
-        # more (a future, two thread switches) than writing it.
-        small = e.size <= INLINE_BYTES
-        staging = _Staged(stage_file, *args) if small else self.writers.submit(stage_file, *args)
+        ahead = self.ahead.take(e) if self.ahead is not None else None
+        if ahead is not None:
+            staging = ahead.placed_at(args[0])
+        elif e.size <= INLINE_BYTES:
+            # A small file is written here and now: handing it to the writer thread would
+            # cost more (a future, two thread switches) than writing it.
+            staging = Outcome.of(stage_file, *args)
+        else:
+            staging = self.writers.submit(stage_file, *args)
         identity = {} if derived else self._identity(e)
         self.pending[path] = _Pending(e, path, entry, kind, base, identity, staging)
         self.pending_events.add(id(e))
@@ -651,16 +676,28 @@ def _identity_of(e: RemoteEvent) -> tuple[tuple[bytes, int], ...]:
 
 def prepare_area(area: Area) -> Path | None:
     """Before a peer's changes are applied (once per pull): remove what an interrupted run
-    left, and choose where files are staged (content.staging_directory)."""
+    left, and choose where files are staged (content.staging_directory).
+
+    Files are staged beside their place only when there is no staging directory: the area is
+    searched for what such a run left at every pull then, else at the first pull of this
+    process (a run of an earlier one may have had none)."""
     root = Path(area.path)
-    clean_temporary_files(root)
-    return staging_directory(settings.REALIZE_HOME, area.pk, root)
+    staging = staging_directory(settings.REALIZE_HOME, area.pk, root)
+    if staging is None or _searched.get(area.pk) != str(root):
+        clean_temporary_files(root)
+        _searched[area.pk] = str(root)
+    return staging
 
 
-def plan(area: Area, events: list[RemoteEvent]) -> list[list[RemoteEvent]]:
+# Areas searched for leftover temporary files by this process (area id -> its root then).
+_searched: dict[int, str] = {}
+
+
+def plan(area: Area, events: list[RemoteEvent], local_key: bytes) -> list[list[RemoteEvent]]:
     """A page of a peer's events as windows to apply: those not seen here yet, each chain of
     changes of a path folded into one."""
-    already = history.seen(area, [(e.origin, e.origin_seq) for e in events if e.origin_seq])
+    ids = [(e.origin, e.origin_seq) for e in events if e.origin_seq]
+    already = history.seen(area, ids, local_key)
     events, gone = collapse([e for e in events if (e.origin, e.origin_seq) not in already])
     history.mark_seen(area, gone)
     windows, start = [], 0
@@ -702,7 +739,7 @@ def apply_events(
     staging: Path | None = None,
 ) -> None:
     """Apply a page of a peer's events, in order (see apply_window)."""
-    for window in plan(area, events):
+    for window in plan(area, events, local_key):
         apply_window(Applier(area, remote, local_key, stats, staging), window)
 
 

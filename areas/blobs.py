@@ -22,7 +22,11 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
 
     A blob and its chunks are inserted in one transaction, the chunks only by whoever
     inserted the blob: one inserting the same blob at the same time waits for that
-    transaction, then finds the blob there (complete) and inserts nothing."""
+    transaction, then finds the blob there (complete) and inserts nothing.
+
+    A blob of one chunk (every small file) is that chunk: it gets no chunk row, its chunk
+    list is made from the blob itself (see chunk_lists), and lookups of the chunk find the
+    blob (content.local_chunks)."""
     by_hash = {h.hash: h for h in hashed}
     if not by_hash:
         return
@@ -39,7 +43,7 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
             (
                 (ids[h.hash], i, c.hash, c.offset, c.length)
                 for h in new
-                if h.hash in ids
+                if h.hash in ids and not is_whole(h.hash, h.chunks)
                 for i, c in enumerate(h.chunks)
             ),
         )
@@ -48,9 +52,15 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
 _BLOBS = "SELECT {} FROM areas_blob WHERE hash = ANY(%b)"
 
 
+def is_whole(blob_hash: bytes, chunks: list[ChunkRef]) -> bool:
+    """A chunk list of one chunk, the blob itself: not stored (see store_blobs)."""
+    return len(chunks) == 1 and chunks[0].hash == blob_hash
+
+
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     """The chunk lists of the blobs we know, by blob hash (an empty blob has an empty list)."""
-    blobs = {pk: bytes(h) for h, pk in rows(_BLOBS.format("hash, id"), [list(blob_hashes)])}
+    found = rows(_BLOBS.format("hash, id, size"), [list(blob_hashes)])
+    blobs = {pk: bytes(h) for h, pk, _ in found}
     lists: dict[bytes, list[ChunkRef]] = {h: [] for h in blobs.values()}
     if not blobs:
         return lists
@@ -60,6 +70,9 @@ def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
         [list(blobs)],
     ):
         lists[blobs[blob_id]].append(ChunkRef(bytes(h), offset, length))
+    for h, _, size in found:
+        if size and not lists[bytes(h)]:
+            lists[bytes(h)] = [ChunkRef(bytes(h), 0, size)]  # a blob of one chunk: itself
     return lists
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import blake3
 
+from peers.buffers import BufferPool
+
 from .bulk import rows
 from .chunking import ChunkRef, chunk_hash
 from .feed import ChunkFeed, CorruptContent, Unavailable
@@ -47,12 +49,14 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]
 
     In two simple lookups (the chunks, then a file holding each of their blobs): each costs at
     worst one pass over its tables however many hashes are asked. One query joining them all
-    had plans that scanned whole tables at every request, or even for every hash asked."""
+    had plans that scanned whole tables at every request, or even for every hash asked. A blob
+    of one chunk has no chunk row (blobs.store_blobs): the blob is that chunk."""
     if not hashes:
         return {}
     chunks = rows(
-        'SELECT hash, blob_id, "offset", length FROM areas_blobchunk WHERE hash = ANY(%b)',
-        [list(hashes)],
+        'SELECT hash, blob_id, "offset", length FROM areas_blobchunk WHERE hash = ANY(%b)'
+        " UNION ALL SELECT hash, id, 0, size FROM areas_blob WHERE hash = ANY(%b) AND size > 0",
+        [list(hashes), list(hashes)],
     )
     if not chunks:
         return {}
@@ -84,14 +88,19 @@ def read_local_chunk(where: tuple[str, int, int, tuple], expected: bytes) -> byt
 
 
 def read_local_chunks(
-    hashes: list[bytes], where: dict[bytes, tuple[str, int, int, tuple]]
+    hashes: list[bytes],
+    where: dict[bytes, tuple[str, int, int, tuple]],
+    buffers: BufferPool | None = None,
 ) -> dict[bytes, memoryview]:
     """The chunks that can be read from this peer's Real, to send to a peer: each file opened
     once, neighbouring chunks read together, each chunk a view of what was read.
 
     A file that is still as indexed (size, mtime, ctime, inode) holds what its scan hashed, as
     the scanner itself trusts; the chunks of any other are checked against their hashes and
-    left out if they changed. The receiver checks every chunk all the same."""
+    left out if they changed. The receiver checks every chunk all the same.
+
+    With `buffers`, runs are read into its buffers (kept by the caller as long as it needs
+    the chunks) instead of into new memory."""
     by_file: dict[str, list[tuple[int, int, bytes]]] = {}
     indexed: dict[str, tuple] = {}
     for h in hashes:
@@ -100,25 +109,85 @@ def read_local_chunks(
             by_file.setdefault(path, []).append((offset, length, h))
     found: dict[bytes, memoryview] = {}
     for path, parts in by_file.items():
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            st = os.fstat(fd)
-            unchanged = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == indexed[path]
+        with _reading(path, indexed[path]) as opened:
+            if opened is None:
+                continue
+            fd, unchanged, _ = opened
             for start, run in _runs(sorted(set(parts))):
                 end = run[-1][0] + run[-1][1]
-                data = memoryview(os.pread(fd, end - start, start))
+                data = _pread(fd, end - start, start, buffers)
                 for offset, length, h in run:
                     chunk = data[offset - start : offset - start + length]
                     if len(chunk) == length and (unchanged or chunk_hash(chunk) == h):
                         found[h] = chunk
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
     return found
+
+
+@contextlib.contextmanager
+def _reading(path: str, indexed: tuple) -> Iterator[tuple[int, bool, int] | None]:
+    """The file opened for reading: (its descriptor, whether it is still as indexed, its
+    size); None if it cannot be opened. A read error ends the reading quietly (what was read
+    before it stands)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        yield None
+        return
+    try:
+        st = os.fstat(fd)
+        yield fd, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == indexed, st.st_size
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def blob_files(blobs: set[bytes]) -> dict[bytes, tuple[str, tuple]]:
+    """A file of this peer's Real holding each of these blobs (those it has): (file, the file
+    as indexed: size, mtime, ctime and inode)."""
+    if not blobs:
+        return {}
+    found: dict[bytes, tuple[str, tuple]] = {}
+    for blob, root, path, *indexed in rows(
+        "SELECT e.blob_hash, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode"
+        " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id WHERE e.blob_hash = ANY(%b)",
+        [list(blobs)],
+    ):
+        found.setdefault(bytes(blob), (os.path.join(root, path), tuple(indexed)))
+    return found
+
+
+def read_ranges(
+    ranges: list[tuple[bytes, int, int]],
+    files: dict[bytes, tuple[str, tuple]],
+    buffers: BufferPool | None = None,
+) -> list[memoryview | None]:
+    """Byte ranges of blobs (blob, offset, length), each read from a file holding the blob
+    that is still as indexed (size, mtime, ctime, inode: what its scan hashed, as the scanner
+    itself trusts); None for a range no such file gives."""
+    found: list[memoryview | None] = [None] * len(ranges)
+    by_file: dict[str, list[int]] = {}
+    for i, (blob, _, _) in enumerate(ranges):
+        if blob in files:
+            by_file.setdefault(files[blob][0], []).append(i)
+    for path, wanted in by_file.items():
+        with _reading(path, files[ranges[wanted[0]][0]][1]) as opened:
+            if opened is None or not opened[1]:
+                continue
+            fd, _, size = opened
+            for i in sorted(wanted, key=lambda i: ranges[i][1]):
+                _, offset, length = ranges[i]
+                if offset + length <= size:
+                    data = _pread(fd, length, offset, buffers)
+                    found[i] = data if len(data) == length else None
+    return found
+
+
+def _pread(fd: int, n: int, offset: int, buffers: BufferPool | None) -> memoryview:
+    if buffers is None:
+        return memoryview(os.pread(fd, n, offset))
+    view = buffers.take(n)
+    return view[: os.preadv(fd, [view], offset)]
 
 
 def _runs(parts: list[tuple[int, int, bytes]]) -> Iterator[tuple[int, list]]:
@@ -184,6 +253,10 @@ class Staged:
             os.unlink(self.tmp)
 
 
+def staging_path(home: Path, area_id: int) -> Path:
+    return home / "staging" / str(area_id)
+
+
 def staging_directory(home: Path, area_id: int, area_root: Path) -> Path | None:
     """Where this area's incoming files are written before they are renamed into place.
 
@@ -191,13 +264,21 @@ def staging_directory(home: Path, area_id: int, area_root: Path) -> Path | None:
     can be renamed into the area (same filesystem, same mount): watchers of the area (ours
     and any other program's) then see one rename per file instead of its creation and every
     write. None otherwise: files are then written beside their final place.
+
+    The directory itself stays (only its content is removed): peerd's watcher watches it, to
+    know the renames out of it for ours.
     """
-    staging = home / "staging" / str(area_id)
+    staging = staging_path(home, area_id)
     probe = staging / f"{TEMP_PREFIX}probe"
     inside = area_root / f"{TEMP_PREFIX}probe-{secrets.token_hex(4)}"
     try:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(mode=0o700, parents=True)
+        staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging.chmod(0o700)  # what is staged there is the area's data
+        for leftover in os.scandir(staging):
+            if leftover.is_dir(follow_symlinks=False):
+                shutil.rmtree(leftover.path, ignore_errors=True)
+            else:
+                os.unlink(leftover.path)
         probe.touch()
         os.link(probe, inside)  # EXDEV across filesystems and mounts, as rename would be
         os.unlink(inside)
@@ -313,10 +394,32 @@ def _rename_new(tmp: str, full: str) -> None:
             _no_renameat2()  # not supported here: the other way, from now on
             continue
         if error == errno.ENOENT and not attempt and os.path.exists(tmp):
-            os.makedirs(os.path.dirname(full), exist_ok=True)
+            make_directories(os.path.dirname(full), os.path.dirname(tmp))
             continue
         raise OSError(error, os.strerror(error), full)
     _rename_new(tmp, full)
+
+
+def make_directories(directory: str, staging: str) -> None:
+    """Make a directory and its missing parents, each made in `staging` first and renamed
+    into place: a watcher of the area (peerd's) sees a rename out of the staging directory, as
+    for every file put in place, and knows it for ours."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for target in reversed(missing):
+        if os.path.dirname(target) == staging or _renameat2 is None:
+            os.makedirs(target, exist_ok=True)
+            continue
+        made = f"{staging}/{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):x}"
+        os.mkdir(made)
+        try:
+            _rename_new(made, target)
+        except DiskChanged:  # made meanwhile by someone else: theirs will do
+            os.rmdir(made)
+            if not os.path.isdir(target):
+                raise
 
 
 def _no_renameat2() -> None:

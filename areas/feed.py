@@ -5,15 +5,45 @@ batches on their way at once, by a thread of their own: the peer reads and sends
 batches while this peer checks and writes the last ones. What is fetched but not yet written
 is bounded (`ahead_bytes`), unless the writer waits for a chunk beyond that bound, so memory
 stays bounded whatever the size of the files.
+
+Where the plan says in which of the peer's blobs each chunk is, neighbouring chunks are asked
+for as one range of that blob: the peer reads it in one go from a file that still holds the
+blob, without looking up each chunk. Every chunk of it is checked here all the same, and the
+chunks of a range the peer could not give so are asked for again by their hashes.
 """
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from functools import partial
+from typing import NamedTuple
 
 from .chunking import chunk_hash
 
 MAX_HASHES_PER_BATCH = 4000
+
+
+class Wanted(NamedTuple):
+    """A chunk to fetch; `blob` (if known): a blob of the peer holding it, at `offset`."""
+
+    hash: bytes
+    length: int
+    blob: bytes | None = None
+    offset: int = 0
+
+
+def spans(batch: list[Wanted]) -> list[tuple[bytes, int, int, list[Wanted]]]:
+    """The batch as ranges of the peer's blobs: (blob, offset, length, the chunks in it)."""
+    out: list[tuple[bytes, int, int, list[Wanted]]] = []
+    for item in batch:
+        if out:
+            blob, offset, length, items = out[-1]
+            if item.blob == blob and item.offset == offset + length:
+                out[-1] = (blob, offset, length + item.length, items)
+                items.append(item)
+                continue
+        out.append((item.blob, item.offset, item.length, [item]))
+    return out
 
 
 class CorruptContent(ValueError):
@@ -24,12 +54,12 @@ class Unavailable(LookupError):
     """The peer could not send a chunk (or fetching chunks failed altogether)."""
 
 
-def batches(plan: list[tuple[bytes, int]], batch_bytes: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
+def batches(plan: list[Wanted], batch_bytes: int) -> Iterator[list[Wanted]]:
+    batch: list[Wanted] = []
     size = 0
-    for h, length in plan:
-        batch.append(h)
-        size += length
+    for item in plan:
+        batch.append(item)
+        size += item.length
         if size >= batch_bytes or len(batch) >= MAX_HASHES_PER_BATCH:
             yield batch
             batch, size = [], 0
@@ -40,20 +70,21 @@ def batches(plan: list[tuple[bytes, int]], batch_bytes: int) -> Iterator[list[by
 class ChunkFeed:
     """Chunks of a plan, fetched ahead by a thread; `take` hands each one out as it is needed.
 
-    `plan` lists each missing chunk once (hash, length) in the order of first use; `uses`
-    says how many times each will be taken, so a chunk needed twice is kept until its last use.
-    `fetch_many(batches)` yields each batch's answer (a list of chunk contents), in order.
+    `plan` lists each missing chunk once (Wanted) in the order of first use; `uses` says how
+    many times each will be taken, so a chunk needed twice is kept until its last use.
+    `fetch_many(requests)` yields each request's answer (a list of chunk contents, or of
+    range contents for a request of ranges), in order.
     """
 
     def __init__(
         self,
-        plan: list[tuple[bytes, int]],
+        plan: list[Wanted],
         uses: Counter,
         fetch_many: Callable[[Iterator[dict]], Iterator[list]],
         batch_bytes: int,
         ahead_bytes: int,
     ):
-        self.plan = plan
+        self.plan = [Wanted(*item) for item in plan]
         self.uses = uses
         self.fetch_many = fetch_many
         self.batch_bytes = batch_bytes
@@ -68,6 +99,7 @@ class ChunkFeed:
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._retry: list[Wanted] = []  # chunks of ranges not given: asked for by hash
 
     def start(self) -> "ChunkFeed":
         if self.plan:
@@ -78,32 +110,73 @@ class ChunkFeed:
         return self
 
     def _run(self) -> None:
-        answers = None
         try:
-            wanted = batches(self.plan, self.batch_bytes)
-            sent: list[list[bytes]] = []
-
-            def remember() -> Iterator[list[bytes]]:
-                for batch in wanted:
-                    sent.append(batch)
-                    yield batch
-
-            answers = self.fetch_many({"hashes": b} for b in remember())
-            for answer in answers:
-                hashes = sent.pop(0)
-                self._accept(hashes, answer)
-                if not self._wait_for_room():
-                    return
+            if self._pipeline(self._requests(batches(self.plan, self.batch_bytes))):
+                while self._retry:
+                    if not self._pipeline(self._retries()):
+                        break
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
             with self._cond:
                 self._error = exc
                 self._cond.notify_all()
         finally:
-            if answers is not None:
-                answers.close()
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+
+    def _pipeline(self, requests: Iterator[tuple[dict, Callable]]) -> bool:
+        """Send requests ((args, what takes its answer) pairs), a few on their way at once;
+        False if the feed was closed meanwhile."""
+        sent: deque[Callable] = deque()
+
+        def remember() -> Iterator[dict]:
+            for args, accept in requests:
+                sent.append(accept)
+                yield args
+
+        answers = self.fetch_many(remember())
+        try:
+            for answer in answers:
+                sent.popleft()(answer)
+                if not self._wait_for_room():
+                    return False
+        finally:
+            answers.close()
+        return True
+
+    def _requests(self, wanted: Iterator[list[Wanted]]) -> Iterator[tuple[dict, Callable]]:
+        for batch in wanted:
+            yield from self._retries()  # the sooner, the less the writer waits for them
+            if all(item.blob is not None for item in batch):
+                ranges = spans(batch)
+                args = {"ranges": [[blob, offset, length] for blob, offset, length, _ in ranges]}
+                yield args, partial(self._accept_ranges, ranges)
+            else:
+                yield self._by_hash(batch)
+
+    def _retries(self) -> Iterator[tuple[dict, Callable]]:
+        retry, self._retry = self._retry, []
+        for batch in batches(retry, self.batch_bytes):
+            yield self._by_hash(batch)
+
+    def _by_hash(self, batch: list[Wanted]) -> tuple[dict, Callable]:
+        hashes = [item.hash for item in batch]
+        return {"hashes": hashes}, partial(self._accept, hashes)
+
+    def _accept_ranges(self, ranges: list, answer) -> None:
+        if not isinstance(answer, list) or len(answer) != len(ranges):
+            raise Unavailable("bad answer to a request for chunks")
+        hashes, parts = [], []
+        for (_, _, length, items), data in zip(ranges, answer, strict=True):
+            if not isinstance(data, bytes | memoryview) or len(data) != length:
+                self._retry.extend(items)  # not in a file as indexed there: ask by hash
+                continue
+            position = 0
+            for item in items:
+                hashes.append(item.hash)
+                parts.append(data[position : position + item.length])
+                position += item.length
+        self._accept(hashes, parts)
 
     def _accept(self, hashes: list[bytes], answer) -> None:
         if not isinstance(answer, list) or len(answer) != len(hashes):

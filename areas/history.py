@@ -66,11 +66,8 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
                 )
             )
         copy_rows(HistoryEvent, EVENT_FIELDS, rows)
-        # A change made here has an identity just given out: it cannot be there already.
-        made = [(c, r) for c, r in zip(changes, rows, strict=True)]
-        fresh = [(area.pk, r[10], r[11]) for c, r in made if not c.origin]
-        copy_rows(SeenChange, ["area", "origin", "origin_seq"], fresh)
-        mark_seen(area, [(r[10], r[11]) for c, r in made if c.origin])
+        # A change made here is known as seen by its origin (see seen): no row for it.
+        mark_seen(area, [(r[10], r[11]) for c, r in zip(changes, rows, strict=True) if c.origin])
         area.history_seq = last
 
 
@@ -89,17 +86,20 @@ def trim(area: Area) -> int:
     return deleted
 
 
-def seen(area: Area, ids: list[tuple[bytes, int]]) -> set[tuple[bytes, int]]:
-    """Which of these change identities this peer has already applied or made."""
+def seen(area: Area, ids: list[tuple[bytes, int]], local_key: bytes) -> set[tuple[bytes, int]]:
+    """Which of these change identities this peer has already applied or made (its own
+    changes, those whose origin is `local_key`, are not recorded as seen: they all are)."""
+    made = {(o, n) for o, n in ids if o == local_key}
+    ids = [i for i in ids if i not in made]
     if not ids:
-        return set()
+        return made
     found = rows(
         "SELECT s.origin, s.origin_seq FROM areas_seenchange s"
         " JOIN unnest(%b::bytea[], %b::bigint[]) AS i(origin, origin_seq)"
         " ON s.origin = i.origin AND s.origin_seq = i.origin_seq WHERE s.area_id = %s",
         [[o for o, _ in ids], [n for _, n in ids], area.pk],
     )
-    return {(bytes(o), n) for o, n in found}
+    return made | {(bytes(o), n) for o, n in found}
 
 
 def mark_seen(area: Area, ids: list[tuple[bytes, int]]) -> None:

@@ -38,10 +38,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class Event:
-    __slots__ = ("wd", "mask", "name")
+    __slots__ = ("wd", "mask", "name", "cookie")
 
-    def __init__(self, wd: int, mask: int, name: str):
-        self.wd, self.mask, self.name = wd, mask, name
+    def __init__(self, wd: int, mask: int, name: str, cookie: int = 0):
+        self.wd, self.mask, self.name, self.cookie = wd, mask, name, cookie
 
 
 class Inotify:
@@ -54,10 +54,11 @@ class Inotify:
             raise OSError(error, f"inotify: {os.strerror(error)}")
         self.fd = fd
 
-    def add(self, directory: str) -> int | None:
-        """Watch a directory (not following a symlink); None if it is gone or not one."""
+    def add(self, directory: str, mask: int = CHANGES) -> int | None:
+        """Watch a directory (not following a symlink) for `mask`'s events; None if it is
+        gone or not one."""
         wd = _libc.inotify_add_watch(
-            self.fd, os.fsencode(directory), CHANGES | IN_ONLYDIR | IN_DONT_FOLLOW
+            self.fd, os.fsencode(directory), mask | IN_ONLYDIR | IN_DONT_FOLLOW
         )
         if wd < 0:
             error = ctypes.get_errno()
@@ -78,11 +79,11 @@ class Inotify:
                 return
             offset = 0
             while offset + _HEADER.size <= len(data):
-                wd, mask, _cookie, length = _HEADER.unpack_from(data, offset)
+                wd, mask, cookie, length = _HEADER.unpack_from(data, offset)
                 offset += _HEADER.size
                 raw = data[offset : offset + length].rstrip(b"\0")
                 offset += length
-                yield Event(wd, mask, os.fsdecode(raw))
+                yield Event(wd, mask, os.fsdecode(raw), cookie)
 
     def close(self) -> None:
         if self.fd >= 0:

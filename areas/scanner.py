@@ -324,4 +324,6 @@ def _shares_chunks(old_hash: bytes, new: Hashed) -> bool:
     new_chunks = {c.hash for c in new.chunks}
     if not new_chunks:
         return False
+    if old_hash in new_chunks:
+        return True  # the old version, a blob of one chunk, is a chunk of the new one
     return BlobChunk.objects.filter(blob__hash=old_hash, hash__in=list(new_chunks)).exists()

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from peers.buffers import BufferPool
 from peers.frames import Parts
 from peers.models import LocalPeer, Peer
 from peers.sync import db, slow, waiting
@@ -15,7 +16,7 @@ from peers.sync import db, slow, waiting
 from . import history
 from .blobs import chunk_lists
 from .bulk import rows
-from .content import local_chunks, read_local_chunks
+from .content import blob_files, local_chunks, read_local_chunks, read_ranges
 from .models import Area, Entry, PeerArea
 from .scanner import scan_area
 from .wire import chunk_list_to_wire, entry_to_wire, event_row_to_wire
@@ -181,16 +182,20 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
         return {"events": events, "next": head, "more": False, "snapshot": True}
     _ack(shared, area, since)
     # As rows, not model objects: a page is thousands of events. The asking peer's own
-    # changes, applied here, are not sent back to it.
-    found = rows(_EVENTS, [area.pk, since, limit])
-    events = [event_row_to_wire(row) for row in found if bytes(row[9]) != key]
+    # changes, applied here, are not sent back to it (nor read): a page that is not full
+    # holds every other change up to the head read above, so the next one starts there.
+    found = rows(_EVENTS, [area.pk, since, key, limit])
+    events = [event_row_to_wire(row) for row in found]
+    more = len(found) == limit
     last = found[-1][0] if found else since
-    return {"events": events, "next": last, "more": len(found) == limit, "snapshot": False}
+    following = last if more else max(last, head)
+    return {"events": events, "next": following, "more": more, "snapshot": False}
 
 
 _EVENTS = (
     "SELECT seq, kind, path, old_path, blob_hash, base_hash, size, mtime_ns, mode, origin,"
-    " origin_seq FROM areas_historyevent WHERE area_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    " origin_seq FROM areas_historyevent WHERE area_id = %s AND seq > %s AND origin <> %s"
+    " ORDER BY seq LIMIT %s"
 )
 
 
@@ -223,16 +228,42 @@ def blobs(key: bytes, hashes, bases=None) -> dict:
     }
 
 
-def chunks(key: bytes, hashes) -> Parts:
+def chunks(key: bytes, hashes, buffers: BufferPool | None = None, ranges=None) -> Parts:
     """Chunk contents, read from our Real files and checked; None for one we cannot give.
-    Sent after the answer's message, not inside it (peers.frames.Parts)."""
+    Sent after the answer's message, not inside it (peers.frames.Parts).
+
+    Asked by `ranges` instead ([blob, offset, length] each), the bytes of blobs read from
+    files that are still as their scan indexed them: no lookup per chunk, one read per range;
+    None for a range no such file holds (the asking peer checks every chunk of what it gets,
+    and asks for the chunks of a range it did not get by their hashes)."""
     _member(key)
+    if ranges is not None:
+        ranges = _range_list(ranges)
+        return Parts(read_ranges(ranges, blob_files({blob for blob, _, _ in ranges}), buffers))
     hashes = _hash_list(hashes)
     where = local_chunks(set(hashes))
     if sum(where[h][2] for h in hashes if h in where) > MAX_CHUNK_BYTES:
         raise ValueError("too many chunk bytes asked at once")
-    found = read_local_chunks(hashes, where)
+    found = read_local_chunks(hashes, where, buffers)
     return Parts(found.get(h) for h in hashes)
+
+
+def _range_list(ranges) -> list[tuple[bytes, int, int]]:
+    if not isinstance(ranges, list) or len(ranges) > MAX_HASHES:
+        raise ValueError("bad range list")
+    checked = []
+    for item in ranges:
+        if not isinstance(item, list) or len(item) != 3:
+            raise ValueError("bad range")
+        blob, offset, length = item
+        if not (isinstance(blob, bytes) and len(blob) == 32):
+            raise ValueError("bad hash")
+        if type(offset) is not int or type(length) is not int or offset < 0 or length <= 0:
+            raise ValueError("bad range")
+        checked.append((blob, offset, length))
+    if sum(length for _, _, length in checked) > MAX_CHUNK_BYTES:
+        raise ValueError("too many chunk bytes asked at once")
+    return checked
 
 
 def _hash_list(hashes) -> list[bytes]:
@@ -266,7 +297,7 @@ async def handle(daemon, conn, op: str, args: dict):
     if op == "blobs":
         return await db(blobs, key, args.get("hashes"), args.get("bases"))
     if op == "chunks":
-        return await db(chunks, key, args.get("hashes"))
+        return await db(chunks, key, args.get("hashes"), None, args.get("ranges"))
     if op == "pull":
         from .consensus import ConnectionRemote, pull_for_peer
 

@@ -7,11 +7,14 @@ import logging
 import os
 import time
 
+from django.conf import settings
+
 from peers.models import LocalPeer, Peer
 from peers.sync import db, slow
 
 from . import inotify
 from .consensus import request_consensus
+from .content import staging_path
 from .history import Kind
 from .models import Area
 from .paths import is_ignored
@@ -57,6 +60,11 @@ class Watcher:
         self.dirs: dict[int, tuple[int, str]] = {}  # watch descriptor -> (area id, directory)
         self.changed_at: dict[int, float] = {}
         self.rest_timers: dict[int, asyncio.TimerHandle] = {}
+        # The staging directories of the areas (watch descriptor -> area id), and the cookies
+        # of renames out of them, or of our temporary files: those renames are ours (a file
+        # or directory put in place by a peer's change, recorded as it was made).
+        self.staging: dict[int, int] = {}
+        self.ours: set[int] = set()
 
     def touch(self, area_id: int) -> None:
         self.changed_at[area_id] = time.monotonic()
@@ -85,6 +93,12 @@ class Watcher:
                 for area_id in self.areas:  # events were lost: look at everything again
                     self.touch(area_id)
                 continue
+            if event.wd in self.staging:
+                if event.mask & inotify.IN_IGNORED:
+                    del self.staging[event.wd]
+                elif event.mask & inotify.IN_MOVED_FROM:
+                    self._ours(event.cookie)
+                continue
             watched = self.dirs.get(event.wd)
             if watched is None:
                 continue
@@ -93,14 +107,24 @@ class Watcher:
                 del self.dirs[event.wd]
                 continue
             if is_ignored(event.name):
+                if event.mask & inotify.IN_MOVED_FROM:
+                    self._ours(event.cookie)  # a file staged beside its place, put there
                 continue  # our own temporary files
+            ours = bool(event.mask & inotify.IN_MOVED_TO) and event.cookie in self.ours
+            self.ours.discard(event.cookie)
             if event.mask & inotify.IN_ISDIR:
                 path = os.path.join(directory, event.name)
                 if event.mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
                     self._add(area_id, watch_tree(self.notify, path))
                 elif event.mask & inotify.IN_MOVED_FROM:
                     self._forget(lambda a, d, p=path: d == p or d.startswith(p + "/"))
-            self.touch(area_id)
+            if not ours:
+                self.touch(area_id)
+
+    def _ours(self, cookie: int) -> None:
+        if len(self.ours) > 10_000:  # renames whose other half was never seen
+            self.ours.clear()
+        self.ours.add(cookie)
 
     def _add(self, area_id: int, watched: list[tuple[int, str]]) -> None:
         for wd, directory in watched:
@@ -120,6 +144,10 @@ class Watcher:
             if current.get(area_id) != path:
                 self._forget(lambda a, d, gone=area_id: a == gone)
                 del self.areas[area_id]
+        watching = set(self.staging.values())
+        for area_id in current:
+            if area_id not in watching:
+                self._watch_staging(area_id)
         for area_id, path in current.items():
             if area_id in self.areas or not os.path.isdir(path):
                 continue
@@ -127,6 +155,18 @@ class Watcher:
             self._add(area_id, await asyncio.to_thread(watch_tree, self.notify, root))
             self.areas[area_id] = path
             self.touch(area_id)  # a first scan: changes made while peerd was not running
+
+    def _watch_staging(self, area_id: int) -> None:
+        staging = staging_path(settings.REALIZE_HOME, area_id)
+        try:
+            staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Renames out of it only: not every write of every file staged there.
+            wd = self.notify.add(str(staging), inotify.IN_MOVED_FROM)
+        except OSError as exc:
+            log.info("cannot watch %s: %s", staging, exc)
+            return
+        if wd is not None:
+            self.staging[wd] = area_id
 
     async def _scan_quiet_areas(self) -> None:
         now = time.monotonic()

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import tls
 from .address import parse_address
+from .buffers import BufferPool
 from .frames import HEADER, MAX_FRAME, ProtocolError, pack, unpack
 from .identity import Identity
 from .protocol import DATA_WORD, HANDSHAKE_TIMEOUT, MAGIC, READY, RemoteError, check_hello, hello
@@ -45,6 +46,7 @@ class Link:
         self.used_at = time.monotonic()
         self.bytes_received = 0
         self._ids = 0
+        self._buffers = BufferPool()  # for the frames of chunk contents
 
     @classmethod
     def dial(
@@ -80,7 +82,7 @@ class Link:
         (length,) = HEADER.unpack(_exactly(self.sock, HEADER.size))
         if length > MAX_FRAME:
             raise ProtocolError(f"frame of {length} bytes is over the limit")
-        data = _exactly(self.sock, length)
+        data = _exactly(self.sock, length, self._buffers)
         self.bytes_received += HEADER.size + length
         return unpack(data)
 
@@ -131,16 +133,16 @@ class Link:
         return self.sock is None
 
 
-def _exactly(sock: socket.socket, n: int) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
+def _exactly(sock: socket.socket, n: int, pool: BufferPool | None = None) -> memoryview:
+    """n bytes read from sock; with a pool, into one of its buffers."""
+    view = pool.take(n) if pool is not None else memoryview(bytearray(n))
     got = 0
     while got < n:
         part = sock.recv_into(view[got:], min(n - got, RECEIVE_BYTES))
         if not part:
             raise ConnectionResetError("the peer closed the connection")
         got += part
-    return buf
+    return view
 
 
 class Links:

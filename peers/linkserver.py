@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from django.db import close_old_connections, connection
 
 from . import tls
+from .buffers import BufferPool
 from .frames import HEADER, MAX_FRAME, ProtocolError, frame, unpack
 from .protocol import DATA_OPS, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, READY, check_hello, hello
 
@@ -38,7 +39,8 @@ class LinkServer:
     """One data link, from its TLS handshake to its end (run() in a thread of its own).
 
     `members(key)` names a household key's peer (None for a stranger); `answer(key, op,
-    args)` computes a request's result in the preparing thread; `refused(claimed, exc)` is
+    args, buffers)` computes a request's result in the preparing thread (reading file
+    contents into `buffers`, the link's pool); `refused(claimed, exc)` is
     told of a failed handshake; `ended(link)` when the link is over.
     """
 
@@ -68,6 +70,7 @@ class LinkServer:
         self.bytes_received = 0
         self.sock: ssl.SSLSocket | None = None
         self._work: queue.Queue = queue.Queue()
+        self.buffers = BufferPool()
         self._closed = False
 
     # --- the thread doing the socket's I/O --------------------------------------------------
@@ -178,7 +181,7 @@ class LinkServer:
             if not isinstance(args, dict):
                 raise ValueError("args must be a map")
             close_old_connections()
-            result = self.answer(self.peer_key, op, args)
+            result = self.answer(self.peer_key, op, args, self.buffers)
             reply = {"re": request["id"], "ok": True, "result": result}
         except Exception as exc:  # noqa: BLE001 - the error goes back to the asking peer
             if not isinstance(exc, (ValueError, LookupError, PermissionError)):
@@ -205,7 +208,7 @@ def answer_in_thread(handlers, loop: asyncio.AbstractEventLoop) -> Callable:
     """A request's result from the areas' handlers, called in a link's preparing thread: the
     blocking ones directly, `history` (which may wait for a scan's next batch) on the loop."""
 
-    def answer(key: bytes, op: str, args: dict):
+    def answer(key: bytes, op: str, args: dict, buffers: BufferPool):
         if op == "history":
             waiting = handlers.history_answer(
                 key, args.get("area"), args.get("since"), args.get("limit")
@@ -213,6 +216,6 @@ def answer_in_thread(handlers, loop: asyncio.AbstractEventLoop) -> Callable:
             return asyncio.run_coroutine_threadsafe(waiting, loop).result()
         if op == "blobs":
             return handlers.blobs(key, args.get("hashes"), args.get("bases"))
-        return handlers.chunks(key, args.get("hashes"))
+        return handlers.chunks(key, args.get("hashes"), buffers, args.get("ranges"))
 
     return answer

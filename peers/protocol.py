@@ -23,7 +23,7 @@ from .frames import (
 
 # 2: chunk contents travel as parts after the answer's message (peers.frames.Parts).
 # 3: data links (peers.link), announced in the preamble ("REALIZE1 <peer id> data").
-VERSION = 3
+VERSION = 4
 MAGIC = b"REALIZE1 "
 READY = b"REALIZE1 READY\n"
 PREAMBLE_MAX = 96

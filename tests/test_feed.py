@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from areas.chunking import chunk_hash
-from areas.feed import ChunkFeed, CorruptContent, Unavailable, batches
+from areas.feed import ChunkFeed, CorruptContent, Unavailable, Wanted, batches, spans
 
 
 def chunks(n: int, size: int = 1000) -> dict[bytes, bytes]:
@@ -76,6 +76,65 @@ def test_when_fetching_fails_every_waiting_writer_is_told():
 
 
 def test_batches_stay_within_their_size():
-    plan = [(bytes([i]) * 32, 1000) for i in range(10)]
+    plan = [Wanted(bytes([i]) * 32, 1000) for i in range(10)]
     sizes = [len(b) for b in batches(plan, 2500)]
     assert sizes == [3, 3, 3, 1]
+
+
+def test_neighbouring_chunks_of_a_blob_are_asked_for_as_one_range():
+    a, b = b"a" * 32, b"b" * 32
+    batch = [
+        Wanted(b"1" * 32, 10, a, 0),
+        Wanted(b"2" * 32, 20, a, 10),
+        Wanted(b"3" * 32, 5, a, 100),  # not next to the one before
+        Wanted(b"4" * 32, 7, b, 105),  # another blob
+    ]
+    assert [(blob, offset, length, len(items)) for blob, offset, length, items in spans(batch)] == [
+        (a, 0, 30, 2),
+        (a, 100, 5, 1),
+        (b, 105, 7, 1),
+    ]
+
+
+def blob_of(store: dict[bytes, bytes]) -> tuple[bytes, list[Wanted]]:
+    """The chunks of `store` laid end to end as one blob: its content and its plan."""
+    content, plan = b"", []
+    for h, data in store.items():
+        plan.append(Wanted(h, len(data), b"B" * 32, len(content)))
+        content += data
+    return content, plan
+
+
+def test_ranges_are_checked_chunk_by_chunk_and_what_was_not_given_is_asked_by_hash():
+    store = chunks(12)
+    content, plan = blob_of(store)
+    keys = list(store)
+    tampered = plan[5].offset
+    served_content = content[:tampered] + b"X" + content[tampered + 1 :]
+    asked = []
+
+    def fetch_many(arg_list):
+        for args in arg_list:
+            if "ranges" in args:
+                asked.append(("ranges", len(args["ranges"])))
+                answer = []
+                for _blob, offset, length in args["ranges"]:
+                    # The peer's file changed under the first range: it does not give it.
+                    answer.append(None if offset == 0 else served_content[offset : offset + length])
+                yield answer
+            else:
+                asked.append(("hashes", len(args["hashes"])))
+                yield [store[h] for h in args["hashes"]]
+
+    feed = ChunkFeed(plan, Counter(keys), fetch_many, 3000, 100_000).start()
+    try:
+        for i, h in enumerate(keys):
+            if i == 5:
+                with pytest.raises(CorruptContent):
+                    feed.take(h)
+            else:
+                assert feed.take(h) == store[h]
+        # The first range's three chunks came by hash, once.
+        assert sum(n for kind, n in asked if kind == "hashes") == 3
+    finally:
+        feed.close()

@@ -5,6 +5,7 @@ import os
 
 from areas import content
 from areas.chunking import chunk_hash
+from peers.buffers import BufferPool
 
 
 def _where(path, parts):
@@ -37,3 +38,48 @@ def test_the_changed_chunks_of_a_changed_file_are_not_served(tmp_path):
     found = content.read_local_chunks(list(where), where)
     assert bytes(found[chunk_hash(first)]) == first
     assert chunk_hash(second) not in found
+
+
+def _indexed(path) -> tuple:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def test_ranges_of_a_blob_are_read_from_a_file_still_as_indexed(tmp_path):
+    data = os.urandom(300_000)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    blob = b"b" * 32
+    files = {blob: (str(path), _indexed(path))}
+    wanted = [(blob, 200_000, 50_000), (blob, 0, 1000), (blob, 299_000, 5000), (b"x" * 32, 0, 10)]
+    found = content.read_ranges(wanted, files, BufferPool())
+    assert bytes(found[0]) == data[200_000:250_000]
+    assert bytes(found[1]) == data[:1000]
+    assert found[2] is None  # past the end of the file
+    assert found[3] is None  # a blob no file here holds
+
+
+def test_no_range_is_read_from_a_file_changed_since_it_was_indexed(tmp_path):
+    data = os.urandom(100_000)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    files = {b"b" * 32: (str(path), _indexed(path))}
+    path.write_bytes(os.urandom(100_000))  # same size, other content: not the blob any more
+    assert content.read_ranges([(b"b" * 32, 0, 1000)], files) == [None]
+
+
+def test_a_pooled_buffer_is_reused_only_once_nothing_refers_to_it():
+    pool = BufferPool()
+    first = pool.take(300_000)
+    first[:3] = b"abc"
+    second = pool.take(300_000)
+    assert second.obj is not first.obj  # the first is still in use
+    kept = first[:3]
+    del first
+    third = pool.take(300_000)
+    assert third.obj is not kept.obj  # a slice of it is still held
+    assert bytes(kept) == b"abc"
+    del kept, second
+    fourth = pool.take(200_000)
+    assert len(fourth) == 200_000
+    assert len(pool._buffers) == 3  # a free one was taken again, none made

@@ -45,7 +45,33 @@ def test_our_temporary_files_are_not_changes(tmp_path):
         assert not _touched(watcher)
         temporary.write_bytes(b"y")
         _touched(watcher)
-        os.rename(temporary, tmp_path / "done.txt")  # put in place: a change
+        # Put in place by a peer's change, which recorded it as it did: not a change.
+        os.rename(temporary, tmp_path / "done.txt")
+        assert not _touched(watcher)
+        os.rename(tmp_path / "done.txt", tmp_path / "renamed.txt")  # by someone: a change
+        assert _touched(watcher)
+    finally:
+        watcher.notify.close()
+
+
+def test_what_is_put_in_place_from_the_staging_directory_is_not_a_change(tmp_path, settings):
+    settings.REALIZE_HOME = tmp_path / "home"
+    area = tmp_path / "area"
+    area.mkdir()
+    watcher = _watching(area)
+    watcher._watch_staging(1)
+    staging = tmp_path / "home" / "staging" / "1"
+    try:
+        (staging / f"{TEMP_PREFIX}dir").mkdir()
+        os.rename(staging / f"{TEMP_PREFIX}dir", area / "photos")
+        (staging / f"{TEMP_PREFIX}file").write_bytes(b"x")
+        os.rename(staging / f"{TEMP_PREFIX}file", area / "photos" / "a.jpg")
+        assert not _touched(watcher)
+        # The directory put in place is watched: a change in it later is seen.
+        (area / "photos" / "b.jpg").write_bytes(b"y")
+        assert _touched(watcher)
+        (tmp_path / "elsewhere.jpg").write_bytes(b"z")
+        os.rename(tmp_path / "elsewhere.jpg", area / "moved-in.jpg")  # from outside: a change
         assert _touched(watcher)
     finally:
         watcher.notify.close()
