@@ -61,14 +61,20 @@ def hash_bytes(data: bytes | memoryview) -> Hashed:
     return Hashed(whole.digest(), len(data), chunks)
 
 
-def hash_file(path: Path) -> Hashed:
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
+def hash_file(path: str | Path) -> Hashed:
+    """A file's content hashed (the caller checks it did not change while being read). With
+    plain system calls: most files of a tree are small, and a file object, or a Path, costs
+    more than reading one."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
         if size <= MIN_SIZE:
-            return hash_bytes(f.read())
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return hash_bytes(os.read(fd, size + 1))  # one byte more: a file grown is seen
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
             try:
                 return hash_bytes(view)
             finally:
                 view.release()
+    finally:
+        os.close(fd)

@@ -176,7 +176,7 @@ def _hash_group(files: list[tuple[str, str, os.stat_result]]) -> list[_Seen | No
 def _hash_one(file: tuple[str, str, os.stat_result]) -> _Seen | None:
     rel, full, st = file
     try:
-        hashed = hash_file(Path(full))
+        hashed = hash_file(full)
         after = os.lstat(full)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         return None
