@@ -21,6 +21,7 @@ import blake3
 
 from peers.buffers import BufferPool
 
+from . import heldcalls
 from .bulk import rows
 from .chunking import ChunkRef, chunk_hash
 from .feed import ChunkFeed, CorruptContent, Unavailable
@@ -32,8 +33,9 @@ from .writing import content_writer
 RUN_CHUNKS = 256
 _libc = ctypes.CDLL(None, use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
-_renameat2 = getattr(_libc, "renameat2", None)
-_AT_FDCWD = -100
+# Renames refusing to replace (renameat2 RENAME_NOREPLACE, holding the GIL: heldcalls) until
+# the kernel or filesystem says it cannot.
+_noreplace = heldcalls.available
 # Temporary names: unique to this process and run, numbered (O_EXCL refuses any clash).
 _TEMP_RUN = secrets.token_hex(4) + "-"
 _temp_numbers = itertools.count()
@@ -358,9 +360,10 @@ def sync_staged(staged: list[Staged]) -> None:
             done.add(s.device)
 
 
-def expose(staged: Staged, expect: Entry | None) -> os.stat_result:
+def expose(staged: Staged, expect: Entry | None) -> "os.stat_result | heldcalls.Status":
     """Rename a staged (and synced) file into place, only if the target is still the
-    version `expect` describes. The caller syncs the directory before it records the file."""
+    version `expect` describes, and return its status. The caller syncs the directory before
+    it records the file."""
     try:
         if expect is None or not expect.exists:
             _rename_new(staged.tmp, staged.full)
@@ -370,7 +373,7 @@ def expose(staged: Staged, expect: Entry | None) -> os.stat_result:
     except BaseException:
         staged.discard()
         raise
-    return os.lstat(staged.full)
+    return heldcalls.lstat(staged.full) if heldcalls.available else os.lstat(staged.full)
 
 
 def _rename_new(tmp: str, full: str) -> None:
@@ -378,16 +381,16 @@ def _rename_new(tmp: str, full: str) -> None:
     where the kernel and filesystem can refuse to replace (renameat2 RENAME_NOREPLACE),
     else a check then a rename. A missing directory is made."""
     for attempt in range(2):
-        if _renameat2 is None:
+        if not _noreplace:
             check_disk(full, None)
             try:
                 return os.rename(tmp, full)
             except FileNotFoundError:
                 error = errno.ENOENT
-        elif _renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(full), 1) == 0:
-            return
         else:
-            error = ctypes.get_errno()
+            error = heldcalls.rename_noreplace(tmp, full)
+            if not error:
+                return
         if error == errno.EEXIST:
             raise DiskChanged(f"{full} appeared")
         if error in (errno.EINVAL, errno.ENOSYS):
@@ -409,7 +412,7 @@ def make_directories(directory: str, staging: str) -> None:
         missing.append(directory)
         directory = os.path.dirname(directory)
     for target in reversed(missing):
-        if os.path.dirname(target) == staging or _renameat2 is None:
+        if os.path.dirname(target) == staging or not _noreplace:
             os.makedirs(target, exist_ok=True)
             continue
         made = f"{staging}/{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):x}"
@@ -423,8 +426,8 @@ def make_directories(directory: str, staging: str) -> None:
 
 
 def _no_renameat2() -> None:
-    global _renameat2
-    _renameat2 = None
+    global _noreplace
+    _noreplace = False
 
 
 def sync_filesystem(path: Path) -> None:

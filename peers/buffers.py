@@ -8,40 +8,67 @@ faulted in, each again once nothing refers to it any more.
 Whoever receives a view of a pooled buffer may keep it as long as it likes: the buffer is
 reused only when the last view of it is gone (its reference count says so), never under
 someone still reading it.
+
+One pool serves a whole process (`SHARED`): every data link of a pull, and every link a
+peer's peerd serves, is a connection of its own, and a pool per connection made each of
+them fault in buffers of its own (0.2 CPU-s of the bench tree on each side, holding the
+GIL). Buffers nobody took for IDLE_SECONDS are let go the next time the pool must make one.
 """
 
 import sys
 import threading
+import time
 
 # Smaller requests are not worth pooling; larger ones are rare (the frame limit is 16 MiB).
 MIN_POOLED = 256 * 1024
 # At most this many buffers are kept per pool; beyond, buffers are made and dropped as usual.
-MAX_BUFFERS = 24
+MAX_BUFFERS = 32
+IDLE_SECONDS = 60.0
 # Buffers are made with room to spare, so that one serves frames of slightly different sizes.
 GRAIN = 1024 * 1024
 
 
 class BufferPool:
-    def __init__(self, max_buffers: int = MAX_BUFFERS):
+    def __init__(self, max_buffers: int = MAX_BUFFERS, idle_seconds: float = IDLE_SECONDS):
         self.max_buffers = max_buffers
+        self.idle_seconds = idle_seconds
         self._buffers: list[bytearray] = []
+        self._taken: list[float] = []  # when each was last handed out (time.monotonic())
         self._lock = threading.Lock()
 
     def take(self, n: int) -> memoryview:
         """A writable view of n bytes (contents undefined), not shared with anyone."""
         if n < MIN_POOLED:
             return memoryview(bytearray(n))
+        now = time.monotonic()
         with self._lock:
-            for buf in self._buffers:
-                # References: the list, this loop's variable and getrefcount's argument. Any
-                # view given out before holds one more for as long as it lives.
+            for i in range(len(self._buffers)):
+                buf = self._buffers[i]
+                # References: the list, this variable and getrefcount's argument. Any view
+                # given out before holds one more for as long as it lives.
                 if len(buf) >= n and sys.getrefcount(buf) == 3:
+                    self._taken[i] = now
                     return memoryview(buf)[:n]
+            self._let_go_idle(now)
             buf = bytearray(-(-n // GRAIN) * GRAIN)
             if len(self._buffers) < self.max_buffers:
                 self._buffers.append(buf)
+                self._taken.append(now)
             return memoryview(buf)[:n]
+
+    def _let_go_idle(self, now: float) -> None:
+        kept = [
+            (buf, taken)
+            for buf, taken in zip(self._buffers, self._taken, strict=True)
+            if now - taken < self.idle_seconds
+        ]
+        self._buffers = [buf for buf, _ in kept]
+        self._taken = [taken for _, taken in kept]
 
     def clear(self) -> None:
         with self._lock:
             self._buffers.clear()
+            self._taken.clear()
+
+
+SHARED = BufferPool()

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import tls
 from .address import parse_address
-from .buffers import BufferPool
+from .buffers import SHARED, BufferPool
 from .frames import HEADER, MAX_FRAME, ProtocolError, pack, unpack
 from .identity import Identity
 from .protocol import DATA_WORD, HANDSHAKE_TIMEOUT, MAGIC, READY, RemoteError, check_hello, hello
@@ -46,7 +46,7 @@ class Link:
         self.used_at = time.monotonic()
         self.bytes_received = 0
         self._ids = 0
-        self._buffers = BufferPool()  # for the frames of chunk contents
+        self._buffers = SHARED  # for the frames of chunk contents
 
     @classmethod
     def dial(

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from django.db import close_old_connections, connection
 
 from . import tls
-from .buffers import BufferPool
+from .buffers import SHARED, BufferPool
 from .frames import HEADER, MAX_FRAME, ProtocolError, frame, unpack
 from .protocol import DATA_OPS, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, READY, check_hello, hello
 
@@ -70,7 +70,7 @@ class LinkServer:
         self.bytes_received = 0
         self.sock: ssl.SSLSocket | None = None
         self._work: queue.Queue = queue.Queue()
-        self.buffers = BufferPool()
+        self.buffers = SHARED
         self._closed = False
 
     # --- the thread doing the socket's I/O --------------------------------------------------

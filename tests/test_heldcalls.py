@@ -1,0 +1,41 @@
+"""System calls that keep the GIL: the same answers as os gives."""
+
+import errno
+import os
+
+import pytest
+
+from areas import heldcalls
+
+pytestmark = pytest.mark.skipif(not heldcalls.available, reason="renameat2 and statx only")
+
+
+def test_lstat_reads_what_os_reads(tmp_path):
+    path = tmp_path / "file é.txt"
+    path.write_bytes(b"x" * 1234)
+    os.utime(path, ns=(1_600_000_000_123_456_789, 1_700_000_000_987_654_321))
+    os.chmod(path, 0o640)
+    expected = os.lstat(path)
+    found = heldcalls.lstat(str(path))
+    for name in heldcalls.Status._fields:
+        assert getattr(found, name) == getattr(expected, name), name
+
+
+def test_lstat_does_not_follow_a_symlink_and_says_what_is_missing(tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    assert heldcalls.lstat(str(link)).st_ino == os.lstat(link).st_ino
+    with pytest.raises(FileNotFoundError):
+        heldcalls.lstat(str(tmp_path / "nowhere"))
+
+
+def test_rename_never_replaces(tmp_path):
+    source, target = tmp_path / "a", tmp_path / "b"
+    source.write_text("new")
+    target.write_text("old")
+    assert heldcalls.rename_noreplace(str(source), str(target)) == errno.EEXIST
+    assert target.read_text() == "old" and source.exists()
+    target.unlink()
+    assert heldcalls.rename_noreplace(str(source), str(target)) == 0
+    assert target.read_text() == "new" and not source.exists()
+    assert heldcalls.rename_noreplace(str(source), str(target)) == errno.ENOENT
