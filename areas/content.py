@@ -319,15 +319,13 @@ def stage_file(
         # A blob of one chunk is that chunk, which the source checked against this very hash.
         whole = len(chunks) == 1 and chunks[0].hash == blob_hash and not chunks[0].offset
         hasher = None if whole else blake3.blake3()
-        writer = content_writer(fd, _content_size(chunks))
+        writer = content_writer(fd, _content_size(chunks), hasher)
         for position, ref in enumerate(chunks):
             try:
                 data = source.get(ref)
             except BaseException:
                 source.abandon(chunks[position + 1 :])
                 raise
-            if hasher is not None:
-                hasher.update(data)
             writer.add(data)
         writer.finish()
         if hasher is not None and hasher.digest() != blob_hash:

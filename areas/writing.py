@@ -35,11 +35,13 @@ _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _buffers = threading.local()
 
 
-def content_writer(fd: int, size: int) -> "BufferedWriter | DirectWriter":
-    """A writer for a new, empty file of `size` bytes open on fd."""
+def content_writer(fd: int, size: int, hasher=None) -> "BufferedWriter | DirectWriter":
+    """A writer for a new, empty file of `size` bytes open on fd; with a hasher (blake3),
+    what it writes is hashed too, a write at a time: hashing each part as it is added would
+    let go of the GIL, and take it back, once per part (see areas.heldcalls)."""
     if size >= DIRECT_FROM and _O_DIRECT and _set_direct(fd, True):
-        return DirectWriter(fd)
-    return BufferedWriter(fd, size)
+        return DirectWriter(fd, hasher)
+    return BufferedWriter(fd, size, hasher)
 
 
 def _set_direct(fd: int, on: bool) -> bool:
@@ -54,8 +56,8 @@ def _set_direct(fd: int, on: bool) -> bool:
 class BufferedWriter:
     """Parts gathered, then written in as few system calls as the kernel allows."""
 
-    def __init__(self, fd: int, size: int):
-        self.fd, self.size = fd, size
+    def __init__(self, fd: int, size: int, hasher=None):
+        self.fd, self.size, self.hasher = fd, size, hasher
         self.held: list[memoryview] = []
         self.held_bytes = 0
 
@@ -73,6 +75,8 @@ class BufferedWriter:
 
     def _write(self) -> None:
         views, self.held, self.held_bytes = self.held, [], 0
+        if self.hasher is not None and views:
+            self.hasher.update(views[0] if len(views) == 1 else b"".join(views))
         while views:
             written = os.writev(self.fd, views[:IOV_MAX])
             while views and written >= len(views[0]):
@@ -84,8 +88,8 @@ class BufferedWriter:
 class DirectWriter:
     """Parts copied into a page-aligned buffer (one per thread, reused), written from it."""
 
-    def __init__(self, fd: int):
-        self.fd = fd
+    def __init__(self, fd: int, hasher=None):
+        self.fd, self.hasher = fd, hasher
         buffer = getattr(_buffers, "buffer", None)
         if buffer is None:
             buffer = _buffers.buffer = mmap.mmap(-1, WRITE_BYTES)  # page-aligned
@@ -116,7 +120,10 @@ class DirectWriter:
             self.view.release()
 
     def _write(self, length: int) -> None:
-        """Write the buffer's first `length` bytes at the current offset."""
+        """Write the buffer's first `length` bytes at the current offset (its content is
+        what was filled, the rest padding)."""
+        if self.hasher is not None:
+            self.hasher.update(self.view[: self.filled])
         done = 0
         while done < length:
             try:

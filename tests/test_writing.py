@@ -6,21 +6,25 @@ import random
 import tempfile
 from pathlib import Path
 
+import blake3
 import pytest
 
 from areas import writing
 
 
 def _write(path: Path, parts: list[bytes]) -> str:
+    """Write the parts; the writer's hash of what it wrote must be the content's."""
     size = sum(len(p) for p in parts)
+    hasher = blake3.blake3()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        writer = writing.content_writer(fd, size)
+        writer = writing.content_writer(fd, size, hasher)
         for part in parts:
             writer.add(part)
         writer.finish()
     finally:
         os.close(fd)
+    assert hasher.digest() == blake3.blake3(b"".join(parts)).digest()
     return type(writer).__name__
 
 
