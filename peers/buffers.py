@@ -22,7 +22,7 @@ import time
 # Smaller requests are not worth pooling; larger ones are rare (the frame limit is 16 MiB).
 MIN_POOLED = 256 * 1024
 # At most this many buffers are kept per pool; beyond, buffers are made and dropped as usual.
-MAX_BUFFERS = 32
+MAX_BUFFERS = 64
 IDLE_SECONDS = 60.0
 # Buffers are made with room to spare, so that one serves frames of slightly different sizes.
 GRAIN = 1024 * 1024
