@@ -160,6 +160,8 @@ class PagesAhead:
         self.area, self.remote, self.local_key = area, remote, local_key
         self.stats, self.staging = stats, staging
         self.pages = pages
+        # The fetching of the page made ready last: the next page's waits for it to end.
+        self._last_feed = None
         self._ahead = Ahead(
             self._ready_next,
             lambda page: page.size,
@@ -180,10 +182,11 @@ class PagesAhead:
             return ReadyPage(following, windows, None)
         first = Applier(self.area, self.remote.fork(), self.local_key, self.stats, self.staging)
         try:
-            first.prepare(windows[0])
+            first.prepare(windows[0], after=self._last_feed)
         except BaseException:
             discard(first)
             raise
+        self._last_feed = first.source.feed
         return ReadyPage(following, windows, first)
 
     def __iter__(self) -> Iterator[ReadyPage]:

@@ -160,8 +160,9 @@ class Applier:
         self.ahead: FilesAhead | None = None
 
     # --- content ----------------------------------------------------------------------------
-    def prepare(self, events: list[RemoteEvent]) -> None:
-        """Get the chunk lists of the blobs these events need; start fetching what we lack."""
+    def prepare(self, events: list[RemoteEvent], after: ChunkFeed | None = None) -> None:
+        """Get the chunk lists of the blobs these events need; start fetching what we lack
+        (once `after`, the fetching for the changes before these, has fetched all it will)."""
         wanted = {e.blob for e in events if e.blob is not None}
         sizes = {e.blob: e.size for e in events if e.blob is not None}
         self.chunks = chunk_lists(list(wanted))
@@ -194,7 +195,7 @@ class Applier:
             store_blobs(new)
         needed = {c.hash for h in wanted for c in self.chunks[h]}
         self.source.local = local_chunks(needed)
-        self.source.feed = self._feed(events).start()
+        self.source.feed = self._feed(events, after).start()
         if self.staging_dir is not None:
             self.ahead = FilesAhead(self._stage_ahead, self._to_stage_ahead(events), self.writers)
 
@@ -217,7 +218,7 @@ class Applier:
         chunks = self.chunks[e.blob]
         return stage_file(full, e.blob, chunks, self.source, e.mtime_ns, e.mode, self.staging_dir)
 
-    def _feed(self, events: list[RemoteEvent]) -> ChunkFeed:
+    def _feed(self, events: list[RemoteEvent], after: ChunkFeed | None) -> ChunkFeed:
         """The chunks this window lacks, in the order the writes will want them."""
         plan: list[Wanted] = []
         uses: Counter = Counter()
@@ -234,7 +235,7 @@ class Applier:
         def fetch_many(arg_list):
             return self.remote.call_many("chunks", arg_list, FETCH_DEPTH)
 
-        return ChunkFeed(plan, uses, fetch_many, FETCH_BATCH_BYTES, FETCH_AHEAD_BYTES)
+        return ChunkFeed(plan, uses, fetch_many, FETCH_BATCH_BYTES, FETCH_AHEAD_BYTES, after)
 
     def _fetch_one(self, h: bytes) -> bytes:
         with self._fetch_lock:  # from the writers' threads; the client serves one at a time

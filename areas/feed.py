@@ -83,8 +83,10 @@ class ChunkFeed:
         fetch_many: Callable[[Iterator[dict]], Iterator[list]],
         batch_bytes: int,
         ahead_bytes: int,
+        after: "ChunkFeed | None" = None,
     ):
         self.plan = [Wanted(*item) for item in plan]
+        self.after = after
         self.uses = uses
         self.fetch_many = fetch_many
         self.batch_bytes = batch_bytes
@@ -111,6 +113,10 @@ class ChunkFeed:
 
     def _run(self) -> None:
         try:
+            if self.after is not None:
+                before, self.after = self.after, None  # not kept: pages chain their feeds
+                if not self._wait_for(before):
+                    return
             if self._pipeline(self._requests(batches(self.plan, self.batch_bytes))):
                 while self._retry:
                     if not self._pipeline(self._retries()):
@@ -123,6 +129,23 @@ class ChunkFeed:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+
+    def _wait_for(self, before: "ChunkFeed") -> bool:
+        """Until the feed before this one has fetched all it will: windows are fetched in
+        the order they are applied, so the one the writes wait for now never shares the
+        peer's bandwidth with those ahead of it. False if this one was closed meanwhile."""
+        while not before.wait_finished(0.1):
+            with self._cond:
+                if self._closed:
+                    return False
+        return True
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Wait (at most timeout) until this feed has fetched all it will; whether it has."""
+        with self._cond:
+            if not (self._done or self._closed):
+                self._cond.wait(timeout)
+            return self._done or self._closed
 
     def _pipeline(self, requests: Iterator[tuple[dict, Callable]]) -> bool:
         """Send requests ((args, what takes its answer) pairs), a few on their way at once;

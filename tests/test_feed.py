@@ -1,5 +1,6 @@
 """The chunk feed: chunks fetched ahead, handed out in any order, each kept until its last use."""
 
+import threading
 from collections import Counter
 
 import pytest
@@ -138,3 +139,45 @@ def test_ranges_are_checked_chunk_by_chunk_and_what_was_not_given_is_asked_by_ha
         assert sum(n for kind, n in asked if kind == "hashes") == 3
     finally:
         feed.close()
+
+
+def test_a_feed_after_another_fetches_nothing_until_the_other_has_fetched_all():
+    earlier, later = chunks(4), chunks(3, size=700)
+    gate = threading.Event()
+    order: list[str] = []
+
+    def fetch_many_of(name, store, wait):
+        def fetch_many(arg_list):
+            for args in arg_list:
+                if wait:
+                    gate.wait(10)
+                order.append(name)
+                yield [store.get(h) for h in args["hashes"]]
+
+        return fetch_many
+
+    def plan(store):
+        return [(h, len(store[h])) for h in store]
+
+    first = ChunkFeed(
+        plan(earlier),
+        Counter(dict.fromkeys(earlier, 1)),
+        fetch_many_of("first", earlier, wait=True),
+        10_000,
+        100_000,
+    ).start()
+    second = ChunkFeed(
+        plan(later), Counter(dict.fromkeys(later, 1)),
+        fetch_many_of("second", later, wait=False), 10_000, 100_000, after=first,
+    ).start()  # fmt: skip
+    try:
+        assert not second.wait_finished(0.3) and order == []  # the first is still fetching
+        gate.set()
+        for h in later:
+            assert second.take(h) == later[h]
+        assert order == ["first", "second"]
+        for h in earlier:
+            assert first.take(h) == earlier[h]
+    finally:
+        second.close()
+        first.close()
