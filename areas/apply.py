@@ -383,9 +383,11 @@ class Applier:
         entry = self._entry(path)
         current = bytes(entry.blob_hash) if entry and entry.exists else None
         if e.base == e.blob:
-            # Only the permissions changed; applies to that very version, nowhere else.
-            if current == e.blob and entry.mode != e.mode and path == e.path:
-                self._chmod(path, entry, e)
+            # Only the permissions or the modification time changed; applies to that very
+            # version, nowhere else.
+            changed = current == e.blob and (entry.mode, entry.mtime_ns) != (e.mode, e.mtime_ns)
+            if changed and path == e.path:
+                self._set_status(path, entry, e)
             return
         if current == e.blob:
             return
@@ -558,10 +560,14 @@ class Applier:
             self.stats.files += 1
             self._applied(e)
 
-    def _chmod(self, path: str, entry: Entry, e: RemoteEvent) -> None:
+    def _set_status(self, path: str, entry: Entry, e: RemoteEvent) -> None:
+        """Give the file (its content unchanged) the change's permissions and time."""
         full = self.paths.full(path)
         check_disk(full, entry)
-        os.chmod(full, e.mode, follow_symlinks=False)
+        if entry.mode != e.mode:
+            os.chmod(full, e.mode, follow_symlinks=False)
+        if entry.mtime_ns != e.mtime_ns:
+            os.utime(full, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
         st = os.lstat(full)
         self._save_entry(path, entry, e.blob, st, e.origin)
         self.changes.append(

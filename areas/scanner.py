@@ -238,8 +238,9 @@ class _Recorder:
             path, old = s.path, self.entries.get(s.path)
             fields = stat_fields(s.st)
             if old is not None and old.exists and bytes(old.blob_hash) == s.hashed.hash:
-                if old.mode != fields["mode"]:
-                    # Same content, new permissions: an edit whose base is its own blob.
+                if old.mode != fields["mode"] or old.mtime_ns != fields["mtime_ns"]:
+                    # Same content, new permissions or modification time (touched, saved
+                    # unchanged): an edit whose base is its own blob.
                     changes.append(_change(Kind.EDIT, path, s, base=s.hashed.hash))
                     fields["origin"] = self.origin
                 _set(old, **fields)  # touched, same content

@@ -199,6 +199,26 @@ def test_a_permission_change_alone_goes_everywhere(household):
     assert tree(b.dir) == tree(a.dir)
 
 
+def test_a_new_modification_time_alone_goes_everywhere_and_settles(household):
+    a, b = household("alpha", "beta")
+    write(a.dir / "photo.jpg", b"not really a photo\n")
+    a.consensus(b)
+    older = 1_500_000_000_123_456_789  # a date put right, content untouched
+    os.utime(a.dir / "photo.jpg", ns=(older, older))
+    a.consensus(b)
+    assert (b.dir / "photo.jpg").stat().st_mtime_ns == older
+    assert mtimes(b.dir) == mtimes(a.dir) and tree(b.dir) == tree(a.dir)
+
+    newer = 1_700_000_000_000_000_000  # and the other way, touched on beta
+    os.utime(b.dir / "photo.jpg", ns=(newer, newer))
+    b.consensus(a)
+    assert (a.dir / "photo.jpg").stat().st_mtime_ns == newer
+    # Nothing bounces back: a further consensus has nothing to exchange.
+    output = a.consensus(b).stdout
+    assert "received 0 files" in output and "sent 0 files" in output
+    assert mtimes(b.dir) == mtimes(a.dir) == {"photo.jpg": newer}
+
+
 def test_a_change_that_could_not_be_applied_is_applied_by_the_next_run(household):
     a, b = household("alpha", "beta")
     (b.dir / "report").mkdir()  # an empty directory on beta where alpha has a file
