@@ -25,7 +25,16 @@ from .address import parse_address
 from .buffers import SHARED, BufferPool
 from .frames import HEADER, MAX_FRAME, ProtocolError, pack, unpack
 from .identity import Identity
-from .protocol import DATA_WORD, HANDSHAKE_TIMEOUT, MAGIC, READY, RemoteError, check_hello, hello
+from .protocol import (
+    DATA_WORD,
+    HANDSHAKE_TIMEOUT,
+    MAGIC,
+    READY,
+    SOCKET_BUFFER_BYTES,
+    RemoteError,
+    check_hello,
+    hello,
+)
 
 log = logging.getLogger(__name__)
 # A link idle longer than this is not reused: the peer may have closed it (it drops a
@@ -59,6 +68,7 @@ class Link:
             raise LinkFailed(f"cannot connect to {address}: {exc}") from None
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
             raw.sendall(MAGIC + identity.peer_id.encode() + b" " + DATA_WORD + b"\n")
             if _exactly(raw, len(READY)) != READY:
                 raise ProtocolError(f"{address} is not a Realize peer")

@@ -28,7 +28,15 @@ from django.db import close_old_connections, connection
 from . import tls
 from .buffers import SHARED, BufferPool
 from .frames import HEADER, MAX_FRAME, ProtocolError, frame, unpack
-from .protocol import DATA_OPS, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, READY, check_hello, hello
+from .protocol import (
+    DATA_OPS,
+    HANDSHAKE_TIMEOUT,
+    IDLE_TIMEOUT,
+    READY,
+    SOCKET_BUFFER_BYTES,
+    check_hello,
+    hello,
+)
 
 log = logging.getLogger("peerd")
 # Requests read ahead of the answer being sent: the client pipelines a few.
@@ -92,6 +100,7 @@ class LinkServer:
 
     def _handshake(self) -> None:
         self.raw.setblocking(True)
+        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
         self.raw.settimeout(HANDSHAKE_TIMEOUT)
         self.raw.sendall(READY)
         try:

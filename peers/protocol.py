@@ -34,6 +34,10 @@ PING_EVERY = 30.0
 DATA_OPS = frozenset({"history", "blobs", "chunks"})
 # The preamble's last word on a data link.
 DATA_WORD = b"data"
+# A data link's kernel buffers (the serving side's for sending, the worker's for receiving):
+# room for a whole 4 MB answer, so that its sender writes it without waiting for the reader
+# to make room a few records at a time (bench tree, alternating runs: 3.02 -> 2.79 s).
+SOCKET_BUFFER_BYTES = 4 << 20
 # The frame helpers live in .frames (no event loop there); imported from here as before.
 __all__ = [
     "HEADER",
