@@ -109,6 +109,7 @@ class ChunkFeed:
             self._thread.start()
         else:
             self._done = True
+            self.after = None  # nothing to wait for it with
         return self
 
     def _run(self) -> None:
