@@ -222,7 +222,9 @@ class ChunkSource:
         self.local: dict[bytes, tuple[str, int, int]] = {}
         self.feed: ChunkFeed | None = None
 
-    def get(self, ref: ChunkRef) -> bytes | memoryview:
+    def get(self, ref: ChunkRef, checked: bool = True) -> bytes | memoryview:
+        """The chunk's content; checked against its hash, unless `checked` is False and
+        the caller checks the hash of the whole it writes (the feed may then skip it)."""
         if ref.hash in self.local:
             data = read_local_chunk(self.local[ref.hash], ref.hash)
             if data is not None:
@@ -231,7 +233,19 @@ class ChunkSource:
             self.local.pop(ref.hash, None)
         try:
             if self.feed is not None and self.feed.wanted(ref.hash):
-                return self.feed.take(ref.hash)
+                return self.feed.take(ref.hash, checked)
+            return self.fetch_one(ref.hash)
+        except (Unavailable, CorruptContent) as exc:
+            return self.elsewhere(ref.hash, exc)
+
+    def get_again(self, ref: ChunkRef) -> bytes | memoryview:
+        """The chunk once more, checked, without the feed (which gave it already): from
+        this peer's files, else asked of the peer alone, else of the other peers."""
+        if ref.hash in self.local:
+            data = read_local_chunk(self.local[ref.hash], ref.hash)
+            if data is not None:
+                return data
+        try:
             return self.fetch_one(ref.hash)
         except (Unavailable, CorruptContent) as exc:
             return self.elsewhere(ref.hash, exc)
@@ -316,20 +330,15 @@ def stage_file(
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
         fd = os.open(tmp, flags, permissions)
     try:
-        # A blob of one chunk is that chunk, which the source checked against this very hash.
-        whole = len(chunks) == 1 and chunks[0].hash == blob_hash and not chunks[0].offset
-        hasher = None if whole else blake3.blake3()
-        writer = content_writer(fd, _content_size(chunks), hasher)
-        for position, ref in enumerate(chunks):
-            try:
-                data = source.get(ref)
-            except BaseException:
-                source.abandon(chunks[position + 1 :])
-                raise
-            writer.add(data)
-        writer.finish()
-        if hasher is not None and hasher.digest() != blob_hash:
-            raise CorruptContent(f"assembled {os.path.basename(full)!r} does not match its hash")
+        if not _write_content(fd, blob_hash, chunks, source):
+            # A piece the peer sent wrong, taken unchecked: every piece again, each checked
+            # (and one the peer keeps sending wrong got from another peer).
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            if not _write_content(fd, blob_hash, chunks, source, again=True):
+                raise CorruptContent(
+                    f"assembled {os.path.basename(full)!r} does not match its hash"
+                )
         st = os.fstat(fd)
         if stat.S_IMODE(st.st_mode) != mode & 0o7777:
             os.fchmod(fd, mode & 0o7777)
@@ -342,6 +351,29 @@ def stage_file(
         raise
     os.close(fd)
     return Staged(tmp, full, device)
+
+
+def _write_content(
+    fd: int, blob_hash: bytes, chunks: list[ChunkRef], source: ChunkSource, again: bool = False
+) -> bool:
+    """Write the blob's chunks to the empty file open on fd; whether what was written has
+    the blob's hash. `again`: each chunk got anew and checked (ChunkSource.get_again).
+
+    A blob of one chunk is that chunk, which the source checks against this very hash; a
+    larger one is hashed as it is written, its pieces taken unchecked."""
+    whole = len(chunks) == 1 and chunks[0].hash == blob_hash and not chunks[0].offset
+    hasher = None if whole else blake3.blake3()
+    writer = content_writer(fd, _content_size(chunks), hasher)
+    for position, ref in enumerate(chunks):
+        try:
+            data = source.get_again(ref) if again else source.get(ref, checked=whole)
+        except BaseException:
+            if not again:
+                source.abandon(chunks[position + 1 :])
+            raise
+        writer.add(data)
+    writer.finish()
+    return hasher is None or hasher.digest() == blob_hash
 
 
 def _content_size(chunks: list[ChunkRef]) -> int:

@@ -141,6 +141,32 @@ def test_ranges_are_checked_chunk_by_chunk_and_what_was_not_given_is_asked_by_ha
         feed.close()
 
 
+def test_pieces_of_a_larger_blob_are_checked_only_for_a_writer_that_asks():
+    store = chunks(6)
+    content, plan = blob_of(store)
+    keys = list(store)
+    tampered = plan[2].offset
+    served = content[:tampered] + b"X" + content[tampered + 1 :]
+
+    def fetch_many(arg_list):
+        for args in arg_list:
+            yield [served[offset : offset + length] for _blob, offset, length in args["ranges"]]
+
+    uses = Counter({h: 1 for h in keys})
+    uses[keys[2]] = 2
+    feed = ChunkFeed(plan, uses, fetch_many, 3000, 100_000).start()
+    try:
+        # A writer hashing the whole file itself takes the pieces as they came...
+        assert feed.take(keys[2], checked=False) == served[tampered : tampered + plan[2].length]
+        assert feed.take(keys[1], checked=False) == store[keys[1]]
+        # ...one that does not gets each checked: the wrong one is refused.
+        with pytest.raises(CorruptContent):
+            feed.take(keys[2])
+        assert feed.take(keys[3]) == store[keys[3]]
+    finally:
+        feed.close()
+
+
 def test_a_feed_after_another_fetches_nothing_until_the_other_has_fetched_all():
     earlier, later = chunks(4), chunks(3, size=700)
     gate = threading.Event()
