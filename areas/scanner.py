@@ -9,15 +9,14 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
 
-from . import history
+from . import hashing, history
 from .blobs import entry_row, insert_entry_rows, store_blobs
-from .chunking import Hashed, hash_file
+from .chunking import Hashed
 from .history import Change, Kind
 from .locks import index_lock
 from .models import Area, BlobChunk, Entry
@@ -25,8 +24,6 @@ from .paths import is_ignored
 
 # When this process last started scanning each area (time.monotonic(), by area id).
 _started: dict[int, float] = {}
-HASH_THREADS = min(2, os.cpu_count() or 1)
-HASH_GROUP = 16
 # Changes found by a scan are committed (and visible to peers) this many files or bytes at
 # a time.
 RECORD_FILES = 1000
@@ -158,31 +155,9 @@ def scan_paths(area: Area, origin: bytes, paths: list[str]) -> ScanResult:
 
 
 def _hashed(files: list[tuple[str, str, os.stat_result]]) -> Iterator[_Seen | None]:
-    """Chunk and hash changed files, several at once (hashing lets other threads run), a
-    group of files per task: thousands of small files do not cost a future each."""
-    if len(files) < 8:
-        yield from map(_hash_one, files)
-        return
-    groups = [files[i : i + HASH_GROUP] for i in range(0, len(files), HASH_GROUP)]
-    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="scan-hash") as pool:
-        for hashed in pool.map(_hash_group, groups):
-            yield from hashed
-
-
-def _hash_group(files: list[tuple[str, str, os.stat_result]]) -> list[_Seen | None]:
-    return [_hash_one(file) for file in files]
-
-
-def _hash_one(file: tuple[str, str, os.stat_result]) -> _Seen | None:
-    rel, full, st = file
-    try:
-        hashed = hash_file(full)
-        after = os.lstat(full)
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
-        return None
-    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-        return None  # being written: the next scan reads it when it is quiet
-    return _Seen(rel, after, hashed)
+    """Chunk and hash changed files, several at once (areas.hashing)."""
+    for found in hashing.hashed(files):
+        yield None if found is None else _Seen(*found)
 
 
 class _Recorder:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from areas import hashing
 from realize_site.home import PEERD_SOCKET
 
 from . import household, tls
@@ -416,7 +417,12 @@ def serve() -> None:
     if local is None:
         raise RuntimeError("this appliance is not initialised: run 'realize init --name NAME'")
     daemon = PeerDaemon(identity, local.name, local.listen_address)
+    # Scans (a peer's `begin`, the watcher's) chunk and hash files in processes of their own,
+    # leaving this one's GIL to serving peers (areas.hashing).
+    hashing.use_processes()
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:
         pass
+    finally:
+        hashing.stop_processes()

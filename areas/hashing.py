@@ -1,0 +1,130 @@
+"""Chunking and hashing the files a scan found changed, in processes of their own where the
+process allows it (peerd does), else in threads.
+
+In threads, hashing shares the GIL with everything else the process does: each chunk hashed
+lets go of it and must take it back, which beside threads running Python costs up to 3 ms a
+chunk instead of 10 us (see areas.feed), and slows those threads down in turn. In peerd, the
+scans a peer asks for run while peerd serves that peer the files already indexed; in
+processes of their own, the scan uses the other cores and peerd's GIL stays with the serving.
+
+Nothing here touches the database: a child imports only this module and areas.chunking.
+"""
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from .chunking import Hashed, hash_file
+
+log = logging.getLogger(__name__)
+# Files are hashed a group at a time: thousands of small files do not cost a task each.
+GROUP = 16
+WORKERS = min(2, os.cpu_count() or 1)
+
+File = tuple[str, str, os.stat_result]  # relative path, full path, status when walked
+Found = tuple[str, os.stat_result, Hashed]  # relative path, status when hashed, content
+
+
+def hash_one(file: File) -> Found | None:
+    """The file's content; None if it is gone, unreadable, or changed while being read (the
+    next scan reads it when it is quiet)."""
+    rel, full, st = file
+    try:
+        hashed = hash_file(full)
+        after = os.lstat(full)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        return None
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        return None
+    return rel, after, hashed
+
+
+def hash_group(files: list[File]) -> list[Found | None]:
+    return [hash_one(file) for file in files]
+
+
+class _Processes:
+    """The process pool of this process, made when first needed, if `enable` was called."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ProcessPoolExecutor | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            if self._pool is None:
+                try:
+                    # Spawned, not forked: the process asking runs threads and an event loop.
+                    context = multiprocessing.get_context("spawn")
+                    self._pool = ProcessPoolExecutor(WORKERS, mp_context=context)
+                except (OSError, AssertionError, ValueError) as exc:
+                    log.warning("hashing in threads: no process pool here (%s)", exc)
+                    self.enabled = False
+                    return None
+            return self._pool
+
+    def broken(self, pool: ProcessPoolExecutor) -> None:
+        """A child died: the next scan gets a new pool."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_processes = _Processes()
+
+
+def use_processes() -> None:
+    """Hash in child processes from now on (called by a long-lived process, peerd); their
+    pool is started at once, so that the first scan does not wait for it."""
+    _processes.enabled = True
+    pool = _processes.get()
+    if pool is not None:
+        pool.submit(hash_group, []).result()
+
+
+def stop_processes() -> None:
+    _processes.shutdown()
+
+
+def hashed(files: list[File]) -> Iterator[Found | None]:
+    """Each file's content (or None), in order."""
+    if len(files) < 8:
+        yield from map(hash_one, files)
+        return
+    groups = [files[i : i + GROUP] for i in range(0, len(files), GROUP)]
+    pool = _processes.get()
+    done = 0
+    if pool is not None:
+        try:
+            for group in pool.map(hash_group, groups):
+                done += 1
+                yield from group
+            return
+        except BrokenProcessPool:
+            log.warning("a hashing process died: the rest of the scan hashes in threads")
+            _processes.broken(pool)
+    yield from _in_threads(groups[done:])
+
+
+def _in_threads(groups: list[list[File]]) -> Iterator[Found | None]:
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="scan-hash") as pool:
+        yield from _each(pool, groups)
+
+
+def _each(pool: Executor, groups: list[list[File]]) -> Iterator[Found | None]:
+    for group in pool.map(hash_group, groups):
+        yield from group

@@ -1,0 +1,66 @@
+"""Scans hash files in child processes where the process allows it, in threads otherwise,
+with the same result; a child that dies does not lose the scan."""
+
+import os
+import signal
+
+import pytest
+
+from areas import hashing
+from areas.chunking import hash_bytes
+
+
+@pytest.fixture
+def files(tmp_path):
+    found = []
+    for i in range(40):
+        path = tmp_path / f"f{i:02}.bin"
+        path.write_bytes(os.urandom(100 + i * 9000))
+        found.append((path.name, str(path), os.lstat(path)))
+    return found
+
+
+@pytest.fixture
+def processes():
+    hashing.use_processes()
+    yield
+    hashing.stop_processes()
+    hashing._processes.enabled = False
+
+
+def expected(files):
+    return [(rel, hash_bytes(open(full, "rb").read())) for rel, full, _ in files]
+
+
+def test_in_threads_each_file_is_chunked_and_hashed_in_order(files):
+    found = list(hashing.hashed(files))
+    assert [(rel, hashed) for rel, _st, hashed in found] == expected(files)
+
+
+def test_in_child_processes_the_result_is_the_same(files, processes):
+    pool = hashing._processes.get()
+    assert pool is not None
+    children = {p.pid for p in pool._processes.values()}
+    assert children and os.getpid() not in children
+    found = list(hashing.hashed(files))
+    assert [(rel, hashed) for rel, _st, hashed in found] == expected(files)
+
+
+def test_a_file_changed_or_gone_since_the_walk_is_left_for_the_next_scan(files, processes):
+    files[3] = (files[3][0], files[3][1] + ".gone", files[3][2])
+    with open(files[5][1], "ab") as f:
+        f.write(b"more")
+    found = list(hashing.hashed(files))
+    assert found[3] is None and found[5] is None
+    assert sum(1 for f in found if f is not None) == len(files) - 2
+
+
+def test_a_child_killed_mid_scan_leaves_the_rest_to_threads_and_a_new_pool(files, processes):
+    pool = hashing._processes.get()
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGKILL)
+    found = list(hashing.hashed(files))
+    assert [(rel, hashed) for rel, _st, hashed in found] == expected(files)
+    again = hashing._processes.get()
+    assert again is not None and again is not pool
+    assert [f[0] for f in hashing.hashed(files)] == [f[0] for f in files]
