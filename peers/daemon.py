@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from areas import hashing
+from realize_site import heap
 from realize_site.home import PEERD_SOCKET
 
 from . import household, tls
@@ -420,6 +421,7 @@ def serve() -> None:
     # Scans (a peer's `begin`, the watcher's) chunk and hash files in processes of their own,
     # leaving this one's GIL to serving peers (areas.hashing).
     hashing.use_processes()
+    heap.settle()
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:
