@@ -34,7 +34,7 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     new = [h for key, h in by_hash.items() if key not in known]
     if not new:
         return
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         inserted = insert_new(Blob, ["hash", "size"], [(h.hash, h.size) for h in new], "hash, id")
         ids = {bytes(h): pk for h, pk in inserted}
         copy_rows(

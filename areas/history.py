@@ -39,7 +39,7 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
     """Give the changes the area's next sequence numbers and remember them as seen."""
     if not changes:
         return
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         Area.objects.filter(pk=area.pk).update(history_seq=F("history_seq") + len(changes))
         last = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
         first = last - len(changes) + 1

@@ -264,7 +264,7 @@ class _Recorder:
     def _save(self, changes: list[Change], creates: list[tuple], updates: list[Entry]) -> None:
         if not (changes or creates or updates):
             return
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             insert_entry_rows(creates)
             # Inserted without a key: a later batch that changes one updates it by path.
             Entry.objects.bulk_update(
