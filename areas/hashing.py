@@ -13,6 +13,7 @@ Nothing here touches the database: a child imports only this module and areas.ch
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -47,6 +48,12 @@ def hash_group(files: list[File]) -> list[Found | None]:
     return [hash_one(file) for file in files]
 
 
+def _child_start() -> None:
+    """In a hashing process: Ctrl-C is for the process that started it (which stops it by
+    closing its pipes), not a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Processes:
     """The process pool of this process, made when first needed, if `enable` was called."""
 
@@ -63,7 +70,9 @@ class _Processes:
                 try:
                     # Spawned, not forked: the process asking runs threads and an event loop.
                     context = multiprocessing.get_context("spawn")
-                    self._pool = ProcessPoolExecutor(WORKERS, mp_context=context)
+                    self._pool = ProcessPoolExecutor(
+                        WORKERS, mp_context=context, initializer=_child_start
+                    )
                 except (OSError, AssertionError, ValueError) as exc:
                     log.warning("hashing in threads: no process pool here (%s)", exc)
                     self.enabled = False
@@ -92,8 +101,14 @@ def use_processes() -> None:
     pool is started at once, so that the first scan does not wait for it."""
     _processes.enabled = True
     pool = _processes.get()
-    if pool is not None:
+    if pool is None:
+        return
+    try:
         pool.submit(hash_group, []).result()
+    except BrokenProcessPool as exc:  # a child could not start: threads it is
+        log.warning("hashing in threads: the hashing processes did not start (%s)", exc)
+        _processes.broken(pool)
+        _processes.enabled = False
 
 
 def stop_processes() -> None:

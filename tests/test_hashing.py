@@ -8,6 +8,7 @@ import pytest
 
 from areas import hashing
 from areas.chunking import hash_bytes
+from tests.appliance import wait_for
 
 
 @pytest.fixture
@@ -64,3 +65,46 @@ def test_a_child_killed_mid_scan_leaves_the_rest_to_threads_and_a_new_pool(files
     again = hashing._processes.get()
     assert again is not None and again is not pool
     assert [f[0] for f in hashing.hashed(files)] == [f[0] for f in files]
+
+
+def ignores_ctrl_c(pid: int) -> bool:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def test_ctrl_c_is_for_the_process_that_started_the_children(files, processes):
+    pool = hashing._processes.get()
+    list(hashing.hashed(files))  # the children started
+    # A child just spawned is still starting (a Ctrl-C then ends it, and the scan goes on
+    # in threads): wait until both are past that.
+    wait_for(
+        lambda: (
+            len(pool._processes) == hashing.WORKERS
+            and all(ignores_ctrl_c(pid) for pid in pool._processes)
+        ),
+        "the hashing processes to start",
+    )
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGINT)
+    found = list(hashing.hashed(files))
+    assert [(rel, hashed) for rel, _st, hashed in found] == expected(files)
+    assert hashing._processes.get() is pool  # the same children: none died
+
+
+def test_children_that_cannot_start_leave_hashing_to_threads(files, monkeypatch):
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    failing = ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=sys.exit, initargs=(3,)
+    )
+    monkeypatch.setattr(
+        hashing._processes, "get", lambda: failing if hashing._processes.enabled else None
+    )
+    hashing.use_processes()  # logs, does not raise
+    assert not hashing._processes.enabled
+    found = list(hashing.hashed(files))
+    assert [(rel, hashed) for rel, _st, hashed in found] == expected(files)
