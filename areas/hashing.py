@@ -80,11 +80,17 @@ class _Processes:
             return self._pool
 
     def broken(self, pool: ProcessPoolExecutor) -> None:
-        """A child died: the next scan gets a new pool."""
+        """A child died: the next scan gets a new pool. The pool's other children are ended
+        too: one the pool started as the first died waits forever for the lock of the task
+        queue, which the dead one may have held (and the pool's thread, joining it, would
+        then keep this process from exiting)."""
         with self._lock:
             if self._pool is pool:
                 self._pool = None
+        children = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for child in children:
+            child.terminate()
 
     def shutdown(self) -> None:
         with self._lock:
@@ -125,7 +131,7 @@ def hashed(files: list[File]) -> Iterator[Found | None]:
     done = 0
     if pool is not None:
         try:
-            for group in pool.map(hash_group, groups):
+            for group in _in_processes(pool, groups):
                 done += 1
                 yield from group
             return
@@ -133,6 +139,13 @@ def hashed(files: list[File]) -> Iterator[Found | None]:
             log.warning("a hashing process died: the rest of the scan hashes in threads")
             _processes.broken(pool)
     yield from _in_threads(groups[done:])
+
+
+def _in_processes(pool: ProcessPoolExecutor, groups: list[list[File]]) -> Iterator[list]:
+    try:
+        return pool.map(hash_group, groups)
+    except OSError as exc:  # the pool broke while the work was handed over (a child died)
+        raise BrokenProcessPool(str(exc)) from exc
 
 
 def _in_threads(groups: list[list[File]]) -> Iterator[Found | None]:
