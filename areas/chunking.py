@@ -40,8 +40,23 @@ class Hashed:
     chunks: list[ChunkRef]
 
 
+# blake3 lets go of the GIL for an input of 2 KiB or more and must take it back: beside a
+# thread running Python that costs up to the switch interval (measured: 0.4-1 ms for inputs
+# of 2-16 KiB, against 3-6 us alone). Inputs up to MIN_SIZE (whole small files, which a sync
+# handles by thousands) are hashed in pieces smaller than that, which keep the GIL; the hash
+# is the same. Larger ones are hashed in one call.
+_HELD_PIECE = 2047
+
+
 def chunk_hash(data: bytes | memoryview) -> bytes:
-    return blake3.blake3(data).digest()
+    size = len(data)
+    if size <= _HELD_PIECE or size > MIN_SIZE:
+        return blake3.blake3(data).digest()
+    hasher = blake3.blake3()
+    view = memoryview(data)
+    for start in range(0, size, _HELD_PIECE):
+        hasher.update(view[start : start + _HELD_PIECE])
+    return hasher.digest()
 
 
 def single_chunk(blob_hash: bytes, size: int) -> list[ChunkRef]:

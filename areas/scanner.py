@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from . import hashing, history
+from . import hashing, heldcalls, history
 from .blobs import entry_row, insert_entry_rows, store_blobs
 from .chunking import Hashed
 from .history import Change, Kind
@@ -46,7 +46,7 @@ class ScanResult:
 @dataclass
 class _Seen:
     path: str
-    st: os.stat_result
+    st: os.stat_result | heldcalls.Status
     hashed: Hashed | None = None
 
 

@@ -108,3 +108,41 @@ def test_children_that_cannot_start_leave_hashing_to_threads(files, monkeypatch)
     assert not hashing._processes.enabled
     found = list(hashing.hashed(files))
     assert [(rel, hashed) for rel, _st, hashed in found] == expected(files)
+
+
+def test_small_files_are_hashed_here_and_larger_ones_by_the_processes(files, processes):
+    """Small files never go to a child: one that cannot hash (a dead pool) is not needed."""
+    small = [f for f in files if f[2].st_size <= hashing.SMALL]
+    assert small and len(small) < len(files)
+    pool = hashing._processes.get()
+    for child in pool._processes.values():
+        os.kill(child.pid, signal.SIGKILL)
+    found = list(hashing.hashed(small))
+    assert [(rel, hashed) for rel, _st, hashed in found] == expected(small)
+    assert [st.st_size for _rel, st, _hashed in found] == [f[2].st_size for f in small]
+
+
+def test_a_small_file_changed_gone_or_grown_since_the_walk(tmp_path):
+    paths = [tmp_path / name for name in ("changed", "gone", "grown", "same")]
+    for path in paths:
+        path.write_bytes(b"x" * 1000)
+    walked = [(p.name, str(p), os.lstat(p)) for p in paths]
+    paths[0].write_bytes(b"y" * 1001)
+    paths[1].unlink()
+    paths[2].write_bytes(os.urandom(hashing.SMALL + 5000))
+    os.utime(paths[2], ns=(walked[2][2].st_mtime_ns, walked[2][2].st_mtime_ns))
+    found = [hashing.hash_small(file) for file in walked]
+    assert found[0] is None and found[1] is None
+    # Grown past the small size: read as a large file is, and, changed since the walk,
+    # left for the next scan.
+    assert found[2] is None
+    assert found[3][2] == hash_bytes(b"x" * 1000)
+
+
+def test_a_small_file_turned_into_a_pipe_does_not_stop_the_scan(tmp_path):
+    path = tmp_path / "file"
+    path.write_bytes(b"x" * 10)
+    walked = (path.name, str(path), os.lstat(path))
+    path.unlink()
+    os.mkfifo(path)
+    assert hashing.hash_small(walked) is None

@@ -39,3 +39,17 @@ def test_rename_never_replaces(tmp_path):
     assert heldcalls.rename_noreplace(str(source), str(target)) == 0
     assert target.read_text() == "new" and not source.exists()
     assert heldcalls.rename_noreplace(str(source), str(target)) == errno.ENOENT
+
+
+def test_read_small_reads_up_to_its_limit(tmp_path):
+    path = tmp_path / "small é"
+    data = os.urandom(5000)
+    path.write_bytes(data)
+    assert heldcalls.read_small(str(path), 10_000) == data
+    assert heldcalls.read_small(str(path), 100) == data[:100]
+    (tmp_path / "empty").write_bytes(b"")
+    assert heldcalls.read_small(str(tmp_path / "empty"), 100) == b""
+    with pytest.raises(FileNotFoundError):
+        heldcalls.read_small(str(tmp_path / "nowhere"), 100)
+    with pytest.raises(IsADirectoryError):
+        heldcalls.read_small(str(tmp_path), 100)
