@@ -165,15 +165,10 @@ class Applier:
         (once `after`, the fetching for the changes before these, has fetched all it will)."""
         wanted = {e.blob for e in events if e.blob is not None}
         sizes = {e.blob: e.size for e in events if e.blob is not None}
-        self.chunks = chunk_lists(list(wanted))
-        # A blob no larger than the smallest chunk is one chunk, named like the blob itself.
-        small = [
-            Hashed(h, sizes[h], single_chunk(h, sizes[h]))
-            for h in wanted
-            if h not in self.chunks and sizes[h] <= MIN_SIZE
-        ]
-        store_blobs(small)
-        self.chunks.update((b.hash, b.chunks) for b in small)
+        # A blob no larger than the smallest chunk is one chunk, named like the blob itself
+        # (and not stored: blobs.store_blobs).
+        self.chunks = {h: single_chunk(h, sizes[h]) for h in wanted if sizes[h] <= MIN_SIZE}
+        self.chunks.update(chunk_lists([h for h in wanted if h not in self.chunks]))
         unknown = [h for h in wanted if h not in self.chunks]
         # An edited blob's list comes written against the version it edits, which we have.
         base_of = {e.blob: e.base for e in events if e.blob and e.base and e.base != e.blob}

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .bulk import copy_rows, insert_new, rows
-from .chunking import ChunkRef, Hashed
+from .chunking import MIN_SIZE, ChunkRef, Hashed, single_chunk
 from .models import Blob, BlobChunk, Entry
 
 ENTRY_FIELDS = [
@@ -24,10 +24,10 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     inserted the blob: one inserting the same blob at the same time waits for that
     transaction, then finds the blob there (complete) and inserts nothing.
 
-    A blob of one chunk (every small file) is that chunk: it gets no chunk row, its chunk
-    list is made from the blob itself (see chunk_lists), and lookups of the chunk find the
-    blob (content.local_chunks)."""
-    by_hash = {h.hash: h for h in hashed}
+    A blob no larger than the smallest chunk (every small file) is not stored at all: it is
+    one chunk, the blob itself, and its size is that of any entry holding it (see
+    chunk_lists and content.local_chunks). A larger blob of one chunk gets no chunk row."""
+    by_hash = {h.hash: h for h in hashed if h.size > MIN_SIZE}
     if not by_hash:
         return
     known = {bytes(h) for (h,) in rows(_BLOBS.format("hash"), [list(by_hash)])}
@@ -58,10 +58,19 @@ def is_whole(blob_hash: bytes, chunks: list[ChunkRef]) -> bool:
 
 
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
-    """The chunk lists of the blobs we know, by blob hash (an empty blob has an empty list)."""
+    """The chunk lists of the blobs we know, by blob hash (an empty blob has an empty list).
+    A small blob, which has no row (see store_blobs), is known if an entry holds it."""
     found = rows(_BLOBS.format("hash, id, size"), [list(blob_hashes)])
     blobs = {pk: bytes(h) for h, pk, _ in found}
     lists: dict[bytes, list[ChunkRef]] = {h: [] for h in blobs.values()}
+    missing = [h for h in blob_hashes if h not in lists]
+    if missing:
+        for h, size in rows(
+            "SELECT DISTINCT blob_hash, size FROM areas_entry"
+            " WHERE blob_hash = ANY(%b) AND size <= %s",
+            [missing, MIN_SIZE],
+        ):
+            lists[bytes(h)] = single_chunk(bytes(h), size)
     if not blobs:
         return lists
     for blob_id, h, offset, length in rows(

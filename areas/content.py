@@ -49,19 +49,27 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]
     """Where in this peer's Real files each of these chunks can be read: (file, offset, length,
     the file as indexed: size, mtime, ctime and inode).
 
-    In two simple lookups (the chunks, then a file holding each of their blobs): each costs at
-    worst one pass over its tables however many hashes are asked. One query joining them all
-    had plans that scanned whole tables at every request, or even for every hash asked. A blob
-    of one chunk has no chunk row (blobs.store_blobs): the blob is that chunk."""
+    In simple lookups (the chunks, then a file holding each of their blobs; and files that
+    are such a chunk whole): each costs at worst one pass over its tables however many
+    hashes are asked. One query joining them all had plans that scanned whole tables at
+    every request, or even for every hash asked. A blob of one chunk has no chunk row
+    (blobs.store_blobs): the blob is that chunk, and a file holding it holds the chunk."""
     if not hashes:
         return {}
+    found: dict[bytes, tuple[str, int, int, tuple]] = {}
+    for h, root, path, size, *indexed in rows(
+        "SELECT e.blob_hash, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode"
+        " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
+        " WHERE e.blob_hash = ANY(%b) AND e.size > 0",
+        [list(hashes)],
+    ):
+        found.setdefault(bytes(h), (os.path.join(root, path), 0, size, (size, *indexed)))
     chunks = rows(
-        'SELECT hash, blob_id, "offset", length FROM areas_blobchunk WHERE hash = ANY(%b)'
-        " UNION ALL SELECT hash, id, 0, size FROM areas_blob WHERE hash = ANY(%b) AND size > 0",
-        [list(hashes), list(hashes)],
+        'SELECT hash, blob_id, "offset", length FROM areas_blobchunk WHERE hash = ANY(%b)',
+        [[h for h in hashes if h not in found]],
     )
     if not chunks:
-        return {}
+        return found
     files: dict[int, tuple[str, tuple]] = {}
     for blob_id, root, path, *indexed in rows(
         "SELECT b.id, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode FROM areas_blob b"
@@ -70,7 +78,6 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]
         [list({blob_id for _, blob_id, _, _ in chunks})],
     ):
         files.setdefault(blob_id, (os.path.join(root, path), tuple(indexed)))
-    found: dict[bytes, tuple[str, int, int, tuple]] = {}
     for h, blob_id, offset, length in chunks:
         if blob_id in files:
             path, indexed = files[blob_id]
