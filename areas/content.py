@@ -31,6 +31,10 @@ from .writing import content_writer
 
 # Neighbouring chunks of one file are read together, up to this many at once.
 RUN_CHUNKS = 256
+# A file of one chunk up to this size is staged in system calls that keep the GIL: a pull
+# makes thousands of them, each call that lets go of the GIL waiting to take it back while
+# the pull's other threads run Python (see heldcalls).
+SMALL_FILE = 64 * 1024
 _libc = ctypes.CDLL(None, use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
 # Renames refusing to replace (renameat2 RENAME_NOREPLACE, holding the GIL: heldcalls) until
@@ -328,6 +332,8 @@ def stage_file(
     batch at a time, and `expose` then renames each into place.
     """
     tmp = f"{staging or os.path.dirname(full)}/{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):x}"
+    if heldcalls.available and _is_small(blob_hash, chunks):
+        return Staged(tmp, full, _stage_small(tmp, blob_hash, chunks, source, mtime_ns, mode))
     # Created with its permissions where the umask allows (each later change of them is one
     # more event for every watcher of the directory).
     flags, permissions = os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777
@@ -358,6 +364,40 @@ def stage_file(
         raise
     os.close(fd)
     return Staged(tmp, full, device)
+
+
+def _is_small(blob_hash: bytes, chunks: list[ChunkRef]) -> bool:
+    """Empty, or one chunk that is the blob itself, no larger than SMALL_FILE."""
+    if not chunks:
+        return True
+    first = chunks[0]
+    return (
+        len(chunks) == 1
+        and first.hash == blob_hash
+        and not first.offset
+        and (first.length <= SMALL_FILE)
+    )
+
+
+def _stage_small(
+    tmp: str,
+    blob_hash: bytes,
+    chunks: list[ChunkRef],
+    source: ChunkSource,
+    mtime_ns: int,
+    mode: int,
+) -> int:
+    """stage_file for a small file: its content got (checked by the source against the
+    blob's hash), then the file made in system calls that keep the GIL (heldcalls); the
+    device it is on."""
+    data = bytes(source.get(chunks[0])) if chunks else b""
+    if not chunks and chunk_hash(data) != blob_hash:
+        raise CorruptContent("an empty file does not match its hash")
+    try:
+        return heldcalls.write_new(tmp, data, mode, mtime_ns)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        return heldcalls.write_new(tmp, data, mode, mtime_ns)
 
 
 def _write_content(

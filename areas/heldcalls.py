@@ -83,10 +83,23 @@ except OSError:  # no C library to load (not Linux): os is used instead
 _path, _int, _uint = ctypes.c_char_p, ctypes.c_int, ctypes.c_uint
 _renameat2 = _bind("renameat2", [_int, _path, _int, _path, _uint])
 _statx = _bind("statx", [_int, _path, _int, _uint, ctypes.c_void_p])
-_open = _bind("open", [_path, _int])
+_open = _bind("open", [_path, _int, _uint])
 _read = _bind("read", [_int, ctypes.c_void_p, ctypes.c_size_t], ctypes.c_ssize_t)
+_write = _bind("write", [_int, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_ssize_t)
+_fchmod = _bind("fchmod", [_int, _uint])
+_futimens = _bind("futimens", [_int, ctypes.c_void_p])
 _close = _bind("close", [_int])
-available = None not in (_renameat2, _statx, _open, _read, _close)
+_unlink = _bind("unlink", [_path])
+available = None not in (
+    _renameat2, _statx, _open, _read, _write, _fchmod, _futimens, _close, _unlink
+)  # fmt: skip
+_AT_EMPTY_PATH = 0x1000
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
 _EINTR = 4
 
 
@@ -105,9 +118,12 @@ def rename_noreplace(source: str, target: str) -> int:
 
 def lstat(path: str) -> Status:
     """os.lstat(path), the fields of Status only."""
+    return _status(_AT_FDCWD, os.fsencode(path), _AT_SYMLINK_NOFOLLOW, path)
+
+
+def _status(dirfd: int, name: bytes, flags: int, path: str) -> Status:
     buffer = _Statx()
-    flags, wanted = _AT_SYMLINK_NOFOLLOW, _STATX_BASIC_STATS
-    if _statx(_AT_FDCWD, os.fsencode(path), flags, wanted, ctypes.byref(buffer)):
+    if _statx(dirfd, name, flags, _STATX_BASIC_STATS, ctypes.byref(buffer)):
         raise _error(path)
     return Status(
         buffer.stx_mode,
@@ -123,7 +139,7 @@ def read_small(path: str, limit: int) -> bytes:
     """The first `limit` bytes of a file (all of it if it is smaller), for small files: the
     whole file is read in one buffer. Opened without blocking: a file that became a pipe
     since it was walked does not stop the caller."""
-    fd = _open(os.fsencode(path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    fd = _open(os.fsencode(path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, 0)
     if fd < 0:
         raise _error(path)
     try:
@@ -140,5 +156,38 @@ def read_small(path: str, limit: int) -> bytes:
                 break
             got += n
         return buffer.raw[:got]
+    finally:
+        _close(fd)
+
+
+def write_new(path: str, data: bytes, mode: int, mtime_ns: int) -> int:
+    """Create the file `path` (which must not exist: FileExistsError) holding `data`, with
+    permissions `mode` and modification time `mtime_ns`, for small files; the device it is
+    on. A file left half-made by an error is removed."""
+    name = os.fsencode(path)
+    fd = _open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode & 0o777)
+    if fd < 0:
+        raise _error(path)
+    try:
+        done = 0
+        while done < len(data):
+            n = _write(fd, data[done:] if done else data, len(data) - done)
+            if n < 0:
+                if ctypes.get_errno() == _EINTR:
+                    continue
+                raise _error(path)
+            done += n
+        status = _status(fd, b"", _AT_EMPTY_PATH, path)
+        if status.st_mode & 0o7777 != mode & 0o7777:  # the umask took some away
+            if _fchmod(fd, mode & 0o7777):
+                raise _error(path)
+        seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
+        times = (_Timespec * 2)((seconds, nanoseconds), (seconds, nanoseconds))
+        if _futimens(fd, times):
+            raise _error(path)
+        return status.st_dev
+    except BaseException:
+        _unlink(name)
+        raise
     finally:
         _close(fd)

@@ -53,3 +53,22 @@ def test_read_small_reads_up_to_its_limit(tmp_path):
         heldcalls.read_small(str(tmp_path / "nowhere"), 100)
     with pytest.raises(IsADirectoryError):
         heldcalls.read_small(str(tmp_path), 100)
+
+
+def test_write_new_makes_the_file_with_its_content_mode_and_time(tmp_path):
+    path = tmp_path / "new é"
+    device = heldcalls.write_new(str(path), b"hello" * 1000, 0o6755 & 0o777, 1_600_000_000_5)
+    st = os.lstat(path)
+    assert path.read_bytes() == b"hello" * 1000 and device == st.st_dev
+    assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o755, 1_600_000_000_5)
+    old = os.umask(0o077)
+    try:
+        heldcalls.write_new(str(tmp_path / "shared"), b"", 0o664, 0)
+    finally:
+        os.umask(old)
+    assert os.lstat(tmp_path / "shared").st_mode & 0o7777 == 0o664  # not cut by the umask
+    with pytest.raises(FileExistsError):
+        heldcalls.write_new(str(path), b"other", 0o644, 0)
+    assert path.read_bytes() == b"hello" * 1000
+    with pytest.raises(FileNotFoundError):
+        heldcalls.write_new(str(tmp_path / "missing" / "file"), b"x", 0o644, 0)

@@ -1,6 +1,7 @@
 """Staging a file: every chunk checked before the file can be used; a wrong piece got again."""
 
 import os
+import random
 from collections import Counter
 
 import pytest
@@ -80,4 +81,31 @@ def test_a_piece_sent_wrong_again_leaves_no_file(tmp_path):
     source = source_serving(hashed, served, again)
     with pytest.raises(CorruptContent):
         stage(tmp_path, hashed, source)
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+@pytest.mark.parametrize("size", [0, 2000, 20_000])
+def test_a_small_file_is_staged_checked_and_given_its_mode_and_time(tmp_path, size):
+    data = random.Random(1).randbytes(size)  # 20,000 bytes of it: one chunk
+    hashed = hash_bytes(data)
+    assert len(hashed.chunks) <= 1
+    source = ChunkSource(lambda h: data, lambda h, problem: None)
+    staged = stage(tmp_path, hashed, source)
+    st = os.lstat(staged.tmp)
+    assert open(staged.tmp, "rb").read() == data and staged.device == st.st_dev
+    assert (st.st_mode & 0o777, st.st_mtime_ns) == (0o644, 1_700_000_000 * 10**9)
+
+
+def test_a_small_file_sent_wrong_is_never_staged(tmp_path):
+    data = os.urandom(2000)
+    hashed = hash_bytes(data)
+
+    def fetch_one(h: bytes) -> bytes:
+        raise CorruptContent("sent wrong")
+
+    def elsewhere(h: bytes, problem: Exception) -> bytes:
+        raise problem
+
+    with pytest.raises(CorruptContent):
+        stage(tmp_path, hashed, ChunkSource(fetch_one, elsewhere))
     assert [p.name for p in tmp_path.iterdir()] == []
