@@ -27,7 +27,13 @@ class Area(models.Model):
 
 
 class Blob(models.Model):
-    """A file version, named by the BLAKE3 hash of its content; an ordered list of chunks."""
+    """A file version, named by the BLAKE3 hash of its content; an ordered list of chunks.
+
+    The tables written a row per file or chunk (chunks, entries, history, seen changes) refer
+    to their blob or area without a constraint in the database: this project's code inserts
+    them only beside what they refer to, and deletes through the ORM (which cascades itself);
+    a constraint checked its reference with a query and a row lock for every row inserted,
+    tens of thousands per pull."""
 
     hash = models.BinaryField(max_length=32, unique=True)
     size = models.BigIntegerField()
@@ -40,7 +46,9 @@ class BlobChunk(models.Model):
     """Chunk `position` of a blob: where it lies in the content, and its hash."""
 
     # Not indexed alone: the unique (blob, position) index leads with it.
-    blob = models.ForeignKey(Blob, on_delete=models.CASCADE, related_name="chunks", db_index=False)
+    blob = models.ForeignKey(
+        Blob, on_delete=models.CASCADE, related_name="chunks", db_index=False, db_constraint=False
+    )
     position = models.IntegerField()
     hash = models.BinaryField(max_length=32)
     offset = models.BigIntegerField()
@@ -58,8 +66,8 @@ class Entry(models.Model):
     """A path of an area and the blob it holds; a tombstone (no blob) once deleted."""
 
     area = models.ForeignKey(
-        Area, on_delete=models.CASCADE, related_name="entries", db_index=False
-    )  # indexed by the unique (area, path) index
+        Area, on_delete=models.CASCADE, related_name="entries", db_index=False, db_constraint=False
+    )  # indexed by the unique (area, path) index; no constraint (see Blob)
     path = models.CharField(max_length=4096)
     blob_hash = models.BinaryField(max_length=32, null=True)
     # A tombstone's last content: a peer told of the delete applies it only to that version.
@@ -104,8 +112,8 @@ class HistoryEvent(models.Model):
         RENAME = "rename"
 
     area = models.ForeignKey(
-        Area, on_delete=models.CASCADE, related_name="history", db_index=False
-    )  # indexed by the unique (area, seq) index
+        Area, on_delete=models.CASCADE, related_name="history", db_index=False, db_constraint=False
+    )  # indexed by the unique (area, seq) index; no constraint (see Blob)
     seq = models.BigIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
     path = models.CharField(max_length=4096)
@@ -191,8 +199,8 @@ class SeenChange(models.Model):
     recognised and skipped, whatever the order in which peers pass it on."""
 
     area = models.ForeignKey(
-        Area, on_delete=models.CASCADE, related_name="seen", db_index=False
-    )  # indexed by the unique (area, origin, origin_seq) index
+        Area, on_delete=models.CASCADE, related_name="seen", db_index=False, db_constraint=False
+    )  # indexed by the unique (area, origin, origin_seq) index; no constraint (see Blob)
     origin = models.BinaryField(max_length=32)
     origin_seq = models.BigIntegerField()
 
