@@ -9,6 +9,7 @@ socket in REALIZE_HOME. It also watches the areas' files (areas.watcher).
 import asyncio
 import logging
 import os
+import signal
 import ssl
 import threading
 from dataclasses import dataclass
@@ -422,9 +423,18 @@ def serve() -> None:
     # leaving this one's GIL to serving peers (areas.hashing).
     hashing.use_processes()
     heap.settle()
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:
         pass
     finally:
         hashing.stop_processes()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """SIGTERM (how `realize up` stops its programs) ends peerd as Ctrl-C does: the hashing
+    processes are stopped and their pool's semaphores released on the way out (killed
+    outright, peerd left them to multiprocessing's resource tracker, which warned of them in
+    peerd.log at every stop)."""
+    raise KeyboardInterrupt(f"signal {signum}")

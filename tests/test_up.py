@@ -45,6 +45,10 @@ def test_up_serves_runs_celery_and_stops_cleanly(appliances, sig):
         assert not alive(pid), f"{name} still running"
     assert alpha.up_state() is None
     assert "[up] stopped" in (alpha.home / "up.out").read_text()
+    # peerd stopped its hashing processes itself: nothing was left for multiprocessing's
+    # resource tracker to clean up (and warn of).
+    peerd_log = (alpha.home / "logs" / "peerd.log").read_text()
+    assert "leaked" not in peerd_log and "Traceback" not in peerd_log
 
 
 def test_a_crashed_process_is_restarted(appliances):
