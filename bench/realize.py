@@ -194,6 +194,23 @@ def deltas(alpha: Member, beta: Member, base: Path, scratch: Path) -> list[Delta
     return results
 
 
+def tree_only(root: Path, tree: Path, manifest: trees.Manifest, spec: trees.TreeSpec) -> float:
+    """One more tree transfer, on a household of its own (a fresh beta): its seconds."""
+    log("Realize: starting alpha and beta")
+    try:
+        with household(root) as (alpha, beta):
+            staged = trees.staged_copy(tree, root / "staged")
+            consensus(beta, alpha, Deadline(SETUP_LIMIT, "Realize warm-up consensus"))
+            log("Realize: tree transfer")
+            seconds, _ = tree_transfer(alpha, beta, staged, spec)
+            log(f"Realize: tree transfer took {seconds:.1f} s; checking content")
+            trees.check(beta.dir / tree.name, manifest, "Realize")
+            return seconds
+    finally:
+        for data in [*root.glob("area-*"), root / "staged"]:
+            trees.set_aside(data)
+
+
 def measure(
     root: Path, tree: Path, manifest: trees.Manifest, base: Path, spec: trees.TreeSpec
 ) -> tuple[float, list[str], list[Delta]]:

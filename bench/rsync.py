@@ -64,14 +64,19 @@ def deltas(base: Path, root: Path) -> list[Delta]:
     return results
 
 
-def measure(
-    root: Path, tree: Path, manifest: trees.Manifest, base: Path
-) -> tuple[float, list[Delta]]:
+def tree_only(root: Path, tree: Path, manifest: trees.Manifest) -> float:
     log("rsync: tree transfer")
     destination = root / "tree"
     seconds = tree_transfer(tree, destination)
     log(f"rsync: tree transfer took {seconds:.1f} s; checking content")
     trees.check(destination, manifest, "rsync")
     trees.set_aside(destination)
+    return seconds
+
+
+def measure(
+    root: Path, tree: Path, manifest: trees.Manifest, base: Path
+) -> tuple[float, list[Delta]]:
+    seconds = tree_only(root, tree, manifest)
     log("rsync: delta bytes")
     return seconds, deltas(base, root / "delta")
