@@ -1,5 +1,6 @@
 """Subcommands about areas: area add/list, consensus."""
 
+import contextlib
 import io
 import logging
 import time
@@ -9,12 +10,15 @@ from django.db import connection
 
 from realize_site.failures import first_line, one_line
 
+from .consensus import FINISHED_CHANNEL
 from .models import Area, ConsensusRun
 from .register import AreaError, add_area
 from .sharing import start_consensus
 
 log = logging.getLogger(__name__)
 PICKUP_WAIT = 600.0
+# A waiting command reads its run's status when told the run ended, and at least this often.
+CHECK_EVERY = 0.5
 
 
 def register(commands) -> None:
@@ -93,17 +97,37 @@ def consensus_asked_of_peerd(area: str, peer: str | None) -> dict:
 
 
 def _wait(run: ConsensusRun) -> ConsensusRun:
-    """The run once it is over. Its status alone is polled, in one plain query: the wait runs
-    beside the run itself, often on the same processors."""
+    """The run once it is over. Woken by the notice its end sends (consensus.notify_finished),
+    its status then read in one plain query; read every CHECK_EVERY seconds all the same."""
     requested = time.monotonic()
-    while True:
+    with _finished_notices() as wait:
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT status FROM areas_consensusrun WHERE id = %s", [run.pk])
+                row = cursor.fetchone()
+            status = row[0] if row else ConsensusRun.Status.FAILED
+            if status in (ConsensusRun.Status.DONE, ConsensusRun.Status.FAILED):
+                run.refresh_from_db()
+                return run
+            pending = status == ConsensusRun.Status.PENDING
+            if pending and time.monotonic() - requested > PICKUP_WAIT:
+                raise RuntimeError("no worker picked up the run: is 'realize up' running?")
+            wait(CHECK_EVERY)
+
+
+@contextlib.contextmanager
+def _finished_notices():
+    """A function waiting (at most its argument, in seconds) for the notice of a run's end,
+    on this thread's database connection, which listens meanwhile: whether one came."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {FINISHED_CHANNEL}")
+    listening = connection.connection
+
+    def wait(seconds: float) -> bool:
+        return any(True for _ in listening.notifies(timeout=seconds, stop_after=1))
+
+    try:
+        yield wait
+    finally:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT status FROM areas_consensusrun WHERE id = %s", [run.pk])
-            row = cursor.fetchone()
-        status = row[0] if row else ConsensusRun.Status.FAILED
-        if status in (ConsensusRun.Status.DONE, ConsensusRun.Status.FAILED):
-            run.refresh_from_db()
-            return run
-        if status == ConsensusRun.Status.PENDING and time.monotonic() - requested > PICKUP_WAIT:
-            raise RuntimeError("no worker picked up the run: is 'realize up' running?")
-        time.sleep(0.05)
+            cursor.execute(f"UNLISTEN {FINISHED_CHANNEL}")

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from peers.client import PeerdClient, RemotePeer
@@ -248,6 +248,16 @@ def _finish(run: ConsensusRun, stats: ApplyStats, out: dict | None, error) -> No
     run.finished_at = timezone.now()
     run.save()
     events.run_changed(run)
+    notify_finished(run)
+
+
+# Waiters (`realize consensus`) LISTEN on this channel: a run's end wakes them at once.
+FINISHED_CHANNEL = "realize_run_finished"
+
+
+def notify_finished(run: ConsensusRun) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [FINISHED_CHANNEL, str(run.pk)])
 
 
 def abandon_interrupted_runs(by_peer: bool) -> int:
