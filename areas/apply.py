@@ -24,7 +24,7 @@ from django.utils import timezone
 from peers import peer_id
 from peers.protocol import ProtocolError, RemoteError
 
-from . import history
+from . import history, patches
 from .ahead_files import FilesAhead, Outcome
 from .blobs import (
     FRESH_FIELDS,
@@ -41,11 +41,13 @@ from .content import (
     CorruptContent,
     DiskChanged,
     Staged,
+    blob_files,
     check_disk,
     clean_temporary_files,
     expose,
     local_chunks,
     make_directories,
+    read_ranges,
     remove_empty_parents,
     stage_file,
     staging_directory,
@@ -190,7 +192,7 @@ class Applier:
             store_blobs(new)
         needed = {c.hash for h in wanted for c in self.chunks[h]}
         self.source.local = local_chunks(needed)
-        self.source.feed = self._feed(events, after).start()
+        self.source.feed = self._feed(events, after, base_of, base_lists).start()
         if self.staging_dir is not None:
             self.ahead = FilesAhead(self._stage_ahead, self._to_stage_ahead(events), self.writers)
 
@@ -213,24 +215,41 @@ class Applier:
         chunks = self.chunks[e.blob]
         return stage_file(full, e.blob, chunks, self.source, e.mtime_ns, e.mode, self.staging_dir)
 
-    def _feed(self, events: list[RemoteEvent], after: ChunkFeed | None) -> ChunkFeed:
-        """The chunks this window lacks, in the order the writes will want them."""
+    def _feed(
+        self,
+        events: list[RemoteEvent],
+        after: ChunkFeed | None,
+        base_of: dict[bytes, bytes],
+        base_lists: dict[bytes, list[ChunkRef]],
+    ) -> ChunkFeed:
+        """The chunks this window lacks, in the order the writes will want them; those of an
+        edit that replace old bytes this peer has fetched as patches against them."""
         plan: list[Wanted] = []
         uses: Counter = Counter()
         for e in events:
             if e.blob is None:
                 continue
-            for c in self.chunks[e.blob]:
+            chunks, old = self.chunks[e.blob], base_lists.get(base_of.get(e.blob))
+            replacing = patches.replaced(chunks, old) if old and len(chunks) > 1 else {}
+            for i, c in enumerate(chunks):
                 if c.hash in self.source.local:
                     continue
                 if not uses[c.hash]:
-                    plan.append(Wanted(c.hash, c.length, e.blob, c.offset))
+                    near = replacing.get(i)
+                    near = (e.base, *near) if near else None
+                    plan.append(Wanted(c.hash, c.length, e.blob, c.offset, near))
                 uses[c.hash] += 1
+        old_files = blob_files({w.replaces[0] for w in plan if w.replaces})
+
+        def read_old(replaces: tuple[bytes, int, int]) -> memoryview | None:
+            return read_ranges([replaces], old_files)[0]
 
         def fetch_many(arg_list):
             return self.remote.call_many("chunks", arg_list, FETCH_DEPTH)
 
-        return ChunkFeed(plan, uses, fetch_many, FETCH_BATCH_BYTES, FETCH_AHEAD_BYTES, after)
+        return ChunkFeed(
+            plan, uses, fetch_many, FETCH_BATCH_BYTES, FETCH_AHEAD_BYTES, after, read_old
+        )
 
     def _fetch_one(self, h: bytes) -> bytes:
         with self._fetch_lock:  # from the writers' threads; the client serves one at a time

@@ -14,14 +14,12 @@ import blake3
 from pyfastcdc.cy import FastCDC
 
 # Chunks average about 48 KiB (FastCDC's AVG_SIZE plus MIN_SIZE), none over 128 KiB. Over
-# random edits of a 64 MiB file this moves 42 KB for a changed byte and 50 KB for 4 KiB
-# inserted, on average; 64/256 KiB moved twice that, and normalization levels 2 and 3
-# resynchronise slowly after an insertion (up to 480 KB). The insertion has a long tail: the
-# chunk it falls in can end elsewhere, and the next cuts then skip (MIN_SIZE) past the old
-# boundaries for a few chunks. Simulated on 150 random files (the middle 4 MiB, a byte
-# changed then 4 KiB inserted in the middle, as the benchmark does): 66 KB on average, 100 KB
-# at the 90th percentile, over 140 KB (1.5x what rsync moves) 6 times, at most 386 KB. A
-# MIN_SIZE of 8 KiB halved that tail (3 times, at most 185 KB) for 10% more chunks.
+# random edits of a 64 MiB file whole chunks would move 42 KB for a changed byte and 50 KB
+# for 4 KiB inserted, on average, the insertion with a long tail (the chunk it falls in can
+# end elsewhere, and the next cuts then skip past the old boundaries for a few chunks: up to
+# 386 KB, simulated); an edit's chunks travel as patches against the old bytes they replace
+# instead (areas.patches), of a few KB. 64/256 KiB chunks cost twice as much, and
+# normalization levels 2 and 3 resynchronise slowly after an insertion.
 MIN_SIZE = 16 * 1024
 AVG_SIZE = 32 * 1024
 MAX_SIZE = 128 * 1024

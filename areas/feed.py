@@ -26,26 +26,35 @@ from functools import partial
 from typing import NamedTuple
 
 from .chunking import chunk_hash
+from .patches import Signature, patch, signature
 
 MAX_HASHES_PER_BATCH = 4000
 
 
 class Wanted(NamedTuple):
-    """A chunk to fetch; `blob` (if known): a blob of the peer holding it, at `offset`."""
+    """A chunk to fetch; `blob` (if known): a blob of the peer holding it, at `offset`;
+    `replaces` (if any): the old bytes it replaces, which this peer has ((blob, offset,
+    length): see areas.patches)."""
 
     hash: bytes
     length: int
     blob: bytes | None = None
     offset: int = 0
+    replaces: tuple[bytes, int, int] | None = None
 
 
 def spans(batch: list[Wanted]) -> list[tuple[bytes, int, int, list[Wanted]]]:
-    """The batch as ranges of the peer's blobs: (blob, offset, length, the chunks in it)."""
+    """The batch as ranges of the peer's blobs: (blob, offset, length, the chunks in it),
+    the chunks of one range replacing the same old bytes (or none)."""
     out: list[tuple[bytes, int, int, list[Wanted]]] = []
     for item in batch:
         if out:
             blob, offset, length, items = out[-1]
-            if item.blob == blob and item.offset == offset + length:
+            if (
+                item.blob == blob
+                and item.offset == offset + length
+                and item.replaces == items[0].replaces
+            ):
                 out[-1] = (blob, offset, length + item.length, items)
                 items.append(item)
                 continue
@@ -84,7 +93,9 @@ class ChunkFeed:
     `plan` lists each missing chunk once (Wanted) in the order of first use; `uses` says how
     many times each will be taken, so a chunk needed twice is kept until its last use.
     `fetch_many(requests)` yields each request's answer (a list of chunk contents, or of
-    range contents for a request of ranges), in order.
+    range contents for a request of ranges), in order. With `read_old` (which reads the old
+    bytes a Wanted `replaces`, or gives None), ranges replacing old bytes are asked for as
+    patches against them (areas.patches).
     """
 
     def __init__(
@@ -95,8 +106,11 @@ class ChunkFeed:
         batch_bytes: int,
         ahead_bytes: int,
         after: "ChunkFeed | None" = None,
+        read_old: Callable[[tuple[bytes, int, int]], memoryview | None] | None = None,
     ):
         self.plan = [Wanted(*item) for item in plan]
+        self.read_old = read_old
+        self._signed: tuple | None = None  # the last old bytes signed: (replaces, old, sig)
         self.after = after
         self.uses = uses
         self.fetch_many = fetch_many
@@ -185,8 +199,14 @@ class ChunkFeed:
             yield from self._retries()  # the sooner, the less the writer waits for them
             if all(item.blob is not None for item in batch):
                 ranges = spans(batch)
-                args = {"ranges": [[blob, offset, length] for blob, offset, length, _ in ranges]}
-                yield args, partial(self._accept_ranges, ranges)
+                signed = [self._old(items[0].replaces) for _, _, _, items in ranges]
+                args = {
+                    "ranges": [
+                        [blob, offset, length] + ([old[1].keys] if old else [])
+                        for (blob, offset, length, _), old in zip(ranges, signed, strict=True)
+                    ]
+                }
+                yield args, partial(self._accept_ranges, ranges, signed)
             else:
                 yield self._by_hash(batch)
 
@@ -199,11 +219,27 @@ class ChunkFeed:
         hashes = [item.hash for item in batch]
         return {"hashes": hashes}, partial(self._accept, hashes)
 
-    def _accept_ranges(self, ranges: list, answer) -> None:
+    def _old(self, replaces: tuple | None) -> tuple[memoryview, Signature] | None:
+        """The old bytes a range replaces and their signature, if this peer has them."""
+        if replaces is None or self.read_old is None:
+            return None
+        if self._signed is None or self._signed[0] != replaces:
+            old = self.read_old(replaces)
+            self._signed = (replaces, old, signature(old) if old is not None else None)
+        _, old, sig = self._signed
+        return (old, sig) if old is not None else None
+
+    def _accept_ranges(self, ranges: list, signed: list, answer) -> None:
         if not isinstance(answer, list) or len(answer) != len(ranges):
             raise Unavailable("bad answer to a request for chunks")
-        hashes, parts, later = [], [], set()
-        for (_, _, length, items), data in zip(ranges, answer, strict=True):
+        hashes, parts, later, patched = [], [], set(), set()
+        for (_, _, length, items), old, data in zip(ranges, signed, answer, strict=True):
+            if old is not None and data is not None:
+                # Counted as what crossed the wire; what it puts together is checked below.
+                with self._cond:
+                    self.received += len(data)
+                data = patch(old[0], old[1], data, length)
+                data = memoryview(data) if data is not None else None
             if not isinstance(data, bytes | memoryview) or len(data) != length:
                 self._retry.extend(items)  # not in a file as indexed there: ask by hash
                 continue
@@ -211,13 +247,22 @@ class ChunkFeed:
             for item in items:
                 hashes.append(item.hash)
                 parts.append(data[position : position + item.length])
+                if old is not None:
+                    patched.add(item.hash)
                 position += item.length
                 if item.blob != item.hash:  # a piece of a blob of several chunks
                     later.add(item.hash)
-        self._accept(hashes, parts, later)
+        self._accept(hashes, parts, later, patched)
 
-    def _accept(self, hashes: list[bytes], answer, later: set[bytes] = frozenset()) -> None:
-        """Take a batch's answer; the chunks in `later` are checked when taken, if asked."""
+    def _accept(
+        self,
+        hashes: list[bytes],
+        answer,
+        later: set[bytes] = frozenset(),
+        patched: set[bytes] = frozenset(),
+    ) -> None:
+        """Take a batch's answer; the chunks in `later` are checked when taken, if asked;
+        those `patched` were counted as received already."""
         if not isinstance(answer, list) or len(answer) != len(hashes):
             raise Unavailable("bad answer to a request for chunks")
         good, failed = {}, {}
@@ -231,7 +276,7 @@ class ChunkFeed:
         with self._cond:
             # A chunk the peer did not send right is the writer's to get elsewhere.
             self._failed.update(failed)
-            self.received += sum(len(d) for d in good.values())
+            self.received += sum(len(d) for h, d in good.items() if h not in patched)
             for h, data in good.items():
                 if self.uses[h] > 0 and h not in self._ready:
                     # A view of the answer keeps all of it in memory while it is held: one

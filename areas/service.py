@@ -18,6 +18,7 @@ from .blobs import chunk_lists
 from .bulk import rows
 from .content import blob_files, local_chunks, read_local_chunks, read_ranges
 from .models import Area, Entry, PeerArea
+from .patches import check_keys, diff
 from .scanner import scan_area
 from .wire import chunk_list_to_wire, entry_to_wire, event_row_to_wire
 
@@ -235,11 +236,17 @@ def chunks(key: bytes, hashes, buffers: BufferPool | None = None, ranges=None) -
     Asked by `ranges` instead ([blob, offset, length] each), the bytes of blobs read from
     files that are still as their scan indexed them: no lookup per chunk, one read per range;
     None for a range no such file holds (the asking peer checks every chunk of what it gets,
-    and asks for the chunks of a range it did not get by their hashes)."""
+    and asks for the chunks of a range it did not get by their hashes). A range that comes
+    with the signature of old bytes it replaces ([blob, offset, length, keys]) is sent as a
+    patch against them (areas.patches)."""
     _member(key)
     if ranges is not None:
-        ranges = _range_list(ranges)
-        return Parts(read_ranges(ranges, blob_files({blob for blob, _, _ in ranges}), buffers))
+        ranges, signatures = _range_list(ranges)
+        found = read_ranges(ranges, blob_files({blob for blob, _, _ in ranges}), buffers)
+        for i, keys in signatures.items():
+            if found[i] is not None:
+                found[i] = diff(found[i], keys)
+        return Parts(found)
     hashes = _hash_list(hashes)
     where = local_chunks(set(hashes))
     if sum(where[h][2] for h in hashes if h in where) > MAX_CHUNK_BYTES:
@@ -248,14 +255,17 @@ def chunks(key: bytes, hashes, buffers: BufferPool | None = None, ranges=None) -
     return Parts(found.get(h) for h in hashes)
 
 
-def _range_list(ranges) -> list[tuple[bytes, int, int]]:
+def _range_list(ranges) -> tuple[list[tuple[bytes, int, int]], dict[int, bytes]]:
+    """The ranges asked for, and the signatures some came with (by index)."""
     if not isinstance(ranges, list) or len(ranges) > MAX_HASHES:
         raise ValueError("bad range list")
-    checked = []
+    checked, signatures = [], {}
     for item in ranges:
-        if not isinstance(item, list) or len(item) != 3:
+        if not isinstance(item, list) or len(item) not in (3, 4):
             raise ValueError("bad range")
-        blob, offset, length = item
+        if len(item) == 4:
+            signatures[len(checked)] = check_keys(item[3])
+        blob, offset, length = item[:3]
         if not (isinstance(blob, bytes) and len(blob) == 32):
             raise ValueError("bad hash")
         if type(offset) is not int or type(length) is not int or offset < 0 or length <= 0:
@@ -263,7 +273,7 @@ def _range_list(ranges) -> list[tuple[bytes, int, int]]:
         checked.append((blob, offset, length))
     if sum(length for _, _, length in checked) > MAX_CHUNK_BYTES:
         raise ValueError("too many chunk bytes asked at once")
-    return checked
+    return checked, signatures
 
 
 def _hash_list(hashes) -> list[bytes]:

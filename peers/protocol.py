@@ -23,7 +23,9 @@ from .frames import (
 
 # 2: chunk contents travel as parts after the answer's message (peers.frames.Parts).
 # 3: data links (peers.link), announced in the preamble ("REALIZE1 <peer id> data").
-VERSION = 4
+# 4: chunks asked for as ranges of the peer's blobs (areas.feed.spans).
+# 5: ranges of chunks asked for as patches against old bytes (areas.patches).
+VERSION = 5
 MAGIC = b"REALIZE1 "
 READY = b"REALIZE1 READY\n"
 PREAMBLE_MAX = 96
