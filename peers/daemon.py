@@ -77,6 +77,7 @@ class PeerDaemon:
         self.server_ctx: ssl.SSLContext | None = None
         self.client_ctx: ssl.SSLContext | None = None
         self.handlers = None  # set by run(): areas.service, which serves peers' requests
+        self.on_connected = None  # set by run(): areas.catchup.peer_connected
         self.watcher = None
         self.ready = asyncio.Event()
 
@@ -281,6 +282,8 @@ class PeerDaemon:
         log.info("connected to %s (%s)", member.name, "outgoing" if dialed_by_us else "incoming")
         await db(_mark_seen, member.key)
         asyncio.create_task(self._run(conn))
+        if self.on_connected is not None:
+            asyncio.create_task(self.on_connected(conn))
 
     async def _run(self, conn: Connection) -> None:
         try:
@@ -362,11 +365,12 @@ class PeerDaemon:
 
     # --- running ----------------------------------------------------------------------------
     async def run(self) -> None:
-        from areas import service
+        from areas import catchup, service
         from areas.consensus import abandon_interrupted_runs
         from areas.watcher import Watcher
 
         self.handlers = service
+        self.on_connected = catchup.peer_connected
         await db(abandon_interrupted_runs, True)
         await self.refresh()
         servers = []

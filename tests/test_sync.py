@@ -260,3 +260,29 @@ def test_a_peer_joining_late_learns_of_deletes_made_before_it(household, tmp_pat
         assert (late.dir / "kept.txt").read_bytes() == b"kept\n"
     finally:
         late.destroy()
+
+
+def test_a_peer_that_was_away_is_caught_up_when_it_connects_again(household):
+    a, b = household("alpha", "beta")
+    write(a.dir / "before.txt", b"before\n")
+    a.consensus(b)
+    b.stop()
+
+    # Made while beta is away: alpha indexes them, and its automatic runs find no one.
+    write(a.dir / "while-away.txt", b"made while beta was away\n")
+    (a.dir / "before.txt").unlink()
+    wait_for(
+        lambda: a.sql("SELECT count(*) FROM areas_historyevent WHERE kind = 'delete'") == [(1,)]
+        and a.sql("SELECT count(*) FROM areas_historyevent WHERE path = 'while-away.txt'")
+        == [(1,)],
+        "alpha to index the changes",
+    )
+    runs = "SELECT count(*) FROM areas_consensusrun WHERE trigger = 'reconnect'"
+    assert a.sql(runs) == [(0,)]
+
+    b.up()  # no command: connecting is enough
+    wait_for(lambda: (b.dir / "while-away.txt").exists(), "beta to get the new file")
+    wait_for(lambda: not (b.dir / "before.txt").exists(), "beta to apply the delete")
+    assert (b.dir / "while-away.txt").read_bytes() == b"made while beta was away\n"
+    done = "SELECT count(*) FROM areas_consensusrun WHERE trigger = 'reconnect' AND status = 'done'"
+    wait_for(lambda: a.sql(done) == [(1,)], "alpha's catch-up run to be recorded")
