@@ -173,3 +173,20 @@ def test_a_patch_that_does_not_add_up_is_asked_again_by_hash(tmp_path):
     staged = stage(tmp_path, new_h, source)
     assert open(staged.tmp, "rb").read() == new
     assert alone  # by hash, whole
+
+
+def test_a_peer_asking_for_patches_is_checked_like_any_range():
+    from areas.service import _range_list
+
+    blob, keys = b"b" * 32, patches.signature(os.urandom(10 * KiB)).keys
+    ranges, signatures = _range_list([[blob, 0, 100], [blob, 100, 50, keys]])
+    assert ranges == [(blob, 0, 100), (blob, 100, 50)]
+    assert signatures == {1: keys}
+    for bad in (
+        [[blob, 0, 100, b"x" * 7]],  # keys of 8 bytes each
+        [[blob, 0, 100, "keys"]],
+        [[blob, 0, 100, keys, "more"]],
+        [[blob, -1, 100, keys]],
+    ):
+        with pytest.raises(ValueError):
+            _range_list(bad)
