@@ -175,13 +175,13 @@ class Applier:
         # An edited blob's list comes written against the version it edits, which we have.
         base_of = {e.blob: e.base for e in events if e.blob and e.base and e.base != e.blob}
         base_lists = chunk_lists([base_of[h] for h in unknown if h in base_of])
+        new = []
         for i in range(0, len(unknown), BLOB_BATCH):
             batch = unknown[i : i + BLOB_BATCH]
             bases = {h: base_of[h] for h in batch if base_of.get(h) in base_lists}
             answer = self.remote.call("blobs", hashes=batch, bases=bases)
             if not isinstance(answer, dict):
                 raise BadData("bad answer to blobs")
-            new = []
             for h in batch:
                 if h not in answer:
                     raise BadData(f"peer does not know blob {h.hex()[:16]}")
@@ -189,12 +189,14 @@ class Applier:
                 refs = chunk_list_from_wire(answer[h], sizes[h], base)
                 self.chunks[h] = refs
                 new.append(Hashed(h, sizes[h], refs))
-            store_blobs(new)
         needed = {c.hash for h in wanted for c in self.chunks[h]}
         self.source.local = local_chunks(needed)
         self.source.feed = self._feed(events, after, base_of, base_lists).start()
         if self.staging_dir is not None:
             self.ahead = FilesAhead(self._stage_ahead, self._to_stage_ahead(events), self.writers)
+        # Stored once the fetching has started: thousands of chunk rows for a page of large
+        # files (0.1-0.2 s measured) that neither the fetching nor the writing needs.
+        store_blobs(new)
 
     def _to_stage_ahead(self, events: list[RemoteEvent]) -> list[RemoteEvent]:
         """The changes whose files are worth writing before they are decided: those bringing
