@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if options.dir is not None and not options.dir.is_dir():
+        parser.error(f"--dir {options.dir}: no such directory")
     _check_tools()
     signal.signal(signal.SIGTERM, _interrupt)
     spec = trees.TreeSpec(big_files=20, small_files=500) if options.quick else trees.TreeSpec()
