@@ -11,6 +11,11 @@ def main() -> None:
         try:
             code = consensus(sys.argv[2:])
         except KeyboardInterrupt:
+            # Only the waiting stops: the run belongs to the worker and finishes there.
+            sys.stderr.write(
+                "realize: interrupted; the consensus run goes on in the background "
+                "(the dashboard shows how it ends)\n"
+            )
             sys.exit(130)
         if code is not None:
             sys.exit(code)

@@ -39,3 +39,23 @@ def test_wait_returns_the_finished_run(tmp_path):
     finisher.join()
     assert finished.status == ConsensusRun.Status.DONE
     assert (finished.files_out, finished.bytes_out) == (2, 10)
+
+
+def test_ctrl_c_while_waiting_says_the_run_goes_on(monkeypatch, capsys):
+    """Ctrl-C stops only the waiting (the worker carries the run to its end): the command
+    says so in one line and exits 130, with no traceback."""
+    import sys
+
+    from realize_site import cli as console
+    from realize_site import quick
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quick, "consensus", interrupted)
+    monkeypatch.setattr(sys, "argv", ["realize", "consensus", "docs"])
+    with pytest.raises(SystemExit) as exited:
+        console.main()
+    assert exited.value.code == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "goes on in the background" in err

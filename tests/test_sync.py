@@ -272,9 +272,11 @@ def test_a_peer_that_was_away_is_caught_up_when_it_connects_again(household):
     write(a.dir / "while-away.txt", b"made while beta was away\n")
     (a.dir / "before.txt").unlink()
     wait_for(
-        lambda: a.sql("SELECT count(*) FROM areas_historyevent WHERE kind = 'delete'") == [(1,)]
-        and a.sql("SELECT count(*) FROM areas_historyevent WHERE path = 'while-away.txt'")
-        == [(1,)],
+        lambda: (
+            a.sql("SELECT count(*) FROM areas_historyevent WHERE kind = 'delete'") == [(1,)]
+            and a.sql("SELECT count(*) FROM areas_historyevent WHERE path = 'while-away.txt'")
+            == [(1,)]
+        ),
         "alpha to index the changes",
     )
     runs = "SELECT count(*) FROM areas_consensusrun WHERE trigger = 'reconnect'"
