@@ -74,6 +74,14 @@ def area_names(key: bytes) -> list[str]:
     return list(Area.objects.values_list("name", flat=True))
 
 
+def area_states_for(key: bytes) -> dict:
+    """What a connecting peer asks to know which runs to start with us (areas.catchup)."""
+    from .catchup import area_states
+
+    _peer(key)
+    return area_states()
+
+
 def _begin(key: bytes, name) -> int:
     peer, area = _peer(key), _area(name)
     _shared(peer, area)
@@ -298,6 +306,8 @@ async def handle(daemon, conn, op: str, args: dict):
     key = conn.peer_key
     if op == "areas":
         return await db(area_names, key)
+    if op == "area-states":
+        return await db(area_states_for, key)
     if op == "begin":
         return await begin(key, args.get("area"))
     if op == "history":

@@ -25,7 +25,8 @@ from .frames import (
 # 3: data links (peers.link), announced in the preamble ("REALIZE1 <peer id> data").
 # 4: chunks asked for as ranges of the peer's blobs (areas.feed.spans).
 # 5: ranges of chunks asked for as patches against old bytes (areas.patches).
-VERSION = 5
+# 6: `area-states`, asked by a peer as it connects (areas.catchup).
+VERSION = 6
 MAGIC = b"REALIZE1 "
 READY = b"REALIZE1 READY\n"
 PREAMBLE_MAX = 96

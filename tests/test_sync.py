@@ -262,6 +262,32 @@ def test_a_peer_joining_late_learns_of_deletes_made_before_it(household, tmp_pat
         late.destroy()
 
 
+def test_a_peer_joining_with_an_empty_area_gets_it_when_it_connects(tmp_path):
+    """No command, no change anywhere: the newcomer starts its first run itself (it pulls
+    first), as soon as it meets a peer with history in the area."""
+    a, b = Member(tmp_path, "alpha"), Member(tmp_path, "beta")
+    try:
+        for m in (a, b):
+            m.init(m.listen)
+        for m, other in ((a, b), (b, a)):
+            m.run("peer", "add", other.name, other.peer_id, "--address", other.listen)
+            m.run("area", "add", AREA, str(m.dir))
+        write(a.dir / "photos/one.jpg", b"one\n")
+        write(a.dir / "notes.txt", b"notes\n")
+        a.up()
+        indexed = "SELECT count(*) FROM areas_historyevent"
+        wait_for(lambda: a.sql(indexed) == [(2,)], "alpha to index its files")
+
+        b.up()
+        wait_for(lambda: tree(b.dir) == tree(a.dir), "beta to get alpha's files")
+        runs = "SELECT trigger FROM areas_consensusrun WHERE trigger = 'join'"
+        assert b.sql(runs) == [("join",)]
+        assert a.sql(runs) == []  # alpha, no newcomer, leaves the first run to beta
+    finally:
+        for m in (a, b):
+            m.destroy()
+
+
 def test_a_peer_that_was_away_is_caught_up_when_it_connects_again(household):
     a, b = household("alpha", "beta")
     write(a.dir / "before.txt", b"before\n")
