@@ -136,13 +136,17 @@ _processes = _Processes()
 
 def use_processes() -> None:
     """Hash in child processes from now on (called by a long-lived process, peerd); their
-    pool is started at once, so that the first scan does not wait for it."""
+    pool is started at once, every process of it, so that the first scan does not wait for
+    them. A pool of spawned processes starts one only when a task finds none idle: one task
+    at start left the second to start during the first scan that hashed large files (about
+    0.1 CPU-s of Python starting up, beside the scan, and that much later hashing in two)."""
     _processes.enabled = True
     pool = _processes.get()
     if pool is None:
         return
     try:
-        pool.submit(hash_group, []).result()
+        for started in [pool.submit(hash_group, []) for _ in range(WORKERS)]:
+            started.result()
     except BrokenProcessPool as exc:  # a child could not start: threads it is
         log.warning("hashing in threads: the hashing processes did not start (%s)", exc)
         _processes.broken(pool)

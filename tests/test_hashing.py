@@ -47,6 +47,13 @@ def test_in_child_processes_the_result_is_the_same(files, processes):
     assert [(rel, hashed) for rel, _st, hashed in found] == expected(files)
 
 
+def test_every_child_process_is_started_before_the_first_scan(processes):
+    # A spawned pool starts a process only for a task that finds none idle: started with one
+    # task, the others would start during the first scan, beside it.
+    pool = hashing._processes.get()
+    assert len(pool._processes) == hashing.WORKERS
+
+
 def test_a_file_changed_or_gone_since_the_walk_is_left_for_the_next_scan(files, processes):
     files[3] = (files[3][0], files[3][1] + ".gone", files[3][2])
     with open(files[5][1], "ab") as f:
