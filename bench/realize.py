@@ -17,7 +17,7 @@ from tests.household import AREA, Member, make_household, transferred
 
 from . import trees
 from .report import Delta, RunDetail
-from .timing import SETUP_LIMIT, TRANSFER_LIMIT, Deadline, GaveUp, log, poll
+from .timing import SETUP_LIMIT, TRANSFER_LIMIT, Deadline, GaveUp, Stopwatch, Timed, log, poll
 
 # After a change, a peer starts a consensus by itself once the area has rested this long
 # (plus the watcher's quiet second); the delta measurement waits that out between edits so
@@ -101,13 +101,13 @@ def traffic(member: Member, peer: str) -> int:
 
 def tree_transfer(
     alpha: Member, beta: Member, staged: Path, spec: trees.TreeSpec
-) -> tuple[float, list[str]]:
-    """Seconds from the tree appearing in alpha's area to beta having all of it, and notes."""
+) -> tuple[Timed, list[str]]:
+    """From the tree appearing in alpha's area to beta having all of it, and notes."""
     notes: list[str] = []
     deadline = Deadline(TRANSFER_LIMIT, "Realize tree transfer")
     window_start = datetime.now(UTC)
     trees.hand_over(staged, alpha.dir)
-    started = time.monotonic()
+    watch = Stopwatch()
     _, output = consensus(beta, alpha, deadline)
     arrived = beta.dir / staged.name
     if not trees.has_all(arrived, spec):
@@ -121,7 +121,7 @@ def tree_transfer(
             "the rest of the tree on beta",
             deadline.remaining(),
         )
-    seconds = time.monotonic() - started
+    timed = watch.stop()
     ended = datetime.now(UTC)
     notes.append(f"command output: {output.strip()}")
     recorded = runs(beta, window_start) + runs(alpha, window_start)
@@ -133,7 +133,7 @@ def tree_transfer(
             f"from start to its run queued, {(ended - own.finished_at).total_seconds():.1f} s "
             "from the run's end to exit"
         )
-    return seconds, notes
+    return timed, notes
 
 
 def runs(member: Member, since: datetime) -> list[RunDetail]:
@@ -194,18 +194,18 @@ def deltas(alpha: Member, beta: Member, base: Path, scratch: Path) -> list[Delta
     return results
 
 
-def tree_only(root: Path, tree: Path, manifest: trees.Manifest, spec: trees.TreeSpec) -> float:
-    """One more tree transfer, on a household of its own (a fresh beta): its seconds."""
+def tree_only(root: Path, tree: Path, manifest: trees.Manifest, spec: trees.TreeSpec) -> Timed:
+    """One more tree transfer, on a household of its own (a fresh beta)."""
     log("Realize: starting alpha and beta")
     try:
         with household(root) as (alpha, beta):
             staged = trees.staged_copy(tree, root / "staged")
             consensus(beta, alpha, Deadline(SETUP_LIMIT, "Realize warm-up consensus"))
             log("Realize: tree transfer")
-            seconds, _ = tree_transfer(alpha, beta, staged, spec)
-            log(f"Realize: tree transfer took {seconds:.1f} s; checking content")
+            timed, _ = tree_transfer(alpha, beta, staged, spec)
+            log(f"Realize: tree transfer took {timed.seconds:.1f} s; checking content")
             trees.check(beta.dir / tree.name, manifest, "Realize")
-            return seconds
+            return timed
     finally:
         for data in [*root.glob("area-*"), root / "staged"]:
             trees.set_aside(data)
@@ -213,8 +213,8 @@ def tree_only(root: Path, tree: Path, manifest: trees.Manifest, spec: trees.Tree
 
 def measure(
     root: Path, tree: Path, manifest: trees.Manifest, base: Path, spec: trees.TreeSpec
-) -> tuple[float, list[str], list[Delta]]:
-    """Both Realize measurements on one household: (tree seconds, notes, deltas)."""
+) -> tuple[Timed, list[str], list[Delta]]:
+    """Both Realize measurements on one household: (tree transfer, notes, deltas)."""
     log("Realize: starting alpha and beta")
     try:
         with household(root) as (alpha, beta):
@@ -223,14 +223,14 @@ def measure(
             # is done only once both are connected and beta's worker takes tasks.
             idle, _ = consensus(beta, alpha, Deadline(SETUP_LIMIT, "Realize warm-up consensus"))
             log("Realize: tree transfer")
-            seconds, notes = tree_transfer(alpha, beta, staged, spec)
+            timed, notes = tree_transfer(alpha, beta, staged, spec)
             notes.append(f"for comparison, a consensus with nothing to do took {idle:.1f} s")
-            log(f"Realize: tree transfer took {seconds:.1f} s; checking content")
+            log(f"Realize: tree transfer took {timed.seconds:.1f} s; checking content")
             trees.check(beta.dir / tree.name, manifest, "Realize")
             # alpha's own automatic consensus for the tree is still due: let it pass first.
             settle(alpha, beta, time.monotonic())
             log("Realize: delta bytes")
-            return seconds, notes, deltas(alpha, beta, base, root / "scratch")
+            return timed, notes, deltas(alpha, beta, base, root / "scratch")
     finally:
         # Stopped appliances no longer watch it; it is removed at the end of the run.
         for data in [*root.glob("area-*"), root / "staged", root / "scratch"]:

@@ -1,8 +1,11 @@
 """The figures of a run, and the table they are printed as."""
 
+import os
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from .timing import Timed
 
 # What Realize is aiming for, against the tools it is compared with.
 TARGET_VS_SYNCTHING = 0.33
@@ -53,49 +56,73 @@ class RunDetail:
 
 @dataclass
 class Results:
-    """The tree transfer's seconds, one per round for each tool (their median is what is
+    """The tree transfers, one per round for each tool (the median seconds are what is
     compared), and the delta bytes."""
 
     tree: str
-    realize_trees: list[float]
-    syncthing_trees: list[float]
-    rsync_trees: list[float]
+    realize_trees: list[Timed]
+    syncthing_trees: list[Timed]
+    rsync_trees: list[Timed]
     realize_deltas: list[Delta]
     rsync_deltas: list[Delta]
     realize_notes: list[str] = field(default_factory=list)
 
     @property
     def realize_tree(self) -> float:
-        return statistics.median(self.realize_trees)
+        return _median_seconds(self.realize_trees)
 
     @property
     def syncthing_tree(self) -> float:
-        return statistics.median(self.syncthing_trees)
+        return _median_seconds(self.syncthing_trees)
 
     @property
     def rsync_tree(self) -> float:
-        return statistics.median(self.rsync_trees)
+        return _median_seconds(self.rsync_trees)
+
+
+def _median_seconds(rounds: list[Timed]) -> float:
+    return statistics.median(t.seconds for t in rounds)
+
+
+def _busy(rounds: list[Timed], cores: int) -> str:
+    """The median busy CPU-seconds of the rounds and the median share of the machine."""
+    busy = [t.busy for t in rounds if t.busy is not None]
+    shares = [s for s in (t.share(cores) for t in rounds) if s is not None]
+    if not busy or not shares:
+        return "-"
+    return f"{statistics.median(busy):.1f} ({statistics.median(shares):.0%})"
 
 
 def _verdict(ratio: float, target: float) -> str:
     return f"target < {target}: {'met' if ratio < target else 'MISSED'}"
 
 
-def render(results: Results, tree_bytes: int) -> str:
+def render(results: Results, tree_bytes: int, cores: int | None = None) -> str:
+    cores = cores or os.cpu_count() or 1
     rounds = len(results.realize_trees)
     lines = [f"Tree transfer ({results.tree}), median of {rounds} round(s)", ""]
-    lines.append(f"  {'tool':<40}{'seconds':>10}{'MB/s':>10}   each round (s)")
+    lines.append(f"  {'tool':<38}{'seconds':>9}{'MB/s':>8}{'busy CPU-s':>16}   each round (s)")
     for name, seconds, each in [
         ("Realize   alpha -> beta (consensus)", results.realize_tree, results.realize_trees),
         ("Syncthing A -> B (send/receive-only)", results.syncthing_tree, results.syncthing_trees),
         ("rsync -a  (two local directories)", results.rsync_tree, results.rsync_trees),
     ]:
         rate = tree_bytes / seconds / 1e6
-        rounds_text = ", ".join(f"{s:.2f}" for s in each)
-        lines.append(f"  {name:<40}{seconds:>10.2f}{rate:>10.1f}   {rounds_text}")
+        rounds_text = ", ".join(f"{t.seconds:.2f}" for t in each)
+        lines.append(
+            f"  {name:<38}{seconds:>9.2f}{rate:>8.1f}{_busy(each, cores):>16}   {rounds_text}"
+        )
+    lines.append(
+        f"  (busy CPU-s: what the whole machine, {cores} cores, spent not idle during the "
+        "transfer, and its share"
+    )
+    lines.append("  of the machine's time then; medians of the rounds)")
     # Compared round by round (the tools of a round meet the machine in the same state: here
     # every tool slowed down by half or more from one round to the next), the median of those.
-    by_round = [r / s for r, s in zip(results.realize_trees, results.syncthing_trees, strict=True)]
+    by_round = [
+        r.seconds / s.seconds
+        for r, s in zip(results.realize_trees, results.syncthing_trees, strict=True)
+    ]
     vs_syncthing = statistics.median(by_round)
     vs_rsync = results.realize_tree / results.rsync_tree
     each_round = ", ".join(f"{ratio:.2f}" for ratio in by_round)

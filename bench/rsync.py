@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import trees
 from .report import Delta
-from .timing import TRANSFER_LIMIT, log
+from .timing import TRANSFER_LIMIT, Stopwatch, Timed, log
 
 
 def _rsync(*args: str) -> str:
@@ -23,10 +23,10 @@ def _rsync(*args: str) -> str:
     return result.stdout
 
 
-def tree_transfer(source: Path, destination: Path) -> float:
-    started = time.monotonic()
+def tree_transfer(source: Path, destination: Path) -> Timed:
+    watch = Stopwatch()
     _rsync("-a", f"{source}/", f"{destination}/")
-    return time.monotonic() - started
+    return watch.stop()
 
 
 def wire_bytes(stats: str) -> int:
@@ -64,19 +64,19 @@ def deltas(base: Path, root: Path) -> list[Delta]:
     return results
 
 
-def tree_only(root: Path, tree: Path, manifest: trees.Manifest) -> float:
+def tree_only(root: Path, tree: Path, manifest: trees.Manifest) -> Timed:
     log("rsync: tree transfer")
     destination = root / "tree"
-    seconds = tree_transfer(tree, destination)
-    log(f"rsync: tree transfer took {seconds:.1f} s; checking content")
+    timed = tree_transfer(tree, destination)
+    log(f"rsync: tree transfer took {timed.seconds:.1f} s; checking content")
     trees.check(destination, manifest, "rsync")
     trees.set_aside(destination)
-    return seconds
+    return timed
 
 
 def measure(
     root: Path, tree: Path, manifest: trees.Manifest, base: Path
-) -> tuple[float, list[Delta]]:
-    seconds = tree_only(root, tree, manifest)
+) -> tuple[Timed, list[Delta]]:
+    timed = tree_only(root, tree, manifest)
     log("rsync: delta bytes")
-    return seconds, deltas(base, root / "delta")
+    return timed, deltas(base, root / "delta")

@@ -7,7 +7,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from urllib.parse import urlencode
 from tests.appliance import free_port
 
 from . import trees
-from .timing import SETUP_LIMIT, TRANSFER_LIMIT, Deadline, log, poll
+from .timing import SETUP_LIMIT, TRANSFER_LIMIT, Deadline, Stopwatch, Timed, log, poll
 
 FOLDER = "bench"
 SYNTHETIC_DIRECTORY_SIZE = 128
@@ -225,27 +224,27 @@ def _b_has_all(b: Instance, spec: trees.TreeSpec) -> bool:
     )
 
 
-def tree_transfer(a: Instance, b: Instance, staged: Path, spec: trees.TreeSpec) -> float:
-    """Seconds from the tree appearing in A's folder to B reporting all of it."""
+def tree_transfer(a: Instance, b: Instance, staged: Path, spec: trees.TreeSpec) -> Timed:
+    """From the tree appearing in A's folder to B reporting all of it."""
     deadline = Deadline(TRANSFER_LIMIT, "Syncthing tree transfer")
     trees.hand_over(staged, a.folder)
-    started = time.monotonic()
+    watch = Stopwatch()
     # The scan request answers when A's scan is done; B pulls while it runs, or right after.
     a.api("POST", "/rest/db/scan", timeout=deadline.remaining(), folder=FOLDER)
     poll(lambda: _b_has_all(b, spec), "syncthing B to have the tree", deadline.remaining())
-    return time.monotonic() - started
+    return watch.stop()
 
 
-def measure(root: Path, tree: Path, manifest: trees.Manifest, spec: trees.TreeSpec) -> float:
+def measure(root: Path, tree: Path, manifest: trees.Manifest, spec: trees.TreeSpec) -> Timed:
     log("Syncthing: starting A and B")
     try:
         with pair(root) as (a, b):
             staged = trees.staged_copy(tree, root / "staged")
             log("Syncthing: tree transfer")
-            seconds = tree_transfer(a, b, staged, spec)
-        log(f"Syncthing: tree transfer took {seconds:.1f} s; checking content")
+            timed = tree_transfer(a, b, staged, spec)
+        log(f"Syncthing: tree transfer took {timed.seconds:.1f} s; checking content")
         trees.check(b.folder / tree.name, manifest, "Syncthing")
-        return seconds
+        return timed
     finally:
         for data in [*root.glob("folder-*"), root / "staged"]:
             trees.set_aside(data)
