@@ -12,6 +12,7 @@ from .protocol import (
     PING_EVERY,
     ProtocolError,
     RemoteError,
+    coalesced,
     frame,
     receive_raw,
     reply_id,
@@ -110,7 +111,7 @@ class Connection:
             await self.close()
 
     async def _send(self, message: dict) -> None:
-        pieces = frame(message)
+        pieces = coalesced(frame(message))
         async with self._write_lock:
             for piece in pieces:
                 self.writer.write(piece)

@@ -27,6 +27,39 @@ class Parts(list):
     by its encoder nor out of it by the decoder: the receiver gets views of the frame."""
 
 
+# Pieces of a frame smaller than this are joined before they are written. Over TLS each write
+# is at least one record, and each record one read on the other side: a page of 5,000 small
+# files answered as 5,000 pieces of 2 KB made 5,000 records, where joined they fill 16 KB
+# records, eight times fewer, for both sides' TLS calls (each of which lets go of the GIL and
+# takes it back) and the sender's system calls.
+JOIN_BELOW = 64 * 1024
+# The most bytes joined into one write: the copy stays small beside the frame.
+JOINED_BYTES = 256 * 1024
+
+
+def coalesced(pieces: list) -> list:
+    """The pieces to write, in order, with runs of small ones joined into one; large pieces
+    are written as they are (they fill records anyway, and are not copied once more)."""
+    out: list = []
+    run: list = []
+    run_bytes = 0
+    for piece in pieces:
+        if len(piece) >= JOIN_BELOW:
+            if run:
+                out.append(b"".join(run) if len(run) > 1 else run[0])
+                run, run_bytes = [], 0
+            out.append(piece)
+            continue
+        run.append(piece)
+        run_bytes += len(piece)
+        if run_bytes >= JOINED_BYTES:
+            out.append(b"".join(run) if len(run) > 1 else run[0])
+            run, run_bytes = [], 0
+    if run:
+        out.append(b"".join(run) if len(run) > 1 else run[0])
+    return out
+
+
 def pack(message: dict) -> bytes:
     return b"".join(frame(message))
 

@@ -27,7 +27,7 @@ from django.db import close_old_connections, connection
 
 from . import tls
 from .buffers import SHARED, BufferPool
-from .frames import HEADER, MAX_FRAME, ProtocolError, frame, unpack
+from .frames import HEADER, MAX_FRAME, ProtocolError, coalesced, frame, unpack
 from .protocol import (
     DATA_OPS,
     HANDSHAKE_TIMEOUT,
@@ -166,7 +166,7 @@ class LinkServer:
         return buf
 
     def _send(self, pieces: list) -> None:
-        for piece in pieces:
+        for piece in coalesced(pieces):
             self.sock.sendall(piece)
             self.bytes_sent += len(piece)
 

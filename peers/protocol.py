@@ -14,6 +14,7 @@ from .frames import (
     HEADER,
     MAX_FRAME,
     ProtocolError,
+    coalesced,
     frame,
     pack,
     reply_id,
@@ -50,6 +51,7 @@ __all__ = [
     "DATA_OPS",
     "DATA_WORD",
     "check_hello",
+    "coalesced",
     "frame",
     "hello",
     "pack",
@@ -93,8 +95,8 @@ async def receive_raw(reader: asyncio.StreamReader, timeout: float | None) -> by
 
 
 async def write_frame(writer: asyncio.StreamWriter, message: dict, raw: bytes = b"") -> None:
-    for piece in frame(message, raw):
-        writer.write(piece)  # not writelines: a plain socket transport would join them
+    for piece in coalesced(frame(message, raw)):
+        writer.write(piece)  # not writelines: a plain socket transport would join them all
     await writer.drain()
 
 

@@ -6,7 +6,18 @@ import os
 import msgpack
 import pytest
 
-from peers.frames import Parts, ProtocolError, frame, pack, reply_id, unpack, unpack_relayed
+from peers.frames import (
+    JOIN_BELOW,
+    JOINED_BYTES,
+    Parts,
+    ProtocolError,
+    coalesced,
+    frame,
+    pack,
+    reply_id,
+    unpack,
+    unpack_relayed,
+)
 
 
 def body(pieces: list) -> bytes:
@@ -51,3 +62,23 @@ def test_frames_that_do_not_add_up_are_refused(data):
 def test_a_message_longer_than_the_first_read_is_decoded():
     message = {"id": 1, "op": "chunks", "args": {"hashes": [os.urandom(32)] * 4000}}
     assert unpack(pack(message)[4:]) == message
+
+
+def test_small_pieces_of_a_frame_are_joined_and_large_ones_sent_as_they_are():
+    small = [os.urandom(2000) for _ in range(500)]  # 1 MB of small files' contents
+    big = os.urandom(3_000_000)
+    pieces = frame({"re": 1, "ok": True, "result": Parts([*small, big, b"tail"])})
+    written = coalesced(pieces)
+    assert b"".join(bytes(p) for p in written) == b"".join(bytes(p) for p in pieces)
+    # The header, the message and 500 parts: a handful of writes, none over the cap
+    # unless it is a large piece of its own, which is not copied.
+    assert len(written) <= 8
+    assert any(p is big for p in written)
+    assert all(len(p) < JOINED_BYTES + JOIN_BELOW for p in written if p is not big)
+    assert unpack(b"".join(bytes(p) for p in written)[4:])["result"][-1] == b"tail"
+
+
+def test_a_frame_of_large_pieces_is_not_copied():
+    parts = [os.urandom(JOIN_BELOW), os.urandom(JOIN_BELOW * 2)]
+    written = coalesced(frame({"re": 2, "ok": True, "result": Parts(parts)}))
+    assert written[-2] is parts[0] and written[-1] is parts[1]
