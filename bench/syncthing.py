@@ -19,7 +19,16 @@ from urllib.parse import urlencode
 from tests.appliance import free_port
 
 from . import trees
-from .timing import SETUP_LIMIT, TRANSFER_LIMIT, Deadline, Stopwatch, Timed, log, poll
+from .timing import (
+    SETUP_LIMIT,
+    TRANSFER_LIMIT,
+    Deadline,
+    GaveUp,
+    Stopwatch,
+    Timed,
+    log,
+    poll,
+)
 
 FOLDER = "bench"
 SYNTHETIC_DIRECTORY_SIZE = 128
@@ -186,11 +195,32 @@ def _connected(instance: Instance, peer: Instance) -> bool:
     return bool(connections.get(peer.device_id, {}).get("connected"))
 
 
-def _idle(instance: Instance) -> bool:
+def folder_state(instance: Instance) -> str:
+    """The folder's state as Syncthing reports it ("idle", "scanning", "syncing"...), with
+    its error if it has one (a full disk, a missing folder marker), "not answering" while
+    the instance is still starting."""
     try:
-        return instance.folder_status()["state"] == "idle"
-    except OSError:  # the folder is still starting
-        return False
+        status = instance.folder_status()
+    except OSError:
+        return "not answering"
+    state = str(status.get("state") or "unknown")
+    error = status.get("error")
+    return f"{state} ({error})" if error else state
+
+
+def _wait_until_idle(instances: list[Instance], limit: float) -> None:
+    """Until every instance's folder is idle; giving up names the state each was in."""
+    states: dict[str, str] = {}
+
+    def all_idle() -> bool:
+        states.update((i.name, folder_state(i)) for i in instances)
+        return all(state == "idle" for state in states.values())
+
+    try:
+        poll(all_idle, "syncthing folders to be idle", limit)
+    except GaveUp as exc:
+        seen = ", ".join(f"{name}: {state}" for name, state in states.items())
+        raise GaveUp(f"{exc} (folder states: {seen})") from None
 
 
 @contextmanager
@@ -211,7 +241,7 @@ def pair(root: Path) -> Iterator[tuple[Instance, Instance]]:
             "syncthing A and B to connect",
             SETUP_LIMIT,
         )
-        poll(lambda: _idle(a) and _idle(b), "syncthing folders to be idle", SETUP_LIMIT)
+        _wait_until_idle([a, b], SETUP_LIMIT)
         yield a, b
 
 
