@@ -53,11 +53,13 @@ from .content import (
     staging_directory,
     sync_directories,
     sync_staged,
+    temporary_name,
 )
 from .feed import ChunkFeed, Unavailable, Wanted
 from .history import Change, Kind
 from .models import Area, Conflict, Entry
 from .paths import AreaPaths
+from .remote_staging import STAGING, NotStaged
 from .scanner import scan_paths, stat_fields
 from .wire import BadData, RemoteEvent, chunk_list_from_wire, chunk_list_to_wire
 
@@ -77,6 +79,9 @@ STAGE_BYTES = 256 * 1024 * 1024
 # (a second one cost more in lock hand-offs than it saved: measured 7.0 s against 8.8 s for the
 # bench tree).
 STAGE_THREADS = 1
+# New files at least this large, whose every chunk this peer lacks, are fetched and staged by
+# the stager, a process of its own (areas.stager), where the peer can be dialled directly.
+STAGER_FROM = 1024 * 1024
 BLOB_BATCH = 1000
 # Files up to this size are staged by the thread deciding the changes, not the writer.
 INLINE_BYTES = 64 * 1024
@@ -119,7 +124,28 @@ class _Pending:
     kind: str
     base: bytes | None
     identity: dict
-    staging: "Future | Outcome"  # of the Staged file
+    staging: "Future | Outcome | Routed"  # of the Staged file
+
+
+class Routed:
+    """A file the stager stages: its Staged file, placed at args' path; if the stager could
+    not stage it, staged here by the usual means (stage_file with args)."""
+
+    def __init__(self, future: Future, args: tuple, stats: ApplyStats):
+        self.future, self.args, self.stats = future, args, stats
+        self._staged: Staged | None = None
+
+    def result(self) -> Staged:
+        if self._staged is None:
+            try:
+                staged, received = self.future.result()
+            except NotStaged as exc:
+                log.info("staging %s here: the stager did not (%s)", self.args[0], exc)
+                self._staged = stage_file(*self.args)
+            else:
+                self.stats.bytes += received
+                self._staged = replace(staged, full=self.args[0])
+        return self._staged
 
 
 def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
@@ -160,6 +186,8 @@ class Applier:
         self.staging_dir = staging
         self._fetch_lock = threading.Lock()
         self.ahead: FilesAhead | None = None
+        # Files the stager stages for this window: id() of the event -> Future.
+        self.routed: dict[int, Future] = {}
 
     # --- content ----------------------------------------------------------------------------
     def prepare(self, events: list[RemoteEvent], after: ChunkFeed | None = None) -> None:
@@ -191,9 +219,13 @@ class Applier:
                 new.append(Hashed(h, sizes[h], refs))
         needed = {c.hash for h in wanted for c in self.chunks[h]}
         self.source.local = local_chunks(needed)
-        self.source.feed = self._feed(events, after, base_of, base_lists).start()
+        ahead = self._to_stage_ahead(events) if self.staging_dir is not None else []
+        routed = self._routed(events, ahead, base_of, base_lists)
+        self.source.feed = self._feed(events, after, base_of, base_lists, routed).start()
         if self.staging_dir is not None:
-            self.ahead = FilesAhead(self._stage_ahead, self._to_stage_ahead(events), self.writers)
+            ahead = [e for e in ahead if id(e) not in routed]
+            self.ahead = FilesAhead(self._stage_ahead, ahead, self.writers)
+        self._submit(routed)
         # Stored once the fetching has started: thousands of chunk rows for a page of large
         # files (0.1-0.2 s measured) that neither the fetching nor the writing needs.
         store_blobs(new)
@@ -212,6 +244,59 @@ class Applier:
         )
         return [e for e in wanted if here.get(e.path) != e.blob]
 
+    def _stager_peer(self) -> tuple | None:
+        """The peer as the stager dials it, if it can be dialled directly."""
+        links = getattr(self.remote, "links", None)
+        if links is None or not links.usable:
+            return None
+        return (links.address, links.key, links.name, links.timeout)
+
+    def _routed(
+        self,
+        events: list[RemoteEvent],
+        ahead: list[RemoteEvent],
+        base_of: dict[bytes, bytes],
+        base_lists: dict[bytes, list[ChunkRef]],
+    ) -> dict[int, RemoteEvent]:
+        """The files of this window for the stager: large new content, staged ahead, none of
+        it here, no chunk of it used by another file of the window (those are fetched once,
+        by the feed), and not an edit travelling as patches."""
+        if self._stager_peer() is None:
+            return {}
+        candidates = [
+            e
+            for e in ahead
+            if e.size >= STAGER_FROM and base_lists.get(base_of.get(e.blob)) is None
+        ]
+        if not candidates:
+            return {}
+        uses = Counter(c.hash for e in events if e.blob for c in self.chunks[e.blob])
+        routed: dict[int, RemoteEvent] = {}
+        blobs: set[bytes] = set()
+        for e in candidates:
+            chunks = self.chunks[e.blob]
+            if e.blob in blobs or any(
+                uses[c.hash] > 1 or c.hash in self.source.local for c in chunks
+            ):
+                continue
+            blobs.add(e.blob)
+            routed[id(e)] = e
+        return routed
+
+    def _submit(self, routed: dict[int, RemoteEvent]) -> None:
+        peer = self._stager_peer()
+        for key, e in routed.items():
+            self.routed[key] = STAGING.submit(
+                peer,
+                temporary_name(self.staging_dir),
+                self.paths.full_name(e.path),
+                e.blob,
+                e.size,
+                self.chunks[e.blob],
+                e.mtime_ns,
+                e.mode,
+            )
+
     def _stage_ahead(self, e: RemoteEvent) -> Staged:
         full = self.paths.full_name(e.path)
         chunks = self.chunks[e.blob]
@@ -223,13 +308,14 @@ class Applier:
         after: ChunkFeed | None,
         base_of: dict[bytes, bytes],
         base_lists: dict[bytes, list[ChunkRef]],
+        routed: dict[int, RemoteEvent],
     ) -> ChunkFeed:
         """The chunks this window lacks, in the order the writes will want them; those of an
         edit that replace old bytes this peer has fetched as patches against them."""
         plan: list[Wanted] = []
         uses: Counter = Counter()
         for e in events:
-            if e.blob is None:
+            if e.blob is None or id(e) in routed:
                 continue
             chunks, old = self.chunks[e.blob], base_lists.get(base_of.get(e.blob))
             replacing = patches.replaced(chunks, old) if old and len(chunks) > 1 else {}
@@ -296,8 +382,21 @@ class Applier:
                 self._close_feed()  # a file still being staged ahead stops there
                 if self.ahead is not None:
                     self.ahead.close()
+                self._drop_routed()
             finally:
                 self.writers.shutdown()
+
+    def _drop_routed(self) -> None:
+        """The stager's files no change took: not started, or removed once staged."""
+        left, self.routed = list(self.routed.values()), {}
+        for future in left:
+            STAGING.cancel(future)
+        for future in left:
+            try:
+                staged, _ = future.result()
+            except NotStaged:
+                continue
+            staged.discard()
 
     def _close_feed(self) -> None:
         if self.source.feed is not None:
@@ -517,7 +616,10 @@ class Applier:
             self.staging_dir,
         )
         ahead = self.ahead.take(e) if self.ahead is not None else None
-        if ahead is not None:
+        routed = self.routed.pop(id(e), None)
+        if routed is not None:
+            staging = Routed(routed, args, self.stats)
+        elif ahead is not None:
             staging = ahead.placed_at(args[0])
         elif e.size <= INLINE_BYTES:
             # A small file is written here and now: handing it to the writer thread would

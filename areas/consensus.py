@@ -26,6 +26,7 @@ from .ahead import PagesAhead
 from .apply import Applier, ApplyStats, apply_window, prepare_area
 from .locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
 from .models import Area, ConsensusRun, PeerArea
+from .remote_staging import STAGING
 from .scanner import scan_area
 from .wire import BadData, event_from_wire
 
@@ -88,6 +89,9 @@ def pull(area: Area, peer: Peer, remote) -> ApplyStats:
         shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
         pulled = shared.pulled_seq
         staging = prepare_area(area)
+        links = getattr(remote, "links", None)
+        if staging is not None and links is not None and links.usable:
+            STAGING.start()
         with (
             contextlib.closing(history_pages(remote, area.name, pulled)) as pages,
             contextlib.closing(PagesAhead(area, remote, me, stats, staging, pages)) as ahead,

@@ -316,6 +316,11 @@ def staging_directory(home: Path, area_id: int, area_root: Path) -> Path | None:
     return staging
 
 
+def temporary_name(directory: str | Path) -> str:
+    """A new name for a file being made in directory, unlike any other of this process's."""
+    return f"{directory}/{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):x}"
+
+
 def stage_file(
     full: str,
     blob_hash: bytes,
@@ -331,7 +336,7 @@ def stage_file(
     Nothing is visible under the real name yet: `sync_staged` makes staged files durable, a
     batch at a time, and `expose` then renames each into place.
     """
-    tmp = f"{staging or os.path.dirname(full)}/{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):x}"
+    tmp = temporary_name(staging or os.path.dirname(full))
     if heldcalls.available and _is_small(blob_hash, chunks):
         return Staged(tmp, full, _stage_small(tmp, blob_hash, chunks, source, mtime_ns, mode))
     # Created with its permissions where the umask allows (each later change of them is one
@@ -492,7 +497,7 @@ def make_directories(directory: str, staging: str) -> None:
         if os.path.dirname(target) == staging or not _noreplace:
             os.makedirs(target, exist_ok=True)
             continue
-        made = f"{staging}/{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):x}"
+        made = temporary_name(staging)
         os.mkdir(made)
         try:
             _rename_new(made, target)

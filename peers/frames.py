@@ -147,3 +147,18 @@ def _with_parts(message: dict, view: memoryview, end: int) -> dict:
         end += max(n, 0)
     message["result"] = parts
     return message
+
+
+def read_frame(stream) -> dict | None:
+    """The next frame's message from a binary stream (a pipe between two of our processes);
+    None at its end, or if what comes is not a frame."""
+    head = stream.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return None
+    (length,) = HEADER.unpack(head)
+    if length > MAX_FRAME:
+        return None
+    data = stream.read(length)
+    if len(data) < length:
+        return None
+    return unpack(data)

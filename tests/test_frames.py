@@ -1,19 +1,23 @@
 """Frames: a Parts result travels after the message and comes back as views of the frame;
 a frame whose parts do not add up is refused."""
 
+import io
 import os
 
 import msgpack
 import pytest
 
 from peers.frames import (
+    HEADER,
     JOIN_BELOW,
     JOINED_BYTES,
+    MAX_FRAME,
     Parts,
     ProtocolError,
     coalesced,
     frame,
     pack,
+    read_frame,
     reply_id,
     unpack,
     unpack_relayed,
@@ -82,3 +86,12 @@ def test_a_frame_of_large_pieces_is_not_copied():
     parts = [os.urandom(JOIN_BELOW), os.urandom(JOIN_BELOW * 2)]
     written = coalesced(frame({"re": 2, "ok": True, "result": Parts(parts)}))
     assert written[-2] is parts[0] and written[-1] is parts[1]
+
+
+def test_frames_are_read_back_from_a_stream_until_it_ends_or_breaks():
+    stream = io.BytesIO(pack({"a": 1}) + pack({"b": b"x" * 70000}) + pack({"c": 3})[:-1])
+    assert read_frame(stream) == {"a": 1}
+    assert bytes(read_frame(stream)["b"]) == b"x" * 70000
+    assert read_frame(stream) is None  # cut short
+    assert read_frame(io.BytesIO(HEADER.pack(MAX_FRAME + 1) + b"y" * 10)) is None
+    assert read_frame(io.BytesIO(b"")) is None

@@ -89,6 +89,58 @@ def test_the_content_of_a_consensus_bypasses_peerd(pair):
     assert _traffic(alpha)["beta"]["sent"] > 4 * MiB
 
 
+def test_large_new_files_are_staged_by_the_stager_beside_the_worker(pair):
+    alpha, beta = pair
+    large = {f"large-{n}.bin": os.urandom(3 * MiB + n) for n in range(3)}
+    small = {f"dir/small-{n}.txt": os.urandom(100 + n) for n in range(20)}
+    (alpha.dir / "dir").mkdir()
+    for name, content in {**large, **small}.items():
+        (alpha.dir / name).write_bytes(content)
+    output = beta.consensus(alpha).stdout
+    for name, content in {**large, **small}.items():
+        assert (beta.dir / name).read_bytes() == content
+    # Every byte counted, those the stager fetched included.
+    total = sum(len(c) for c in large.values()) + sum(len(c) for c in small.values())
+    assert f"received 23 files ({total} bytes)" in output
+    # The stager, a process of beta's worker (kept for the next pull), wrote the large ones.
+    worker = beta.up_state()["programs"]["worker"]["pid"]
+    stagers = [pid for pid, _, command in _processes() if "areas.stager" in command]
+    [stager] = [pid for pid in stagers if _descends(pid, worker)]
+    assert _written(stager) >= sum(len(c) for c in large.values())
+    assert list((beta.home / "staging").glob("*/*")) == []
+
+
+def _written(pid: int) -> int:
+    with open(f"/proc/{pid}/io") as f:
+        return int(next(line for line in f if line.startswith("wchar:")).split()[1])
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        found.append((int(entry), parent, command))
+    return found
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    parents = {p: parent for p, parent, _ in _processes()}
+    while pid in parents and pid > 1:
+        if pid == ancestor:
+            return True
+        pid = parents[pid]
+    return False
+
+
 def _traffic(member) -> dict:
     return json.loads(member.run("status", "--json").stdout)["traffic"]
 
