@@ -169,10 +169,14 @@ class Stager:
                 request = {"id": self.ids, "op": "chunks", "args": {"ranges": ranges}}
                 link.sock.sendall(pack(request))
             except (OSError, ProtocolError) as exc:
+                # Every file on its way or waiting is the worker's to write then: dialling
+                # again for each could cost a handshake's timeout each.
                 self._link_broke(exc)
-                self.queued.popleft()
-                self._fail(job, f"no data link to the peer: {exc}")
-                continue
+                for other in [*(other for other, _ in self.waiting), *self.queued]:
+                    self._fail(other, f"no data link to the peer: {exc}")
+                self.waiting.clear()
+                self.queued.clear()
+                return
             self.waiting.append((job, self.ids))
             job.sent += 1
             if job.sent == len(job.batches):

@@ -140,6 +140,23 @@ def test_a_range_the_peer_cannot_send_fails_that_file_only(tmp_path, monkeypatch
     assert [p.name for p in tmp_path.iterdir()] == [".realize-tmp-1"]
 
 
+def test_when_the_link_breaks_every_file_is_left_to_the_worker(tmp_path, monkeypatch):
+    contents = [os.urandom(5 * MiB), os.urandom(2 * MiB), os.urandom(2 * MiB)]
+
+    class Breaks(FakeLink):
+        def sendall(self, data):
+            if len(self.requests) >= 2:
+                raise ConnectionResetError("the peer closed the connection")
+            super().sendall(data)
+
+    jobs = [job(tmp_path, content, n + 1) for n, content in enumerate(contents)]
+    replies = run(jobs, Breaks(contents[0]), monkeypatch)
+    assert sorted(r["id"] for r in replies) == [1, 2, 3]
+    assert not any(r["ok"] for r in replies)
+    assert all("no data link" in r["error"] for r in replies)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_cancelled_file_is_not_started(tmp_path, monkeypatch):
     content = os.urandom(2 * MiB)
     replies = run([{"cancel": 1}, job(tmp_path, content)], FakeLink(content), monkeypatch)
