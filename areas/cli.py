@@ -8,12 +8,11 @@ from typing import TextIO
 
 from django.db import connection
 
-from realize_site.failures import first_line, one_line
-
-from .consensus import FINISHED_CHANNEL
-from .models import Area, ConsensusRun
-from .register import AreaError, add_area
-from .sharing import start_consensus
+from areas.models import Area, ConsensusRun
+from areas.pull.consensus import FINISHED_CHANNEL
+from areas.pull.sharing import start_consensus
+from areas.register import AreaError, add_area
+from realize_site.lib.errors import first_line, one_line
 
 log = logging.getLogger(__name__)
 PICKUP_WAIT = 600.0
@@ -83,7 +82,7 @@ def run_consensus_now(options: dict, out: TextIO) -> None:
 
 def consensus_asked_of_peerd(area: str, peer: str | None) -> dict:
     """`realize consensus` carried out inside peerd for a command line client (see
-    realize_site.quick): what the command prints, and its one-line error if it failed."""
+    realize_site.fast_consensus): what the command prints, and its one-line error if it failed."""
     out = io.StringIO()
     try:
         run_consensus_now({"area": area, "peer": peer}, out)

@@ -4,9 +4,8 @@ from typing import Literal, TypedDict
 
 from django.db import transaction
 
+from areas.models import ConsensusRun
 from peers.events import send_to_dashboards
-
-from .models import ConsensusRun
 
 
 class RunRow(TypedDict):

@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Area
+from areas.models import Area
 
 
 class AddAreaForm(forms.Form):

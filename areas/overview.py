@@ -3,7 +3,7 @@
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from .models import Area, Conflict, ConsensusRun, Entry
+from areas.models import Area, Conflict, ConsensusRun, Entry
 
 
 def _count(queryset: QuerySet) -> Coalesce:

@@ -5,10 +5,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from areas.models import Area
 from peers.events import send_to_dashboards
-from realize_site.names import name_problem
-
-from .models import Area
+from realize_site.lib.names import name_problem
 
 
 class AreaError(ValueError):

@@ -1,9 +1,8 @@
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init, worker_ready
 
-from realize_site import heap
-
-from .consensus import abandon_interrupted_runs, run_consensus
+from areas.pull.consensus import abandon_interrupted_runs, run_consensus
+from realize_site.lib import collector as heap
 
 
 @shared_task(name="areas.consensus", ignore_result=True, acks_late=True)

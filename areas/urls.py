@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from areas import views
 
 urlpatterns = [
     path("", views.areas_page, name="areas"),

@@ -5,14 +5,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
-from peers.client import PeerdUnavailable
-from peers.protocol import ProtocolError, RemoteError
-
-from . import overview
-from .forms import AddAreaForm
-from .models import Area
-from .register import AreaError, add_area
-from .sharing import start_consensus
+from areas import overview
+from areas.forms import AddAreaForm
+from areas.models import Area
+from areas.pull.sharing import start_consensus
+from areas.register import AreaError, add_area
+from peers.client.peerd import PeerdUnavailable
+from peers.wire.protocol import ProtocolError, RemoteError
 
 # A browser waits for the answer: peerd is local and answers "areas" quickly, or not at all.
 PEERD_TIMEOUT = 10.0

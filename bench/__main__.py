@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import realize, rsync, syncthing, trees
-from .report import Results, render
-from .timing import GaveUp, log
+from bench import realize, rsync, syncthing, trees
+from bench.report import Results, render
+from bench.timing import GaveUp, log
 
 
 def _check_tools() -> None:

@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
+from bench import trees
+from bench.report import Delta, RunDetail
+from bench.timing import SETUP_LIMIT, TRANSFER_LIMIT, Deadline, GaveUp, Stopwatch, Timed, log, poll
 from tests import household as household_module
 from tests.appliance import drop_database
 from tests.household import AREA, Member, make_household, transferred
-
-from . import trees
-from .report import Delta, RunDetail
-from .timing import SETUP_LIMIT, TRANSFER_LIMIT, Deadline, GaveUp, Stopwatch, Timed, log, poll
 
 # After a change, a peer starts a consensus by itself once the area has rested this long
 # (plus the watcher's quiet second); the delta measurement waits that out between edits so

@@ -5,7 +5,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .timing import Timed
+from bench.timing import Timed
 
 # What Realize is aiming for, against the tools it is compared with.
 TARGET_VS_SYNCTHING = 0.33

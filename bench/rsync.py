@@ -5,9 +5,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import trees
-from .report import Delta
-from .timing import TRANSFER_LIMIT, Stopwatch, Timed, log
+from bench import trees
+from bench.report import Delta
+from bench.timing import TRANSFER_LIMIT, Stopwatch, Timed, log
 
 
 def _rsync(*args: str) -> str:

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.appliance import free_port
-
-from . import trees
-from .timing import (
+from bench import trees
+from bench.timing import (
     SETUP_LIMIT,
     TRANSFER_LIMIT,
     Deadline,
@@ -29,6 +27,7 @@ from .timing import (
     log,
     poll,
 )
+from tests.appliance import free_port
 
 FOLDER = "bench"
 SYNTHETIC_DIRECTORY_SIZE = 128

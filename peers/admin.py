@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import LocalPeer, Peer
+from peers.models import LocalPeer, Peer
 
 
 @admin.register(Peer)

@@ -5,13 +5,12 @@ from typing import TextIO
 
 from django.conf import settings
 
+from peers import household
+from peers.events import household_snapshot
+from peers.identity.keys import create_identity, load_identity
+from peers.models import LocalPeer, Peer
+from peers.schedules import ensure_schedules
 from realize_site import provision
-
-from . import household
-from .events import household_snapshot
-from .identity import create_identity, load_identity
-from .models import LocalPeer, Peer
-from .schedules import ensure_schedules
 
 
 def register(commands) -> None:
@@ -94,14 +93,14 @@ def run_peer_remove(options: dict, out: TextIO) -> None:
 
 
 def run_serve(options: dict, out: TextIO) -> None:
-    from .daemon import serve
+    from peers.daemon.server import serve
 
     serve()
 
 
 def _traffic() -> dict | None:
     """Bytes sent to and received from each peer since peerd started; None if not running."""
-    from .client import PeerdClient, PeerdUnavailable
+    from peers.client.peerd import PeerdClient, PeerdUnavailable
 
     try:
         with PeerdClient(timeout=10) as client:

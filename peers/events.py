@@ -39,7 +39,7 @@ class HouseholdChanged(TypedDict):
 
 
 def household_snapshot() -> HouseholdChanged:
-    from .models import LocalPeer, Peer, Stranger
+    from peers.models import LocalPeer, Peer, Stranger
 
     local = LocalPeer.get()
     return HouseholdChanged(

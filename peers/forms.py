@@ -1,6 +1,6 @@
 from django import forms
 
-from . import household
+from peers import household
 
 
 class AddPeerForm(forms.Form):

@@ -6,12 +6,12 @@
 
 from django.db import IntegrityError, transaction
 
-from realize_site.names import name_problem
-
-from . import events, peer_id
-from .address import BadAddress, normalize_address
-from .identity import Identity
-from .models import LocalPeer, Peer, Stranger
+from peers import events
+from peers.identity import peer_id
+from peers.identity.address import BadAddress, normalize_address
+from peers.identity.keys import Identity
+from peers.models import LocalPeer, Peer, Stranger
+from realize_site.lib.names import name_problem
 
 
 class HouseholdError(ValueError):

@@ -1,6 +1,6 @@
 from django.db import models
 
-from . import peer_id
+from peers.identity import peer_id
 
 
 class LocalPeer(models.Model):

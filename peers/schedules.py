@@ -2,7 +2,7 @@
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from .tasks import HEARTBEAT_SECONDS
+from peers.tasks import HEARTBEAT_SECONDS
 
 
 def ensure_schedules() -> None:

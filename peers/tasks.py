@@ -1,8 +1,8 @@
 from celery import shared_task
 from django.utils import timezone
 
-from . import events
-from .models import LocalPeer
+from peers import events
+from peers.models import LocalPeer
 
 HEARTBEAT_SECONDS = 30
 

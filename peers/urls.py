@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from peers import views
 
 urlpatterns = [
     path("", views.household_page, name="household"),

@@ -3,10 +3,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import household
-from .events import household_snapshot
-from .forms import AddPeerForm
-from .models import Stranger
+from peers import household
+from peers.events import household_snapshot
+from peers.forms import AddPeerForm
+from peers.models import Stranger
 
 
 def household_page(request: HttpRequest) -> HttpResponse:

@@ -6,7 +6,7 @@ import sys
 
 def main() -> None:
     if sys.argv[1:2] == ["consensus"]:
-        from .quick import consensus
+        from realize_site.fast_consensus import consensus
 
         try:
             code = consensus(sys.argv[2:])

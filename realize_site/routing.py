@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .consumers import DashboardConsumer
+from realize_site.consumers import DashboardConsumer
 
 websocket_urlpatterns = [
     path("ws/dashboard/", DashboardConsumer.as_asgi()),

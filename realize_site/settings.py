@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .home import realize_home, secret_key
+from realize_site.lib.home import realize_home, secret_key
 
 
 def envbool(name: str, default: bool = False) -> bool:

@@ -9,11 +9,10 @@ from typing import TextIO
 
 from django.conf import settings
 
-from peers.address import BadAddress, parse_address
-from peers.identity import load_identity
+from peers.identity.address import BadAddress, parse_address
+from peers.identity.keys import load_identity
 from peers.models import LocalPeer
-
-from .supervisor import Program, Supervisor
+from realize_site.supervisor import Program, Supervisor
 
 DEFAULT_WEB = "127.0.0.1:8000"
 

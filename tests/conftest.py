@@ -1,6 +1,6 @@
 import pytest
 
-from .appliance import Appliance
+from tests.appliance import Appliance
 
 
 @pytest.fixture

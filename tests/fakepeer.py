@@ -7,16 +7,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from peers import tls
-from peers.identity import create_identity
-from peers.protocol import MAGIC, READY, check_hello, hello, read_frame, write_frame
-
-from .appliance import free_port
+from peers.identity import tls
+from peers.identity.keys import create_identity
+from peers.wire.protocol import MAGIC, READY, check_hello, hello, read_frame, write_frame
+from tests.appliance import free_port
 
 
 class FakePeer:
     def __init__(self, home: Path, trusted_id: str):
-        from peers import peer_id
+        from peers.identity import peer_id
 
         home.mkdir(parents=True, exist_ok=True)
         self.identity, _ = create_identity(home)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from .appliance import Appliance, database_url, free_port
+from tests.appliance import Appliance, database_url, free_port
 
 AREA = "docs"
 

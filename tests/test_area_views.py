@@ -13,11 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from areas.models import Area, Conflict, ConsensusRun, Entry
-from peers.daemon import SOCKET_NAME
+from peers.daemon.server import SOCKET_NAME
 from peers.models import Peer
-from peers.protocol import HEADER, pack, unpack
-
-from .appliance import REALIZE
+from peers.wire.protocol import HEADER, pack, unpack
+from tests.appliance import REALIZE
 
 KEY = bytes(32)
 
@@ -277,7 +276,7 @@ def test_dashboard_shows_the_last_twenty_runs_of_all_areas(admin_client, docs, t
 
 @pytest.mark.django_db(transaction=True)
 def test_the_command_line_shares_the_lookup(docs, peerd, home):
-    from .test_live_events import cli_env
+    from tests.test_live_events import cli_env
 
     env = {**cli_env(), "REALIZE_HOME": str(home)}
     command = [REALIZE, "consensus", "docs"]
@@ -301,8 +300,7 @@ def test_the_command_line_shares_the_lookup(docs, peerd, home):
 async def test_runs_and_new_areas_reach_the_dashboard(tmp_path):
     from areas.events import run_changed
     from areas.register import add_area
-
-    from .test_live_events import open_dashboard
+    from tests.test_live_events import open_dashboard
 
     dashboard = await open_dashboard()
     (tmp_path / "docs").mkdir()

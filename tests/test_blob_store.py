@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from areas.blobs import chunk_lists, store_blobs
-from areas.chunking import ChunkRef, hash_bytes
-from areas.content import local_chunks
+from areas.files.chunking import ChunkRef, hash_bytes
+from areas.index.blobs import chunk_lists, store_blobs
+from areas.index.local_chunks import local_chunks
 from areas.models import Area, Blob, BlobChunk, Entry
 
 

@@ -4,11 +4,10 @@ import os
 
 import pytest
 
-from peers import peer_id
-from peers.daemon import SOCKET_NAME
-
-from .appliance import wait_for
-from .browser import browser_page, log_in
+from peers.daemon.server import SOCKET_NAME
+from peers.identity import peer_id
+from tests.appliance import wait_for
+from tests.browser import browser_page, log_in
 
 
 @pytest.fixture

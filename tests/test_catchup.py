@@ -1,12 +1,12 @@
-"""Which runs a peer starts as another connects (areas.catchup): a catch-up where the two
+"""Which runs a peer starts as another connects (areas.watch.catchup): a catch-up where the two
 synced before, a first run where this peer joins, nothing where neither knows who is new."""
 
 import os
 
 import pytest
 
-from areas import catchup
 from areas.models import Area, PeerArea
+from areas.watch import catchup
 from peers.models import Peer
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,9 @@ from collections import Counter
 
 import pytest
 
-from areas.chunking import chunk_hash
-from areas.feed import ChunkFeed, CorruptContent, Unavailable, Wanted, batches, spans
+from areas.files.chunking import chunk_hash
+from areas.files.staging import CorruptContent
+from areas.pull.fetch import ChunkFeed, Unavailable, Wanted, batches, spans
 
 
 def chunks(n: int, size: int = 1000) -> dict[bytes, bytes]:

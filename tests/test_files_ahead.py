@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from areas.ahead_files import FilesAhead
-from areas.content import Staged
+from areas.files.staging import Staged
+from areas.pull.prestage import FilesAhead
 
 
 class Event:

@@ -7,7 +7,7 @@ import os
 import msgpack
 import pytest
 
-from peers.frames import (
+from peers.wire.frames import (
     HEADER,
     JOIN_BELOW,
     JOINED_BYTES,

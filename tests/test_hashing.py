@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from areas import hashing
-from areas.chunking import hash_bytes
+from areas.files import hashing
+from areas.files.chunking import hash_bytes
 from tests.appliance import wait_for
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from areas import heldcalls
+from areas.files import syscalls as heldcalls
 
 pytestmark = pytest.mark.skipif(not heldcalls.available, reason="renameat2 and statx only")
 

@@ -3,7 +3,7 @@ import stat
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from peers import peer_id
+from peers.identity import peer_id
 
 
 def test_init_creates_a_private_key_and_certificate(appliances):

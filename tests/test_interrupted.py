@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from .appliance import REALIZE, wait_for
-from .household import make_household
+from tests.appliance import REALIZE, wait_for
+from tests.household import make_household
 
 MiB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""Data links (peers.link): a worker's own TLS connection to a listening peer, for bulk reads.
+"""Data links (peers.client.links): a worker's own TLS link to a listening peer, for bulk reads.
 
 They authenticate like peerd's connections, carry reads only, and take the content of a
 consensus past this peer's peerd.
@@ -9,13 +9,12 @@ import os
 
 import pytest
 
-from peers import peer_id
-from peers.identity import create_identity, load_identity
-from peers.link import Link, LinkFailed
-from peers.protocol import RemoteError
-
-from .appliance import wait_for
-from .household import AREA, make_household
+from peers.client.links import Link, LinkFailed
+from peers.identity import peer_id
+from peers.identity.keys import create_identity, load_identity
+from peers.wire.protocol import RemoteError
+from tests.appliance import wait_for
+from tests.household import AREA, make_household
 
 MiB = 1024 * 1024
 
@@ -104,7 +103,7 @@ def test_large_new_files_are_staged_by_the_stager_beside_the_worker(pair):
     assert f"received 23 files ({total} bytes)" in output
     # The stager, a process of beta's worker (kept for the next pull), wrote the large ones.
     worker = beta.up_state()["programs"]["worker"]["pid"]
-    stagers = [pid for pid, _, command in _processes() if "areas.stager" in command]
+    stagers = [pid for pid, _, command in _processes() if "areas.stager.process" in command]
     [stager] = [pid for pid in stagers if _descends(pid, worker)]
     assert _written(stager) >= sum(len(c) for c in large.values())
     assert list((beta.home / "staging").glob("*/*")) == []
@@ -155,8 +154,8 @@ class _Peerd:
 
 
 def test_a_peer_that_cannot_be_dialled_is_asked_through_peerd(tmp_path):
-    from peers.client import RemotePeer
-    from peers.link import Links
+    from peers.client.links import Links
+    from peers.client.peerd import RemotePeer
 
     identity, _ = create_identity(tmp_path)
     unreachable = Links("127.0.0.1:1", os.urandom(32), identity, "beta", timeout=5)

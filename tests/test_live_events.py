@@ -11,10 +11,9 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from peers import peer_id
+from peers.identity import peer_id
 from realize_site.asgi import application
-
-from .appliance import REALIZE, database_url
+from tests.appliance import REALIZE, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from areas.ahead import Ahead
+from areas.pull.prefetch import Ahead
 
 
 class Maker:

@@ -7,12 +7,10 @@ from collections import Counter
 import msgpack
 import pytest
 
-from areas import patches
-from areas.chunking import ChunkRef, hash_bytes
-from areas.content import ChunkSource
-from areas.feed import ChunkFeed, Wanted
-
-from .test_staged_content import stage
+from areas.files.chunking import ChunkRef, hash_bytes
+from areas.pull import patches
+from areas.pull.fetch import ChunkFeed, ChunkSource, Wanted
+from tests.test_staged_content import stage
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -176,7 +174,7 @@ def test_a_patch_that_does_not_add_up_is_asked_again_by_hash(tmp_path):
 
 
 def test_a_peer_asking_for_patches_is_checked_like_any_range():
-    from areas.service import _range_list
+    from areas.serve.handler import _range_list
 
     blob, keys = b"b" * 32, patches.signature(os.urandom(10 * KiB)).keys
     ranges, signatures = _range_list([[blob, 0, 100], [blob, 100, 50, keys]])

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from peers import peer_id
+from peers.identity import peer_id
 
 
 def keys(n: int = 20) -> list[bytes]:

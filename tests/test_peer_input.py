@@ -10,9 +10,9 @@ import blake3
 import psycopg
 import pytest
 
-from .appliance import database_url, wait_for
-from .fakepeer import FakePeer
-from .household import AREA
+from tests.appliance import database_url, wait_for
+from tests.fakepeer import FakePeer
+from tests.household import AREA
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def victim(appliances, tmp_path):
 
 
 def _port() -> int:
-    from .appliance import free_port
+    from tests.appliance import free_port
 
     return free_port()
 

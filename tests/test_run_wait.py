@@ -5,8 +5,9 @@ import threading
 import pytest
 from django.db import connection
 
-from areas import cli, consensus
+from areas import cli
 from areas.models import Area, ConsensusRun
+from areas.pull import consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +48,7 @@ def test_ctrl_c_while_waiting_says_the_run_goes_on(monkeypatch, capsys):
     import sys
 
     from realize_site import cli as console
-    from realize_site import quick
+    from realize_site import fast_consensus as quick
 
     def interrupted(args):
         raise KeyboardInterrupt

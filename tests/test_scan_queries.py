@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from areas.index.scanner import scan_area
 from areas.models import Area, Entry, HistoryEvent
-from areas.scanner import scan_area
 
 KEY = b"k" * 32
 

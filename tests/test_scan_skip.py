@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from areas.index.scanner import scan_area
 from areas.models import Area
-from areas.scanner import scan_area
 
 KEY = b"k" * 32
 

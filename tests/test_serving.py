@@ -3,9 +3,9 @@ file changed since are checked, and the changed ones are not sent."""
 
 import os
 
-from areas import content
-from areas.chunking import chunk_hash
-from peers.buffers import BufferPool
+from areas.files import staging as content
+from areas.files.chunking import chunk_hash
+from peers.wire.buffers import BufferPool
 
 
 def _where(path, parts):

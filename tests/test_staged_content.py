@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from areas.chunking import hash_bytes
-from areas.content import ChunkSource, CorruptContent, stage_file
-from areas.feed import ChunkFeed, Wanted
+from areas.files.chunking import hash_bytes
+from areas.files.staging import CorruptContent, stage_file
+from areas.pull.fetch import ChunkFeed, ChunkSource, Wanted
 
 
 def blob(size: int = 600_000) -> tuple[bytes, object]:

@@ -1,4 +1,4 @@
-"""The stager (areas.stager): large new files fetched and staged by a process of its own,
+"""The stager (areas.stager.process): large new files fetched and staged by a process of its own,
 checked before the worker may use them; anything it cannot do, the worker does itself."""
 
 import os
@@ -10,11 +10,12 @@ from concurrent.futures import Future
 import blake3
 import pytest
 
-from areas import apply, stager
-from areas.chunking import ChunkRef
-from areas.content import Staged
-from areas.remote_staging import NotStaged
-from peers.frames import HEADER, unpack
+from areas.files.chunking import ChunkRef
+from areas.files.staging import Staged
+from areas.pull import applier as apply
+from areas.stager import process as stager
+from areas.stager.launcher import NotStaged
+from peers.wire.frames import HEADER, unpack
 
 MiB = 1024 * 1024
 PEER = ("127.0.0.1:1", b"k" * 32, "beta", 5.0)

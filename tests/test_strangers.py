@@ -3,10 +3,9 @@ its peer id, and receives nothing."""
 
 import os
 
-from peers import peer_id
-
-from .appliance import wait_for
-from .household import Member
+from peers.identity import peer_id
+from tests.appliance import wait_for
+from tests.household import Member
 
 
 def strangers(member: Member) -> dict[str, tuple[str, str]]:

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from .appliance import wait_for
-from .household import AREA, Member, make_household, mtimes, transferred, tree
+from tests.appliance import wait_for
+from tests.household import AREA, Member, make_household, mtimes, transferred, tree
 
 MiB = 1024 * 1024
 
@@ -50,7 +50,7 @@ def test_two_peers_converge_on_every_kind_of_change(household):
     assert mtimes(b.dir) == mtimes(a.dir)
 
     # An edit in the middle of a large file moves what changed, not the file, nor even the
-    # chunks around it (areas.patches: they are 16-128 KiB).
+    # chunks around it (areas.pull.patches: they are 16-128 KiB).
     edited = bytearray(big)
     edited[4 * MiB : 4 * MiB + 100] = os.urandom(100)
     write(a.dir / "big.bin", bytes(edited))
@@ -119,7 +119,7 @@ def test_a_deaf_peer_syncs_with_a_listening_one(household):
 
 
 def test_the_consensus_command_fails_in_one_line_through_peerd(household):
-    """With peerd up, `realize consensus` is carried out by peerd (realize_site.quick): its
+    """With peerd up, `realize consensus` is carried out by peerd (realize_site.fast_consensus): its
     failures read exactly as the full command line's."""
     a, b = household("alpha", "beta")
     for args, message in [

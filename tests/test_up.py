@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from .appliance import wait_for
+from tests.appliance import wait_for
 
 
 def alive(pid: int) -> bool:

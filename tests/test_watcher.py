@@ -3,9 +3,9 @@ appear, our temporary files are not changes, and a directory moved away is no lo
 
 import os
 
-from areas import inotify
-from areas.paths import TEMP_PREFIX
-from areas.watcher import Watcher, watch_tree
+from areas.files.paths import TEMP_PREFIX
+from areas.watch import inotify
+from areas.watch.watcher import Watcher, watch_tree
 
 
 def _watching(root) -> Watcher:

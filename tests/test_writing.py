@@ -9,7 +9,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from areas import writing
+from areas.files import writers as writing
 
 
 def _write(path: Path, parts: list[bytes]) -> str:

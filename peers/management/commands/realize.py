@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from areas import cli as areas_cli
 from peers import cli as peers_cli
 from realize_site import up as up_cli
-from realize_site.failures import one_line
+from realize_site.lib.errors import one_line
 
 
 class CommandFailed(Exception):

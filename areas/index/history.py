@@ -1,0 +1,111 @@
+"""An area's local history: every change, in order, with the peer it came from.
+
+Peers read it from their cursor on; events every sharing peer has applied are trimmed.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, Min
+from django.utils import timezone
+
+from areas.index.rows import copy_rows, rows
+from areas.models import Area, HistoryEvent, PeerArea, SeenChange
+
+EVENT_FIELDS = [
+    "area", "seq", "kind", "path", "old_path", "blob_hash", "base_hash",
+    "size", "mtime_ns", "mode", "origin", "origin_seq", "created_at",
+]  # fmt: skip
+
+Kind = HistoryEvent.Kind
+
+
+@dataclass
+class Change:
+    kind: str
+    path: str
+    blob_hash: bytes | None
+    base_hash: bytes | None
+    size: int = 0
+    mtime_ns: int = 0
+    mode: int = 0o644
+    old_path: str = ""
+    # The change's identity when it came from a peer; None for a change made here.
+    origin: bytes | None = None
+    origin_seq: int | None = None
+
+
+def append(area: Area, changes: list[Change], local_key: bytes) -> None:
+    """Give the changes the area's next sequence numbers and remember them as seen."""
+    if not changes:
+        return
+    with transaction.atomic(savepoint=False):
+        Area.objects.filter(pk=area.pk).update(history_seq=F("history_seq") + len(changes))
+        last = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
+        first = last - len(changes) + 1
+        now = timezone.now()
+        rows = []
+        for i, c in enumerate(changes):
+            origin = c.origin or local_key
+            origin_seq = c.origin_seq if c.origin else first + i
+            rows.append(
+                (
+                    area.pk,
+                    first + i,
+                    c.kind,
+                    c.path,
+                    c.old_path,
+                    c.blob_hash,
+                    c.base_hash,
+                    c.size,
+                    c.mtime_ns,
+                    c.mode,
+                    origin,
+                    origin_seq,
+                    now,
+                )
+            )
+        copy_rows(HistoryEvent, EVENT_FIELDS, rows)
+        # A change made here is known as seen by its origin (see seen): no row for it.
+        mark_seen(area, [(r[10], r[11]) for c, r in zip(changes, rows, strict=True) if c.origin])
+        area.history_seq = last
+
+
+def floor(area: Area) -> int:
+    """The highest sequence number already trimmed: history after it is complete."""
+    lowest = HistoryEvent.objects.filter(area=area).aggregate(low=Min("seq"))["low"]
+    return (lowest - 1) if lowest is not None else area.history_seq
+
+
+def trim(area: Area) -> int:
+    """Delete the events that every peer sharing the area has applied."""
+    acks = list(PeerArea.objects.filter(area=area).values_list("acked_seq", flat=True))
+    if not acks:
+        return 0
+    deleted, _ = HistoryEvent.objects.filter(area=area, seq__lte=min(acks)).delete()
+    return deleted
+
+
+def seen(area: Area, ids: list[tuple[bytes, int]], local_key: bytes) -> set[tuple[bytes, int]]:
+    """Which of these change identities this peer has already applied or made (its own
+    changes, those whose origin is `local_key`, are not recorded as seen: they all are)."""
+    made = {(o, n) for o, n in ids if o == local_key}
+    ids = [i for i in ids if i not in made]
+    if not ids:
+        return made
+    found = rows(
+        "SELECT s.origin, s.origin_seq FROM areas_seenchange s"
+        " JOIN unnest(%b::bytea[], %b::bigint[]) AS i(origin, origin_seq)"
+        " ON s.origin = i.origin AND s.origin_seq = i.origin_seq WHERE s.area_id = %s",
+        [[o for o, _ in ids], [n for _, n in ids], area.pk],
+    )
+    return made | {(bytes(o), n) for o, n in found}
+
+
+def mark_seen(area: Area, ids: list[tuple[bytes, int]]) -> None:
+    copy_rows(
+        SeenChange,
+        ["area", "origin", "origin_seq"],
+        ((area.pk, o, n) for o, n in ids),
+        ignore_conflicts=True,
+    )

@@ -1,0 +1,325 @@
+"""What this peer answers to other peers about its areas (called by peerd)."""
+
+import asyncio
+import logging
+import time
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from areas.index import history
+from areas.index.blobs import chunk_lists
+from areas.index.local_chunks import blob_files, local_chunks, read_local_chunks, read_ranges
+from areas.index.rows import rows
+from areas.index.scanner import scan_area
+from areas.index.wire import chunk_list_to_wire, entry_to_wire, event_row_to_wire
+from areas.models import Area, Entry, PeerArea
+from areas.pull.patches import check_keys, diff
+from peers.daemon.threads import db, slow, waiting
+from peers.models import LocalPeer, Peer
+from peers.wire.buffers import BufferPool
+from peers.wire.frames import Parts
+
+log = logging.getLogger(__name__)
+HISTORY_LIMIT = 5000
+MAX_HASHES = 5000
+MAX_CHUNK_BYTES = 12 * 1024 * 1024
+# A `history` answer with nothing new waits at most this long for a running scan's next batch.
+SCAN_WAIT = 5.0
+# Scans peers asked for (`begin`), by area id, until a `history` answer sees them over.
+_scans: dict[int, "PeerScan"] = {}
+
+
+def _peer(key: bytes) -> Peer:
+    peer = Peer.objects.filter(public_key=key).first()
+    if peer is None:
+        raise PermissionError("not a member of this household")
+    return peer
+
+
+def _member(key: bytes) -> None:
+    """Raise PermissionError unless the key is a household member's. Asked at every request
+    for chunks (hundreds a second): a member seen within MEMBER_CHECK_EVERY is not looked up
+    again (peerd itself drops a removed peer's connections within that time)."""
+    now = time.monotonic()
+    if now - _members_checked.get(key, -MEMBER_CHECK_EVERY) < MEMBER_CHECK_EVERY:
+        return
+    if not Peer.objects.filter(public_key=key).exists():
+        raise PermissionError("not a member of this household")
+    _members_checked[key] = now
+
+
+MEMBER_CHECK_EVERY = 2.0
+_members_checked: dict[bytes, float] = {}
+
+
+def _area(name) -> Area:
+    if not isinstance(name, str):
+        raise ValueError("bad area name")
+    area = Area.objects.filter(name=name).first()
+    if area is None:
+        raise LookupError(f"no area named {name!r} here")
+    return area
+
+
+def _shared(peer: Peer, area: Area) -> PeerArea:
+    shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
+    return shared
+
+
+def area_names(key: bytes) -> list[str]:
+    _peer(key)
+    return list(Area.objects.values_list("name", flat=True))
+
+
+def area_states_for(key: bytes) -> dict:
+    """What a connecting peer asks to know which runs to start with us (areas.watch.catchup)."""
+    from areas.watch.catchup import area_states
+
+    _peer(key)
+    return area_states()
+
+
+def _begin(key: bytes, name) -> int:
+    peer, area = _peer(key), _area(name)
+    _shared(peer, area)
+    return area.pk
+
+
+class PeerScan:
+    """A scan a peer asked for (`begin`), running in the background in peerd; each batch it
+    commits is announced to the `history` answers waiting for it."""
+
+    def __init__(self, area_id: int, previous: "PeerScan | None"):
+        self.area_id = area_id
+        self.batches = 0
+        self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self.task = asyncio.ensure_future(self._run(previous))
+        self.task.add_done_callback(lambda _: self._changed.set())
+
+    async def _run(self, previous: "PeerScan | None") -> None:
+        if previous is not None:
+            # One already running may have walked past the changes this peer wants.
+            await asyncio.wait([previous.task])
+        await slow(self._scan)
+
+    def _scan(self) -> None:
+
+        area = Area.objects.get(pk=self.area_id)
+        scan_area(area, bytes(LocalPeer.get().public_key), announce=self._announce)
+
+    def _announce(self) -> None:  # in the scan's thread
+
+        self._loop.call_soon_threadsafe(self._batch_done)
+
+    def _batch_done(self) -> None:
+        self.batches += 1
+        self._changed.set()
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
+
+    def failure(self) -> BaseException | None:
+        if self.task.done() and not self.task.cancelled():
+            return self.task.exception()
+        return None
+
+    async def wait_past(self, seen: int, timeout: float) -> None:
+        """Until a batch after the `seen`-th is committed, or the scan is over."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.batches <= seen and self.running:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            pass
+
+
+async def begin(key: bytes, name) -> dict:
+    """A peer starts a consensus: bring our index up to date. The scan goes on in the
+    background and commits what it finds in batches; the peer pulls them as they come
+    (`history` answers say "scanning" until it is over)."""
+    area_id = await db(_begin, key, name)
+    _scans[area_id] = PeerScan(area_id, _scans.get(area_id))
+    return {"scanning": True}
+
+
+async def history_answer(key: bytes, name, since, limit) -> dict:
+    """Our history since a cursor. While a scan a peer asked for is running, an answer with
+    nothing new waits for the scan's next batch instead of coming back empty."""
+    area_id = await db(_area_id, key, name)
+    while True:
+        scan = _scans.get(area_id)
+        if scan is not None and not scan.running:
+            del _scans[area_id]  # over: its batches are all committed (and read below)
+            if scan.failure() is not None:
+                raise RuntimeError(f"scanning the area failed: {scan.failure()}")
+        scanning = scan is not None and scan.running
+        seen = scan.batches if scanning else 0
+        answer = await db(history_since, key, name, since, limit)
+        answer["scanning"] = scanning
+        if not scanning or answer["events"] or answer["next"] != since or answer["snapshot"]:
+            return answer
+        await scan.wait_past(seen, SCAN_WAIT)
+
+
+def _area_id(key: bytes, name) -> int:
+    _peer(key)
+    return _area(name).pk
+
+
+def history_since(key: bytes, name: str, since, limit) -> dict:
+    peer, area = _peer(key), _area(name)
+    if not isinstance(since, int) or since < 0:
+        raise ValueError("bad cursor")
+    limit = min(int(limit or HISTORY_LIMIT), HISTORY_LIMIT)
+    shared = _shared(peer, area)
+    head = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
+    if since < history.floor(area) or since > head:
+        # Part of the history the peer needs is trimmed: send the whole state instead.
+        with transaction.atomic():
+            head = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
+            # Files, and tombstones that still know what they deleted.
+            entries = Entry.objects.filter(
+                Q(blob_hash__isnull=False) | Q(deleted_hash__isnull=False), area=area
+            ).order_by("path")
+            events = [entry_to_wire(e, head) for e in entries]
+        return {"events": events, "next": head, "more": False, "snapshot": True}
+    _ack(shared, area, since)
+    # As rows, not model objects: a page is thousands of events. The asking peer's own
+    # changes, applied here, are not sent back to it (nor read): a page that is not full
+    # holds every other change up to the head read above, so the next one starts there.
+    found = rows(_EVENTS, [area.pk, since, key, limit])
+    events = [event_row_to_wire(row) for row in found]
+    more = len(found) == limit
+    last = found[-1][0] if found else since
+    following = last if more else max(last, head)
+    return {"events": events, "next": following, "more": more, "snapshot": False}
+
+
+_EVENTS = (
+    "SELECT seq, kind, path, old_path, blob_hash, base_hash, size, mtime_ns, mode, origin,"
+    " origin_seq FROM areas_historyevent WHERE area_id = %s AND seq > %s AND origin <> %s"
+    " ORDER BY seq LIMIT %s"
+)
+
+
+def ack(key: bytes, name: str, seq) -> dict:
+    peer, area = _peer(key), _area(name)
+    if not isinstance(seq, int) or seq < 0:
+        raise ValueError("bad sequence number")
+    _ack(_shared(peer, area), area, seq)
+    return {}
+
+
+def _ack(shared: PeerArea, area: Area, seq: int) -> None:
+    if seq > shared.acked_seq:
+        PeerArea.objects.filter(pk=shared.pk).update(acked_seq=seq, last_seen=timezone.now())
+        history.trim(area)
+
+
+def blobs(key: bytes, hashes, bases=None) -> dict:
+    """Chunk lists of blobs; one with a base the asking peer has (`bases`: blob -> base)
+    is written against the base's list."""
+    _member(key)
+    hashes = _hash_list(hashes)
+    bases = bases if isinstance(bases, dict) else {}
+    wanted_bases = [b for h, b in bases.items() if h in hashes and isinstance(b, bytes)]
+    lists = chunk_lists(hashes + _hash_list(wanted_bases))
+    return {
+        h: chunk_list_to_wire(lists[h], lists.get(bases.get(h)) if h in bases else None)
+        for h in hashes
+        if h in lists
+    }
+
+
+def chunks(key: bytes, hashes, buffers: BufferPool | None = None, ranges=None) -> Parts:
+    """Chunk contents, read from our Real files and checked; None for one we cannot give.
+    Sent after the answer's message, not inside it (peers.frames.Parts).
+
+    Asked by `ranges` instead ([blob, offset, length] each), the bytes of blobs read from
+    files that are still as their scan indexed them: no lookup per chunk, one read per range;
+    None for a range no such file holds (the asking peer checks every chunk of what it gets,
+    and asks for the chunks of a range it did not get by their hashes). A range that comes
+    with the signature of old bytes it replaces ([blob, offset, length, keys]) is sent as a
+    patch against them (areas.pull.patches)."""
+    _member(key)
+    if ranges is not None:
+        ranges, signatures = _range_list(ranges)
+        found = read_ranges(ranges, blob_files({blob for blob, _, _ in ranges}), buffers)
+        for i, keys in signatures.items():
+            if found[i] is not None:
+                found[i] = diff(found[i], keys)
+        return Parts(found)
+    hashes = _hash_list(hashes)
+    where = local_chunks(set(hashes))
+    if sum(where[h][2] for h in hashes if h in where) > MAX_CHUNK_BYTES:
+        raise ValueError("too many chunk bytes asked at once")
+    found = read_local_chunks(hashes, where, buffers)
+    return Parts(found.get(h) for h in hashes)
+
+
+def _range_list(ranges) -> tuple[list[tuple[bytes, int, int]], dict[int, bytes]]:
+    """The ranges asked for, and the signatures some came with (by index)."""
+    if not isinstance(ranges, list) or len(ranges) > MAX_HASHES:
+        raise ValueError("bad range list")
+    checked, signatures = [], {}
+    for item in ranges:
+        if not isinstance(item, list) or len(item) not in (3, 4):
+            raise ValueError("bad range")
+        if len(item) == 4:
+            signatures[len(checked)] = check_keys(item[3])
+        blob, offset, length = item[:3]
+        if not (isinstance(blob, bytes) and len(blob) == 32):
+            raise ValueError("bad hash")
+        if type(offset) is not int or type(length) is not int or offset < 0 or length <= 0:
+            raise ValueError("bad range")
+        checked.append((blob, offset, length))
+    if sum(length for _, _, length in checked) > MAX_CHUNK_BYTES:
+        raise ValueError("too many chunk bytes asked at once")
+    return checked, signatures
+
+
+def _hash_list(hashes) -> list[bytes]:
+    if not isinstance(hashes, list) or len(hashes) > MAX_HASHES:
+        raise ValueError("bad hash list")
+    if not all(isinstance(h, bytes) and len(h) == 32 for h in hashes):
+        raise ValueError("bad hash")
+    return hashes
+
+
+async def consensus_now(args: dict) -> dict:
+    """`realize consensus` from this peer's own command line (realize_site.fast_consensus)."""
+    from areas.cli import consensus_asked_of_peerd
+
+    area, peer = args.get("area"), args.get("peer")
+    if not isinstance(area, str) or not isinstance(peer, str | None):
+        raise ValueError("bad consensus request")
+    return await waiting(consensus_asked_of_peerd, area, peer)
+
+
+async def handle(daemon, conn, op: str, args: dict):
+    key = conn.peer_key
+    if op == "areas":
+        return await db(area_names, key)
+    if op == "area-states":
+        return await db(area_states_for, key)
+    if op == "begin":
+        return await begin(key, args.get("area"))
+    if op == "history":
+        return await history_answer(key, args.get("area"), args.get("since"), args.get("limit"))
+    if op == "ack":
+        return await db(ack, key, args.get("area"), args.get("seq"))
+    if op == "blobs":
+        return await db(blobs, key, args.get("hashes"), args.get("bases"))
+    if op == "chunks":
+        return await db(chunks, key, args.get("hashes"), None, args.get("ranges"))
+    if op == "pull":
+        from areas.pull.consensus import ConnectionRemote, pull_for_peer
+
+        remote = ConnectionRemote(conn, asyncio.get_running_loop(), daemon)
+        return await slow(pull_for_peer, key, args.get("area"), remote)
+    raise ValueError(f"unknown request {op!r}")

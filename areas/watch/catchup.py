@@ -1,0 +1,106 @@
+"""Catching up when a peer connects: a consensus with it in every area it shares where it
+has not applied all of this peer's history, and a first one where this peer joins.
+
+Automatic runs (after local changes, areas.watch.watcher) go to the peers connected at that
+moment: a peer that was away (switched off, out of reach, peerd restarting) missed them,
+and so did one whose run failed half-way. When it connects again, the changes it lacks are
+sent at once instead of waiting for the next change or window. Both sides check for
+themselves: each catches the other up on its own history.
+
+A peer joining an area (it never synced it with anyone) has nothing to catch anyone up on,
+and nothing would start its first run until a change somewhere: it starts that run itself,
+so that it pulls first, when the peer it meets has history there and either synced the area
+before (an established member) or this one has no history there at all. Which side pulls
+first decides what a newcomer's old files become (a file deleted elsewhere before it joined
+must not come back), so when both sides are new to the area and both have files, neither
+starts: that first run is the user's to ask for.
+"""
+
+import logging
+
+from django.db.models import Q
+
+from areas.models import Area, PeerArea
+from areas.pull.consensus import request_consensus
+from peers.daemon.threads import db
+from peers.models import Peer
+
+log = logging.getLogger(__name__)
+TRIGGER = "reconnect"
+JOIN_TRIGGER = "join"
+ASK_TIMEOUT = 30.0
+
+# What a peer says of each area it has: (its history's last sequence number, whether it
+# has synced the area with any peer).
+States = dict[str, tuple[int, bool]]
+
+
+async def peer_connected(conn) -> None:
+    """Called by peerd for each connection made (either way) with a household peer."""
+    try:
+        states = parse_states(await conn.call("area-states", {}, timeout=ASK_TIMEOUT))
+        started = await db(catch_up, conn.peer_key, states)
+    except Exception as exc:  # noqa: BLE001 - the next change or window will do it
+        log.info("no catch-up consensus with %s: %s", conn.peer_name, exc)
+        return
+    for name, trigger in started:
+        why = "whose changes it lacks" if trigger == TRIGGER else "which this peer joins"
+        log.info("%s connected: consensus in %s, %s", conn.peer_name, name, why)
+
+
+def area_states() -> dict[str, list]:
+    """This peer's answer to `area-states`: for each area, [last sequence number of its
+    history, whether it synced the area with any peer]."""
+    synced = set(
+        PeerArea.objects.filter(Q(pulled_seq__gt=0) | Q(acked_seq__gt=0)).values_list(
+            "area_id", flat=True
+        )
+    )
+    return {a.name: [a.history_seq, a.pk in synced] for a in Area.objects.all()}
+
+
+def parse_states(answer) -> States:
+    if not isinstance(answer, dict):
+        raise ValueError("bad answer to area-states")
+    states = {}
+    for name, state in answer.items():
+        if not (isinstance(name, str) and isinstance(state, list) and len(state) == 2):
+            raise ValueError("bad answer to area-states")
+        seq, synced = state
+        if type(seq) is not int or seq < 0 or type(synced) is not bool:
+            raise ValueError("bad answer to area-states")
+        states[name] = (seq, synced)
+    return states
+
+
+def catch_up(key: bytes, states: States) -> list[tuple[str, str]]:
+    """Queue a run with the peer for each area it has (`states`) that the two synced before
+    where its acknowledged cursor is behind this peer's history, and for each that this
+    peer joins (see above); (area name, trigger) of each."""
+    peer = Peer.objects.filter(public_key=key).first()
+    if peer is None:
+        return []
+    shared = list(Area.objects.filter(name__in=states))
+    cursors = {
+        pa.area_id: pa
+        for pa in PeerArea.objects.filter(peer=peer, area__in=shared).filter(
+            Q(pulled_seq__gt=0) | Q(acked_seq__gt=0)
+        )
+    }
+    synced_here = set(
+        PeerArea.objects.filter(area__in=shared)
+        .filter(Q(pulled_seq__gt=0) | Q(acked_seq__gt=0))
+        .values_list("area_id", flat=True)
+    )
+    started = []
+    for area in shared:
+        theirs, they_synced = states[area.name]
+        if area.pk in cursors:
+            if cursors[area.pk].acked_seq < area.history_seq:
+                started.append((area, TRIGGER))
+        elif area.pk not in synced_here and theirs > 0:
+            if they_synced or area.history_seq == 0:
+                started.append((area, JOIN_TRIGGER))
+    for area, trigger in started:
+        request_consensus(area, peer, trigger)
+    return [(area.name, trigger) for area, trigger in started]

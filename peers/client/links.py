@@ -1,0 +1,220 @@
+"""Direct data links: a worker's own TLS connections to a listening peer, for bulk reads.
+
+Through peerd, every byte a worker fetches is decrypted by peerd, buffered, framed again
+and copied through the Unix socket before the worker gets it: on the bench tree that relay
+was peerd's main load. A data link carries the same requests (history pages, chunk lists,
+chunk contents: `DATA_OPS`, all read-only) straight from the peer into the worker.
+
+A link authenticates exactly as peerd does (mutual TLS 1.3, our own key, only the expected
+peer's key trusted) and says in its hello that it is a data link: the peer serves it the
+read-only requests and nothing else, and never takes it for its connection to us. A peer
+that does not listen (deaf) cannot be dialled; then, or when dialling fails, requests go
+through peerd as before.
+"""
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from peers.identity import tls
+from peers.identity.address import parse_address
+from peers.identity.keys import Identity
+from peers.wire.buffers import SHARED, BufferPool
+from peers.wire.frames import HEADER, MAX_FRAME, ProtocolError, pack, unpack
+from peers.wire.protocol import (
+    DATA_WORD,
+    HANDSHAKE_TIMEOUT,
+    MAGIC,
+    READY,
+    SOCKET_BUFFER_BYTES,
+    RemoteError,
+    check_hello,
+    hello,
+)
+
+log = logging.getLogger(__name__)
+# A link idle longer than this is not reused: the peer may have closed it (it drops a
+# connection that says nothing for IDLE_TIMEOUT).
+REUSE_WITHIN = 30.0
+RECEIVE_BYTES = 1 << 20
+
+
+class LinkFailed(ConnectionError):
+    """A data link could not be made, or broke."""
+
+
+class Link:
+    """One blocking TLS connection to a peer (not thread-safe: one user at a time)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.used_at = time.monotonic()
+        self.bytes_received = 0
+        self._ids = 0
+        self._buffers = SHARED  # for the frames of chunk contents
+
+    @classmethod
+    def dial(
+        cls, address: str, key: bytes, identity: Identity, name: str, timeout: float
+    ) -> "Link":
+        host, port = parse_address(address)
+        try:
+            raw = socket.create_connection((host, port), timeout=HANDSHAKE_TIMEOUT)
+        except OSError as exc:
+            raise LinkFailed(f"cannot connect to {address}: {exc}") from None
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+            raw.sendall(MAGIC + identity.peer_id.encode() + b" " + DATA_WORD + b"\n")
+            if _exactly(raw, len(READY)) != READY:
+                raise ProtocolError(f"{address} is not a Realize peer")
+            sock = tls.client_context(identity, [key]).wrap_socket(raw, server_hostname=None)
+        except (OSError, ProtocolError) as exc:
+            raw.close()
+            raise LinkFailed(f"cannot connect to {address}: {exc}") from None
+        link = cls(sock)
+        try:
+            if tls.peer_key(sock) != key:
+                raise ProtocolError(f"{address} answered with another key")
+            sock.sendall(pack(hello(name, role="data")))
+            check_hello(link.receive())
+        except (OSError, ProtocolError) as exc:
+            link.close()
+            raise LinkFailed(f"cannot open a data link to {address}: {exc}") from None
+        sock.settimeout(timeout)
+        return link
+
+    def receive(self) -> dict:
+        (length,) = HEADER.unpack(_exactly(self.sock, HEADER.size))
+        if length > MAX_FRAME:
+            raise ProtocolError(f"frame of {length} bytes is over the limit")
+        data = _exactly(self.sock, length, self._buffers)
+        self.bytes_received += HEADER.size + length
+        return unpack(data)
+
+    def pipeline(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
+        """One request per item of arg_list, up to `depth` on their way at once; the results
+        in order. Abandoned half-way, the link is closed (answers are still on their way)."""
+        todo = iter(arg_list)
+        waiting: deque[int] = deque()
+        replies: dict[int, dict] = {}
+
+        def send_next() -> None:
+            args = next(todo, None)
+            if args is not None:
+                self._ids += 1
+                self.sock.sendall(pack({"id": self._ids, "op": op, "args": args}))
+                waiting.append(self._ids)
+
+        try:
+            for _ in range(depth):
+                send_next()
+            while waiting:
+                wanted = waiting.popleft()
+                while wanted not in replies:
+                    reply = self.receive()
+                    if "re" not in reply:
+                        raise ProtocolError("a data link carries answers only")
+                    replies[reply["re"]] = reply
+                reply = replies.pop(wanted)
+                send_next()
+                if not reply.get("ok"):
+                    raise RemoteError(str(reply.get("error")))
+                yield reply.get("result")
+        except (OSError, ProtocolError):
+            self.close()
+            raise
+        finally:
+            if waiting:
+                self.close()
+            self.used_at = time.monotonic()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    @property
+    def closed(self) -> bool:
+        return self.sock is None
+
+
+def _exactly(sock: socket.socket, n: int, pool: BufferPool | None = None) -> memoryview:
+    """n bytes read from sock; with a pool, into one of its buffers."""
+    view = pool.take(n) if pool is not None else memoryview(bytearray(n))
+    got = 0
+    while got < n:
+        part = sock.recv_into(view[got:], min(n - got, RECEIVE_BYTES))
+        if not part:
+            raise ConnectionResetError("the peer closed the connection")
+        got += part
+    return view
+
+
+class Links:
+    """The data links of one consensus run to one peer, shared by its threads: each request
+    takes an idle link (or dials a new one) and gives it back when done.
+
+    If the first dial fails, the peer is taken as unreachable directly for the rest of the
+    run (`usable` turns false) and the caller goes through peerd.
+    """
+
+    def __init__(self, address: str, key: bytes, identity: Identity, name: str, timeout: float):
+        self.address, self.key, self.identity, self.name = address, key, identity, name
+        self.timeout = timeout
+        self.usable = True
+        self.bytes_received = 0
+        self._idle: list[Link] = []
+        self._lock = threading.Lock()
+        self._dialled = False
+
+    def take(self) -> Link:
+        """An idle link, or a new one; LinkFailed if none can be made."""
+        with self._lock:
+            while self._idle:
+                link = self._idle.pop()
+                if time.monotonic() - link.used_at < REUSE_WITHIN:
+                    return link
+                link.close()
+        try:
+            link = Link.dial(self.address, self.key, self.identity, self.name, self.timeout)
+        except LinkFailed as exc:
+            if not self._dialled:
+                self.usable = False
+                log.info("no data link to %s (%s): going through peerd", self.address, exc)
+            raise
+        self._dialled = True
+        return link
+
+    def give_back(self, link: Link) -> None:
+        with self._lock:
+            self.bytes_received += link.bytes_received
+            link.bytes_received = 0
+            if not link.closed:
+                self._idle.append(link)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.bytes_received:
+                log.info("data links to %s: %d bytes received", self.address, self.bytes_received)
+            for link in self._idle:
+                link.close()
+            self._idle.clear()
+
+
+def links_to(peer, timeout: float) -> Links | None:
+    """Data links to a household peer, if it listens (a deaf peer cannot be dialled)."""
+    from peers.identity.keys import IdentityMissing, load_identity
+    from peers.models import LocalPeer
+
+    if not peer.address:
+        return None
+    try:
+        identity = load_identity()
+    except IdentityMissing:
+        return None
+    return Links(peer.address, bytes(peer.public_key), identity, LocalPeer.get().name, timeout)

@@ -1,0 +1,211 @@
+"""How the worker and the CLI reach peers: requests through peerd's Unix socket."""
+
+import itertools
+import logging
+import socket
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from peers.client.links import Link, LinkFailed, Links
+from peers.daemon.server import socket_path
+from peers.wire.protocol import (
+    DATA_OPS,
+    HEADER,
+    MAX_FRAME,
+    ProtocolError,
+    RemoteError,
+    pack,
+    unpack,
+    unpack_relayed,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PeerdUnavailable(ConnectionError):
+    pass
+
+
+class PeerdClient:
+    """A blocking client: one request at a time, or a pipeline of many (not thread-safe)."""
+
+    def __init__(self, timeout: float = 600.0):
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._sock: socket.socket | None = None
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(str(socket_path()))
+            except OSError:
+                sock.close()
+                raise PeerdUnavailable(
+                    "the peer daemon is not running (start the appliance with 'realize up')"
+                ) from None
+            self._sock = sock
+        return self._sock
+
+    def request(self, peer: str | None, op: str, args: dict | None = None) -> Any:
+        results = self.pipeline(peer, op, [args or {}], depth=1)
+        try:
+            return next(results)
+        finally:
+            results.close()
+
+    def pipeline(
+        self, peer: str | None, op: str, arg_list: Iterable[dict], depth: int, relay: bool = False
+    ) -> Iterator[Any]:
+        """The results of one request per item of arg_list, in order, with up to `depth`
+        requests on their way at once: the peer works on the next while we use this one."""
+        sock = self._connect()
+        todo = iter(arg_list)
+        waiting: deque[int] = deque()
+        replies: dict[int, dict] = {}
+
+        def send_next() -> None:
+            args = next(todo, None)
+            if args is None:
+                return
+            request_id = next(self._ids)
+            message = {
+                "id": request_id,
+                "peer": peer,
+                "op": op,
+                "args": args,
+                "timeout": self.timeout,
+            }
+            if relay:
+                message["relay"] = True  # peerd passes the peer's answer on undecoded
+            sock.sendall(pack(message))
+            waiting.append(request_id)
+
+        try:
+            for _ in range(depth):
+                send_next()
+            while waiting:
+                wanted = waiting.popleft()
+                while wanted not in replies:
+                    data = self._read(sock)
+                    reply = _relayed(data) if relay else unpack(data)
+                    replies[reply.get("re")] = reply
+                reply = replies.pop(wanted)
+                send_next()
+                if not reply.get("ok"):
+                    raise RemoteError(str(reply.get("error")))
+                yield reply.get("result")
+        except (OSError, ProtocolError):
+            self.close()
+            raise
+        finally:
+            if waiting:
+                # Abandoned half-way: answers still on their way would be read as the replies
+                # of later requests. Start over on a new connection next time.
+                self.close()
+
+    def _read(self, sock: socket.socket) -> bytearray:
+        (length,) = HEADER.unpack(self._exactly(sock, HEADER.size))
+        if length > MAX_FRAME:
+            raise ProtocolError("oversized frame from peerd")
+        return self._exactly(sock, length)
+
+    @staticmethod
+    def _exactly(sock: socket.socket, n: int) -> bytearray:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            part = sock.recv_into(view[got:], min(n - got, 1 << 22))
+            if not part:
+                raise ConnectionResetError("peerd closed the connection")
+            got += part
+        return buf
+
+    def connected(self) -> list[str]:
+        return self.request(None, "connected")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> "PeerdClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _relayed(data: bytearray) -> dict:
+    """A relayed answer: peerd's header, then the peer's answer to the request."""
+    header, answer = unpack_relayed(data)
+    if answer is None:
+        return header  # peerd's own answer: an error before the request reached the peer
+    return {**answer, "re": header.get("re")}
+
+
+class RemotePeer:
+    """A peer as the consensus engine sees it: `call(op, **args)`.
+
+    With `links` (peers.client.links), the bulk reads go over data links straight to the peer;
+    everything else, and everything when the peer cannot be dialled, goes through peerd.
+    """
+
+    def __init__(self, client: PeerdClient, name: str, links: Links | None = None):
+        self.client = client
+        self.name = name
+        self.links = links
+
+    def _link(self, op: str) -> Link | None:
+        if self.links is None or not self.links.usable or op not in DATA_OPS:
+            return None
+        try:
+            return self.links.take()
+        except LinkFailed:
+            return None
+
+    def call(self, op: str, **args) -> Any:
+        link = self._link(op)
+        if link is not None:
+            results = link.pipeline(op, [args], depth=1)
+            try:
+                return next(results)
+            except (OSError, ProtocolError) as exc:
+                # A read, safe to ask again: through peerd this time.
+                log.info("data link to %s broke (%s): asking through peerd", self.name, exc)
+            finally:
+                results.close()
+                self.links.give_back(link)
+        return self.client.request(self.name, op, args)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def fork(self) -> "RemotePeer":
+        """The same peer on a connection of its own, for another thread."""
+        return RemotePeer(PeerdClient(self.client.timeout), self.name, self.links)
+
+    def others(self) -> list["RemotePeer"]:
+        """The other connected peers, each on a connection of its own (for another thread)."""
+        try:
+            with PeerdClient(self.client.timeout) as own:
+                names = own.connected()
+        except (OSError, ProtocolError, RemoteError):
+            return []
+        return [RemotePeer(PeerdClient(self.client.timeout), n) for n in names if n != self.name]
+
+    def call_many(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
+        """Pipelined calls, results in order; on a connection of their own, so that they can
+        run in another thread while this one makes its own calls."""
+        link = self._link(op)
+        if link is not None:
+            try:
+                yield from link.pipeline(op, arg_list, depth)
+            finally:
+                self.links.give_back(link)
+            return
+        with PeerdClient(self.client.timeout) as own:
+            yield from own.pipeline(self.name, op, arg_list, depth, relay=True)

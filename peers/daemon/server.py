@@ -1,0 +1,445 @@
+"""peerd (`realize serve`): the only process that talks to other peers.
+
+It listens (when this peer has a listen address), keeps a connection to every listening
+peer of the household (reconnecting with backoff), serves requests from peers over those
+connections, and lets the worker and the mount reach any connected peer through a Unix
+socket in REALIZE_HOME. It also watches the areas' files (areas.watch.watcher).
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from areas.files import hashing
+from peers import household
+from peers.daemon.connection import Connection
+from peers.daemon.link_server import LinkServer, answer_in_thread
+from peers.daemon.threads import db
+from peers.identity import tls
+from peers.identity.address import format_address, parse_address
+from peers.identity.keys import Identity, load_identity
+from peers.models import LocalPeer, Peer
+from peers.wire.protocol import (
+    DATA_WORD,
+    HANDSHAKE_TIMEOUT,
+    MAGIC,
+    PREAMBLE_MAX,
+    READY,
+    ProtocolError,
+    check_hello,
+    hello,
+    read_frame,
+    write_frame,
+)
+from realize_site.lib import collector as heap
+from realize_site.lib.home import PEERD_SOCKET
+
+log = logging.getLogger("peerd")
+SOCKET_NAME = PEERD_SOCKET  # in REALIZE_HOME
+REFRESH_EVERY = 2.0
+# How much a connection's reader buffers before it stops reading from the socket: a frame
+# of several megabytes then arrives without the transport being paused and resumed at
+# every 128 KiB (the default).
+STREAM_LIMIT = 4 * 1024 * 1024
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
+
+
+@dataclass(frozen=True)
+class Member:
+    key: bytes
+    name: str
+    address: str
+
+
+def socket_path() -> Path:
+    return settings.REALIZE_HOME / SOCKET_NAME
+
+
+class PeerDaemon:
+    def __init__(self, identity: Identity, name: str, listen: str):
+        self.identity = identity
+        self.name = name
+        self.listen = listen
+        self.members: dict[bytes, Member] = {}
+        self.connections: dict[bytes, Connection] = {}
+        # Data links peers' workers opened to us (peers.client.links): they only read.
+        self.data_links: set[LinkServer] = set()
+        # Bytes exchanged over connections that have ended, by peer name.
+        self.traffic_closed: dict[str, tuple[int, int]] = {}
+        self.dialers: dict[bytes, asyncio.Task] = {}
+        self.server_ctx: ssl.SSLContext | None = None
+        self.client_ctx: ssl.SSLContext | None = None
+        self.handlers = None  # set by run(): areas.serve.handler, which serves peers' requests
+        self.on_connected = None  # set by run(): areas.catchup.peer_connected
+        self.watcher = None
+        self.ready = asyncio.Event()
+
+    # --- the household ----------------------------------------------------------------------
+    async def refresh(self) -> None:
+        def load():
+            return {
+                bytes(p.public_key): Member(bytes(p.public_key), p.name, p.address)
+                for p in Peer.objects.all()
+            }
+
+        members = await db(load)
+        if members == self.members and self.server_ctx is not None:
+            return
+        self.members = members
+        keys = list(members)
+        self.server_ctx = tls.server_context(self.identity, keys)
+        self.client_ctx = tls.client_context(self.identity, keys)
+        for key, conn in list(self.connections.items()):
+            if key not in members:
+                log.info("%s left the household: disconnecting", conn.peer_name)
+                await conn.close()
+        for key, member in members.items():
+            task = self.dialers.get(key)
+            if member.address and (task is None or task.done()):
+                self.dialers[key] = asyncio.create_task(self._dial_loop(key))
+        for key, task in list(self.dialers.items()):
+            if key not in members or not members[key].address:
+                task.cancel()
+                del self.dialers[key]
+
+    # --- outgoing ---------------------------------------------------------------------------
+    async def _dial_loop(self, key: bytes) -> None:
+        delay = BACKOFF_FIRST
+        while True:
+            member = self.members.get(key)
+            if member is None or not member.address:
+                return
+            conn = self.connections.get(key)
+            if conn is not None and not conn.closed.is_set():
+                await conn.closed.wait()
+                delay = BACKOFF_FIRST
+                await asyncio.sleep(BACKOFF_FIRST)
+                continue
+            try:
+                await self._dial(member)
+                delay = BACKOFF_FIRST
+            except (OSError, ProtocolError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+                log.info("cannot connect to %s at %s: %s", member.name, member.address, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _dial(self, member: Member) -> None:
+        host, port = parse_address(member.address)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, limit=STREAM_LIMIT), HANDSHAKE_TIMEOUT
+        )
+        try:
+            await self._preamble(reader, writer)
+            try:
+                await asyncio.wait_for(
+                    writer.start_tls(self.client_ctx, server_hostname=None), HANDSHAKE_TIMEOUT
+                )
+            except ssl.SSLCertVerificationError:
+                await self._probe_stranger(member)
+                raise
+            key = tls.peer_key(writer.get_extra_info("ssl_object"))
+            if key != member.key:
+                raise ProtocolError(f"{member.address} is not {member.name}")
+            await self._start(reader, writer, member, dialed_by_us=True)
+        except BaseException:
+            writer.close()
+            raise
+
+    async def _preamble(self, reader, writer) -> None:
+        """Name ourselves in the clear, then wait for the go-ahead: TLS starts only once
+        neither side has unread bytes, so no byte of the handshake is lost between them."""
+        writer.write(MAGIC + self.identity.peer_id.encode() + b"\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\n"), HANDSHAKE_TIMEOUT)
+        if answer != READY:
+            raise ProtocolError("not a Realize peer")
+
+    async def _probe_stranger(self, member: Member) -> None:
+        """A server with an unknown key answered at a peer's address: learn and record it."""
+        host, port = parse_address(member.address)
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=STREAM_LIMIT), HANDSHAKE_TIMEOUT
+            )
+            await self._preamble(reader, writer)
+            await asyncio.wait_for(
+                writer.start_tls(tls.probe_context(self.identity), server_hostname=None),
+                HANDSHAKE_TIMEOUT,
+            )
+            key = tls.peer_key(writer.get_extra_info("ssl_object"))
+            writer.close()
+        except (OSError, ssl.SSLError, TimeoutError, ProtocolError, asyncio.IncompleteReadError):
+            return
+        if key:
+            log.warning("refused %s: unknown key at %s", member.address, member.name)
+            await db(household.record_stranger, key, member.address, "outgoing")
+
+    # --- incoming ---------------------------------------------------------------------------
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        address = format_address(peername[0], peername[1]) if peername else "?"
+        claimed = None
+        try:
+            line = await asyncio.wait_for(reader.readuntil(b"\n"), HANDSHAKE_TIMEOUT)
+            if len(line) > PREAMBLE_MAX or not line.startswith(MAGIC):
+                raise ProtocolError("not a Realize peer")
+            words = line[len(MAGIC) :].split()
+            claimed = words[0].decode("ascii", "replace") if words else ""
+            if words[1:] == [DATA_WORD]:
+                self._serve_data_link(writer, address, claimed)
+                return
+            writer.write(READY)
+            await writer.drain()
+            try:
+                await asyncio.wait_for(writer.start_tls(self.server_ctx), HANDSHAKE_TIMEOUT)
+            except ssl.SSLError as exc:
+                await self._refused(claimed, address, exc)
+                raise
+            key = tls.peer_key(writer.get_extra_info("ssl_object"))
+            member = self.members.get(key)
+            if member is None:
+                raise ProtocolError("certificate of a key outside the household")
+            await self._start(reader, writer, member, dialed_by_us=False)
+        except (
+            OSError,
+            ProtocolError,
+            ssl.SSLError,
+            TimeoutError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            asyncio.IncompleteReadError,
+        ) as exc:
+            log.info("dropped connection from %s (%s): %s", address, claimed or "?", exc)
+            writer.close()
+
+    def _serve_data_link(self, writer: asyncio.StreamWriter, address: str, claimed: str) -> None:
+        """A worker's data link: taken out of the event loop and served by threads with a
+        blocking socket (peers.daemon.link_server)."""
+        raw = writer.get_extra_info("socket").dup()
+        writer.transport.abort()  # the loop lets go of its descriptor; ours is a copy
+        loop = asyncio.get_running_loop()
+        link = LinkServer(
+            raw,
+            address,
+            claimed,
+            self.server_ctx,
+            self.name,
+            member_name=lambda key: getattr(self.members.get(key), "name", None),
+            answer=answer_in_thread(self.handlers, loop),
+            refused=lambda claimed, exc: asyncio.run_coroutine_threadsafe(
+                self._refused(claimed, address, exc), loop
+            ),
+            ended=lambda link: loop.call_soon_threadsafe(self._link_ended, link),
+        )
+        self.data_links.add(link)
+        threading.Thread(target=link.run, name="data-link", daemon=True).start()
+
+    def _link_ended(self, link: LinkServer) -> None:
+        self.data_links.discard(link)
+        if not link.peer_key:
+            return  # refused before it was known whose it is: no peer's traffic
+        sent, received = self.traffic_closed.get(link.peer_name, (0, 0))
+        self.traffic_closed[link.peer_name] = (
+            sent + link.bytes_sent,
+            received + link.bytes_received,
+        )
+
+    async def _refused(self, claimed: str, address: str, exc: Exception) -> None:
+        from peers.identity import peer_id
+
+        try:
+            key = peer_id.decode(claimed)
+        except peer_id.BadPeerId:
+            return
+        if key not in self.members:
+            log.warning("refused unknown peer %s from %s: %s", peer_id.encode(key), address, exc)
+            await db(household.record_stranger, key, "", "incoming")
+
+    # --- a connection's life ----------------------------------------------------------------
+    async def _start(self, reader, writer, member: Member, dialed_by_us: bool) -> None:
+        await write_frame(writer, hello(self.name))
+        theirs = await read_frame(reader, HANDSHAKE_TIMEOUT)
+        check_hello(theirs)
+        if theirs.get("role") is not None:
+            raise ProtocolError("a data link announces itself before TLS")
+        conn = Connection(reader, writer, member.key, member.name, dialed_by_us, self._handle)
+        existing = self.connections.get(member.key)
+        if existing is not None and not existing.closed.is_set():
+            # Both sides keep the connection dialed by the peer with the smaller key.
+            keep_new = dialed_by_us == (self.identity.public_key < member.key)
+            if not keep_new:
+                await conn.close()
+                return
+            await existing.close()
+        self.connections[member.key] = conn
+        log.info("connected to %s (%s)", member.name, "outgoing" if dialed_by_us else "incoming")
+        await db(_mark_seen, member.key)
+        asyncio.create_task(self._run(conn))
+        if self.on_connected is not None:
+            asyncio.create_task(self.on_connected(conn))
+
+    async def _run(self, conn: Connection) -> None:
+        try:
+            await conn.run()
+        finally:
+            if self.connections.get(conn.peer_key) is conn:
+                del self.connections[conn.peer_key]
+            log.info("disconnected from %s", conn.peer_name)
+            sent, received = self.traffic_closed.get(conn.peer_name, (0, 0))
+            self.traffic_closed[conn.peer_name] = (
+                sent + conn.bytes_sent,
+                received + conn.bytes_received,
+            )
+
+    async def _handle(self, conn: Connection, op: str, args: dict):
+        if op == "ping":
+            return {}
+        return await self.handlers.handle(self, conn, op, args)
+
+    # --- the local socket -------------------------------------------------------------------
+    async def _local(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks: set[asyncio.Task] = set()
+        lock = asyncio.Lock()
+
+        async def answer(message: dict) -> None:
+            relayed = b""
+            try:
+                result = await self.local_request(message)
+                if message.get("relay") and isinstance(result, bytes):
+                    # The peer's answer as it came, after our header: not decoded here.
+                    reply, relayed = {"re": message.get("id"), "relayed": True}, result
+                else:
+                    reply = {"re": message.get("id"), "ok": True, "result": result}
+            except Exception as exc:  # noqa: BLE001 - the error goes back to the local caller
+                reply = {
+                    "re": message.get("id"),
+                    "ok": False,
+                    "error": str(exc) or type(exc).__name__,
+                }
+            async with lock:
+                await write_frame(writer, reply, relayed)
+
+        try:
+            while True:
+                message = await read_frame(reader, timeout=None)
+                task = asyncio.create_task(answer(message))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (ConnectionError, ProtocolError, OSError):
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            writer.close()
+
+    async def local_request(self, message: dict):
+        op, args = message.get("op"), message.get("args") or {}
+        if op == "connected":
+            return sorted(c.peer_name for c in self.connections.values())
+        if op == "traffic":
+            totals = dict(self.traffic_closed)
+            for c in [*self.connections.values(), *self.data_links]:
+                if not c.peer_key:
+                    continue  # a data link still in its handshake
+                sent, received = totals.get(c.peer_name, (0, 0))
+                totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
+            return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
+        if op == "consensus-now":
+            return await self.handlers.consensus_now(args)
+        conn = self.connection_to(message.get("peer"))
+        timeout = float(message.get("timeout") or 600)
+        return await conn.call(op, args, timeout=timeout, relay=bool(message.get("relay")))
+
+    def connection_to(self, name: str | None) -> Connection:
+        for conn in self.connections.values():
+            if conn.peer_name == name and not conn.closed.is_set():
+                return conn
+        raise ConnectionError(f"peer {name!r} is not connected")
+
+    # --- running ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        from areas.pull.consensus import abandon_interrupted_runs
+        from areas.serve import handler as service
+        from areas.watch import catchup
+        from areas.watch.watcher import Watcher
+
+        self.handlers = service
+        self.on_connected = catchup.peer_connected
+        await db(abandon_interrupted_runs, True)
+        await self.refresh()
+        servers = []
+        if self.listen:
+            host, port = parse_address(self.listen)
+            servers.append(await asyncio.start_server(self._accept, host, port, limit=STREAM_LIMIT))
+            log.info("listening on %s as %s", self.listen, self.identity.peer_id)
+        path = socket_path()
+        path.unlink(missing_ok=True)
+        old_umask = os.umask(0o077)
+        try:
+            servers.append(
+                await asyncio.start_unix_server(self._local, str(path), limit=STREAM_LIMIT)
+            )
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        self.watcher = Watcher(self)
+        watcher_task = asyncio.create_task(self.watcher.run())
+        self.ready.set()
+        try:
+            while True:
+                await asyncio.sleep(REFRESH_EVERY)
+                try:
+                    await self.refresh()
+                except Exception:  # noqa: BLE001 - a database hiccup must not stop peerd
+                    log.exception("could not refresh the household")
+        finally:
+            watcher_task.cancel()
+            for server in servers:
+                server.close()
+            for link in list(self.data_links):
+                link.close()
+            for conn in list(self.connections.values()):
+                await conn.close()
+            path.unlink(missing_ok=True)
+
+
+def _mark_seen(key: bytes) -> None:
+    from django.utils import timezone
+
+    from areas.models import PeerArea
+
+    PeerArea.objects.filter(peer__public_key=key).update(last_seen=timezone.now())
+
+
+def serve() -> None:
+    identity = load_identity()
+    local = LocalPeer.get()
+    if local is None:
+        raise RuntimeError("this appliance is not initialised: run 'realize init --name NAME'")
+    daemon = PeerDaemon(identity, local.name, local.listen_address)
+    # Scans (a peer's `begin`, the watcher's) chunk and hash files in processes of their own,
+    # leaving this one's GIL to serving peers (areas.files.hashing).
+    hashing.use_processes()
+    heap.settle()
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        asyncio.run(daemon.run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hashing.stop_processes()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """SIGTERM (how `realize up` stops its programs) ends peerd as Ctrl-C does: the hashing
+    processes are stopped and their pool's semaphores released on the way out (killed
+    outright, peerd left them to multiprocessing's resource tracker, which warned of them in
+    peerd.log at every stop)."""
+    raise KeyboardInterrupt(f"signal {signum}")

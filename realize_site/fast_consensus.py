@@ -1,0 +1,79 @@
+"""`realize consensus` through peerd, which has Django loaded already.
+
+Starting Django takes this command line most of a second; peerd runs the very same command
+(areas.cli.consensus_asked_of_peerd) and sends back what it printed. Anything unusual (other
+arguments, no peerd, a peerd that does not know the request) is left to the full command
+line, which then behaves as it always has.
+"""
+
+import socket
+import sys
+
+from peers.wire.frames import HEADER, MAX_FRAME, ProtocolError, pack, unpack
+from realize_site.lib.home import PEERD_SOCKET, realize_home
+
+
+def consensus(args: list[str]) -> int | None:
+    """The exit code, or None when the full command line must do it."""
+    parsed = _parse(args)
+    if parsed is None:
+        return None
+    area, peer = parsed
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(realize_home() / PEERD_SOCKET))
+    except OSError:
+        sock.close()
+        return None
+    with sock:
+        try:
+            request = {"area": area, "peer": peer}
+            sock.sendall(pack({"id": 1, "op": "consensus-now", "peer": None, "args": request}))
+            reply = _read_frame(sock)
+        except (OSError, ProtocolError):
+            # peerd went away without an answer: the full command line finds out why.
+            return None
+    result = reply.get("result")
+    if not reply.get("ok") or not isinstance(result, dict):
+        return None
+    sys.stdout.write(str(result.get("output") or ""))
+    sys.stdout.flush()
+    if result.get("error"):
+        sys.stderr.write(f"realize: error: {result['error']}\n")
+        return 1
+    return 0
+
+
+def _parse(args: list[str]) -> tuple[str, str | None] | None:
+    """AREA [--peer NAME], in any of the usual spellings; None for anything else."""
+    area, peer, rest = None, None, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--peer" and rest and peer is None:
+            peer = rest.pop(0)
+        elif arg.startswith("--peer=") and peer is None:
+            peer = arg.removeprefix("--peer=")
+        elif not arg.startswith("-") and area is None:
+            area = arg
+        else:
+            return None
+    if area is None or peer is not None and (not peer or peer.startswith("-")):
+        return None
+    return area, peer
+
+
+def _read_frame(sock: socket.socket) -> dict:
+    (length,) = HEADER.unpack(_exactly(sock, HEADER.size))
+    if length > MAX_FRAME:
+        raise ProtocolError("frame over the limit")
+    return unpack(_exactly(sock, length))
+
+
+def _exactly(sock: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        part = sock.recv(n - len(data))
+        if not part:
+            raise ConnectionResetError("peerd closed the connection")
+        data += part
+    return bytes(data)
