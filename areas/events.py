@@ -4,7 +4,6 @@ from typing import Literal, TypedDict
 
 from django.db import transaction
 
-from areas.models import ConsensusRun
 from peers.events import send_to_dashboards
 
 
@@ -30,7 +29,8 @@ class RunChanged(TypedDict):
     run: RunRow
 
 
-def run_row(run: ConsensusRun) -> RunRow:
+def run_row(run) -> RunRow:
+    """A ConsensusRun as the dashboard shows it."""
     def iso(value):
         return value.isoformat() if value else None
 
@@ -52,6 +52,6 @@ def run_row(run: ConsensusRun) -> RunRow:
     )
 
 
-def run_changed(run: ConsensusRun) -> None:
-    row = run_row(run)
+def run_changed(row: RunRow) -> None:
+    """Send the run to open dashboards once the current transaction commits."""
     transaction.on_commit(lambda: send_to_dashboards(RunChanged(type="consensus.run", run=row)))

@@ -1,6 +1,51 @@
-from django.db import models
+"""The areas' data, and the behaviour that belongs to it: a consensus run's life, the
+queries the pages and the engine ask more than once."""
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+from celery import current_app
+from django.db import connection, models, transaction
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from areas import events
 from peers.models import Peer
+
+# Waiters (`realize consensus`) LISTEN on this channel: a run's end wakes them at once.
+FINISHED_CHANNEL = "realize_run_finished"
+# The Celery task that carries out a run (areas.tasks), queued by name: the model does not
+# import the engine that the task runs.
+CONSENSUS_TASK = "areas.consensus"
+
+
+def _count(queryset: models.QuerySet) -> Coalesce:
+    counted = queryset.order_by().values("area").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+class AreaQuerySet(models.QuerySet):
+    def with_counts(self) -> "AreaQuerySet":
+        """`files` (entries holding a blob) and `open_conflicts` annotated."""
+        return self.annotate(
+            files=_count(Entry.objects.filter(area=OuterRef("pk"), blob_hash__isnull=False)),
+            open_conflicts=_count(
+                Conflict.objects.filter(area=OuterRef("pk"), resolved_at=None)
+            ),
+        )
+
+    def overview(self) -> list["Area"]:
+        """Every area with its counts, `last_run` (its latest consensus run, or None) and
+        `last_run_at` (when that run last moved)."""
+        latest = ConsensusRun.objects.filter(area=OuterRef("pk")).order_by("-requested_at", "-pk")
+        areas = list(self.with_counts().annotate(last_run_id=Subquery(latest.values("pk")[:1])))
+        runs = ConsensusRun.objects.in_bulk([a.last_run_id for a in areas if a.last_run_id])
+        for area in areas:
+            area.last_run = run = runs.get(area.last_run_id)
+            area.last_run_at = run and (run.finished_at or run.started_at or run.requested_at)
+        return areas
 
 
 class Area(models.Model):
@@ -19,11 +64,16 @@ class Area(models.Model):
     history_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = AreaQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def open_conflicts(self, limit: int = 200) -> list["Conflict"]:
+        return list(self.conflicts.filter(resolved_at=None).order_by("-created_at")[:limit])
 
 
 class Blob(models.Model):
@@ -135,8 +185,16 @@ class HistoryEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["area", "seq"], name="history_seq")]
 
 
+class PeerAreaQuerySet(models.QuerySet):
+    def synced(self) -> "PeerAreaQuerySet":
+        """Where the two peers have exchanged history at least once."""
+        return self.filter(Q(pulled_seq__gt=0) | Q(acked_seq__gt=0))
+
+
 class PeerArea(models.Model):
     """What this peer knows of a household peer's copy of an area."""
+
+    objects = PeerAreaQuerySet.as_manager()
 
     peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="areas")
     area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="peers")
@@ -167,12 +225,88 @@ class Conflict(models.Model):
         ordering = ["-created_at"]
 
 
+class ConsensusRunQuerySet(models.QuerySet):
+    def request(
+        self, area: Area, peer: Peer, trigger: str, countdown: float = 0
+    ) -> "ConsensusRun":
+        """Queue a run for the worker, or join one already waiting for the same area and
+        peer. The task is queued once the run is committed."""
+        with transaction.atomic():
+            waiting = (
+                self.select_for_update()
+                .filter(area=area, peer=peer, status=ConsensusRun.Status.PENDING)
+                .first()
+            )
+            if waiting is not None:
+                return waiting
+            run = self.create(area=area, peer=peer, peer_name=peer.name, trigger=trigger)
+            run.announce()
+            transaction.on_commit(
+                lambda: current_app.send_task(CONSENSUS_TASK, (run.pk,), countdown=countdown)
+            )
+        return run
+
+    def claim(self, run_id: int) -> "ConsensusRun | None":
+        """Take a queued run to carry it out; None if another worker took it, or it is not
+        pending. Safe against the same task running twice."""
+        claimed = self.filter(pk=run_id, status=ConsensusRun.Status.PENDING).update(
+            status=ConsensusRun.Status.RUNNING, started_at=timezone.now()
+        )
+        if not claimed:
+            return None
+        run = self.select_related("area", "peer").get(pk=run_id)
+        run.announce()
+        return run
+
+    def asked_by(self, area: Area, peer: Peer) -> "ConsensusRun":
+        """A run the other peer asked of this one (it pulls here): running from the start."""
+        run = self.create(
+            area=area,
+            peer=peer,
+            peer_name=peer.name,
+            trigger=ConsensusRun.ASKED_BY_PEER,
+            status=ConsensusRun.Status.RUNNING,
+            started_at=timezone.now(),
+        )
+        run.announce()
+        return run
+
+    def abandon_interrupted(self, by_peer: bool) -> int:
+        """Runs left 'running' by a process that died are over: mark them failed.
+
+        The worker calls this as it starts (for the runs it carries out), peerd too (for
+        the runs peers asked of it). The next run starts from the cursors.
+        """
+        runs = self.filter(status=ConsensusRun.Status.RUNNING)
+        if by_peer:
+            runs = runs.filter(trigger=ConsensusRun.ASKED_BY_PEER)
+        else:
+            runs = runs.exclude(trigger=ConsensusRun.ASKED_BY_PEER)
+        return runs.update(
+            status=ConsensusRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error="interrupted: the process running it stopped",
+        )
+
+    def recent(self, area: Area | None = None, limit: int = 20) -> list["ConsensusRun"]:
+        runs = self.select_related("area").order_by("-requested_at", "-pk")
+        if area is not None:
+            runs = runs.filter(area=area)
+        return list(runs[:limit])
+
+
 class ConsensusRun(models.Model):
+    """One exchange of an area's changes with one peer: queued, running, then done or
+    failed, with its figures."""
+
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+
+    # The trigger of a run another peer asked of this one.
+    ASKED_BY_PEER = "peer"
 
     area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="runs")
     peer = models.ForeignKey(Peer, on_delete=models.SET_NULL, null=True, related_name="runs")
@@ -189,8 +323,87 @@ class ConsensusRun(models.Model):
     conflicts = models.IntegerField(default=0)
     error = models.TextField(blank=True)
 
+    objects = ConsensusRunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-requested_at"]
+
+    @property
+    def is_over(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    def finish(
+        self,
+        files_in: int,
+        bytes_in: int,
+        conflicts_in: int,
+        problems: list[str],
+        out: dict | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Record how the run ended, tell the dashboards and wake those waiting for it.
+        `out`: what the other peer reported of its own pull."""
+        out = out or {}
+        problems = [*problems, *(out.get("errors") or [])]
+        self.files_in, self.bytes_in = files_in, bytes_in
+        self.files_out = int(out.get("files") or 0)
+        self.bytes_out = int(out.get("bytes") or 0)
+        self.conflicts = conflicts_in + int(out.get("conflicts") or 0)
+        if error is not None:
+            self.error = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        elif problems:
+            self.error = "; ".join(problems[:5])
+        failed = error is not None or bool(problems)
+        self.status = self.Status.FAILED if failed else self.Status.DONE
+        self.finished_at = timezone.now()
+        self.save()
+        self.announce()
+        self.notify_finished()
+
+    def announce(self) -> None:
+        """Tell open dashboards, once committed."""
+        events.run_changed(events.run_row(self))
+
+    def notify_finished(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [FINISHED_CHANNEL, str(self.pk)])
+
+    def wait(self, pickup_wait: float, check_every: float) -> "ConsensusRun":
+        """This run once it is over. Woken by the notice its end sends, its status then read
+        in one plain query; read every `check_every` seconds all the same. A run no worker
+        picked up within `pickup_wait` seconds raises RuntimeError."""
+        requested = time.monotonic()
+        with finished_notices() as wait:
+            while True:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT status FROM areas_consensusrun WHERE id = %s", [self.pk])
+                    row = cursor.fetchone()
+                status = row[0] if row else self.Status.FAILED
+                if status in (self.Status.DONE, self.Status.FAILED):
+                    self.refresh_from_db()
+                    return self
+                pending = status == self.Status.PENDING
+                if pending and time.monotonic() - requested > pickup_wait:
+                    raise RuntimeError("no worker picked up the run: is 'realize up' running?")
+                wait(check_every)
+
+
+@contextlib.contextmanager
+def finished_notices() -> Iterator[Callable[[float], bool]]:
+    """A function waiting (at most its argument, in seconds) for the notice of a run's end,
+    on this thread's database connection, which listens meanwhile: whether one came."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {FINISHED_CHANNEL}")
+    listening = connection.connection
+
+    def wait(seconds: float) -> bool:
+        return any(True for _ in listening.notifies(timeout=seconds, stop_after=1))
+
+    try:
+        yield wait
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"UNLISTEN {FINISHED_CHANNEL}")
 
 
 class SeenChange(models.Model):

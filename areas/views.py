@@ -5,10 +5,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
-from areas import overview
 from areas.forms import AddAreaForm
-from areas.models import Area
-from areas.pull.sharing import start_consensus
+from areas.models import Area, ConsensusRun
+from areas.pull.runs import start_consensus
 from areas.register import AreaError, add_area
 from peers.client.peerd import PeerdUnavailable
 from peers.wire.protocol import ProtocolError, RemoteError
@@ -28,11 +27,11 @@ def areas_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Added area {area.name} at {area.path}.")
             return redirect("areas")
-    return render(request, "areas/list.html", {"areas": overview.areas_overview(), "form": form})
+    return render(request, "areas/list.html", {"areas": Area.objects.overview(), "form": form})
 
 
 def area_page(request: HttpRequest, name: str) -> HttpResponse:
-    area = overview.area_detail(name)
+    area = Area.objects.filter(name=name).with_counts().first()
     if area is None:
         raise Http404(f"No area named {name}")
     return render(
@@ -40,8 +39,8 @@ def area_page(request: HttpRequest, name: str) -> HttpResponse:
         "areas/detail.html",
         {
             "area": area,
-            "runs": overview.recent_runs(area, limit=50),
-            "conflicts": overview.open_conflicts(area),
+            "runs": ConsensusRun.objects.recent(area, limit=50),
+            "conflicts": area.open_conflicts(),
         },
     )
 

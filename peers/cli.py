@@ -10,7 +10,7 @@ from peers.events import household_snapshot
 from peers.identity.keys import create_identity, load_identity
 from peers.models import LocalPeer, Peer
 from peers.schedules import ensure_schedules
-from realize_site import provision
+from realize_site.lib import provision
 
 
 def register(commands) -> None:
@@ -34,9 +34,6 @@ def register(commands) -> None:
     remove = peer_commands.add_parser("remove", help="remove a peer from the household")
     remove.add_argument("name")
     remove.set_defaults(run=run_peer_remove)
-
-    serve = commands.add_parser("serve", help="run the peer daemon in the foreground")
-    serve.set_defaults(run=run_serve)
 
     status = commands.add_parser("status", help="show this appliance's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -90,12 +87,6 @@ def run_peer_list(options: dict, out: TextIO) -> None:
 def run_peer_remove(options: dict, out: TextIO) -> None:
     household.remove_peer(options["name"])
     out.write(f"Removed peer {options['name']}\n")
-
-
-def run_serve(options: dict, out: TextIO) -> None:
-    from peers.daemon.server import serve
-
-    serve()
 
 
 def _traffic() -> dict | None:

@@ -1,6 +1,8 @@
 from django.db import models
 
+from peers.client.links import Links
 from peers.identity import peer_id
+from peers.identity.keys import IdentityMissing, load_identity
 
 
 class LocalPeer(models.Model):
@@ -26,8 +28,15 @@ class LocalPeer(models.Model):
         return cls.objects.order_by("id").first()
 
 
+class PeerQuerySet(models.QuerySet):
+    def by_key(self, key: bytes) -> "Peer | None":
+        return self.filter(public_key=key).first()
+
+
 class Peer(models.Model):
     """Another member of the household, known by its key; deaf when it has no address."""
+
+    objects = PeerQuerySet.as_manager()
 
     name = models.CharField(max_length=64, unique=True)
     public_key = models.BinaryField(max_length=32, unique=True)
@@ -47,6 +56,16 @@ class Peer(models.Model):
     @property
     def is_deaf(self) -> bool:
         return not self.address
+
+    def links(self, timeout: float) -> Links | None:
+        """Data links to this peer, if it listens (a deaf peer cannot be dialled)."""
+        if self.is_deaf:
+            return None
+        try:
+            identity = load_identity()
+        except IdentityMissing:
+            return None
+        return Links(self.address, bytes(self.public_key), identity, LocalPeer.get().name, timeout)
 
 
 class Stranger(models.Model):

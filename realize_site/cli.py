@@ -27,7 +27,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - settings errors get one line, not a traceback
         sys.stderr.write(f"realize: error: cannot start: {exc}\n")
         sys.exit(2)
-    from peers.management.commands.realize import Command
+    from realize_site.management.commands.realize import Command
 
     Command().run_from_argv(["realize", "realize", *sys.argv[1:]])
 

@@ -9,7 +9,7 @@ line, which then behaves as it always has.
 import socket
 import sys
 
-from peers.wire.frames import HEADER, MAX_FRAME, ProtocolError, pack, unpack
+from peers.wire.frames import ProtocolError, pack, recv_frame, unpack
 from realize_site.lib.home import PEERD_SOCKET, realize_home
 
 
@@ -29,7 +29,7 @@ def consensus(args: list[str]) -> int | None:
         try:
             request = {"area": area, "peer": peer}
             sock.sendall(pack({"id": 1, "op": "consensus-now", "peer": None, "args": request}))
-            reply = _read_frame(sock)
+            reply = unpack(recv_frame(sock))
         except (OSError, ProtocolError):
             # peerd went away without an answer: the full command line finds out why.
             return None
@@ -60,20 +60,3 @@ def _parse(args: list[str]) -> tuple[str, str | None] | None:
     if area is None or peer is not None and (not peer or peer.startswith("-")):
         return None
     return area, peer
-
-
-def _read_frame(sock: socket.socket) -> dict:
-    (length,) = HEADER.unpack(_exactly(sock, HEADER.size))
-    if length > MAX_FRAME:
-        raise ProtocolError("frame over the limit")
-    return unpack(_exactly(sock, length))
-
-
-def _exactly(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        part = sock.recv(n - len(data))
-        if not part:
-            raise ConnectionResetError("peerd closed the connection")
-        data += part
-    return bytes(data)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "peers",
     "areas",
     "fusemount",
+    "realize_site",
 ]
 
 MIDDLEWARE = [

@@ -1,7 +1,7 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from areas.overview import recent_runs
+from areas.models import ConsensusRun
 from peers.events import household_snapshot
 from peers.forms import AddPeerForm
 from peers.models import LocalPeer
@@ -15,6 +15,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "household": household_snapshot(),
             "local": LocalPeer.get(),
             "add_form": AddPeerForm(),
-            "runs": recent_runs(limit=20),
+            "runs": ConsensusRun.objects.recent(limit=20),
         },
     )

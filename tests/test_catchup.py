@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from areas.models import Area, PeerArea
+from areas.models import Area, ConsensusRunQuerySet, PeerArea
 from areas.watch import catchup
 from peers.models import Peer
 
@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def started(monkeypatch):
     calls = []
-    monkeypatch.setattr(catchup, "request_consensus", lambda a, p, t: calls.append((a.name, t)))
+    monkeypatch.setattr(
+        ConsensusRunQuerySet, "request", lambda self, a, p, t: calls.append((a.name, t))
+    )
     return calls
 
 

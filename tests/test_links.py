@@ -155,7 +155,7 @@ class _Peerd:
 
 def test_a_peer_that_cannot_be_dialled_is_asked_through_peerd(tmp_path):
     from peers.client.links import Links
-    from peers.client.peerd import RemotePeer
+    from peers.client.remote import RemotePeer
 
     identity, _ = create_identity(tmp_path)
     unreachable = Links("127.0.0.1:1", os.urandom(32), identity, "beta", timeout=5)

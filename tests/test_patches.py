@@ -174,7 +174,7 @@ def test_a_patch_that_does_not_add_up_is_asked_again_by_hash(tmp_path):
 
 
 def test_a_peer_asking_for_patches_is_checked_like_any_range():
-    from areas.serve.handler import _range_list
+    from areas.serve.answers import _range_list
 
     blob, keys = b"b" * 32, patches.signature(os.urandom(10 * KiB)).keys
     ranges, signatures = _range_list([[blob, 0, 100], [blob, 100, 50, keys]])

@@ -5,9 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
-from areas import cli
-from areas.models import Area, ConsensusRun
-from areas.pull import consensus
+from areas.models import Area, ConsensusRun, finished_notices
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,11 +13,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_finished_run_wakes_the_waiter(tmp_path):
     area = Area.objects.create(name="docs", path=str(tmp_path))
     run = ConsensusRun.objects.create(area=area, peer_name="alpha", trigger="command")
-    with cli._finished_notices() as wait:
+    with finished_notices() as wait:
         assert not wait(0)  # nothing yet
         run.status = ConsensusRun.Status.DONE
         run.save()
-        consensus.notify_finished(run)  # from this very connection: delivered all the same
+        run.notify_finished()  # from this very connection: delivered all the same
         assert wait(60)
 
 
@@ -30,13 +28,13 @@ def test_wait_returns_the_finished_run(tmp_path):
     def finish() -> None:
         try:
             done = ConsensusRun.objects.get(pk=run.pk)
-            consensus._finish(done, consensus.ApplyStats(), {"files": 2, "bytes": 10}, None)
+            done.finish(0, 0, 0, [], out={"files": 2, "bytes": 10})
         finally:
             connection.close()
 
     finisher = threading.Thread(target=finish)
     finisher.start()
-    finished = cli._wait(run)
+    finished = run.wait(pickup_wait=600, check_every=0.5)
     finisher.join()
     assert finished.status == ConsensusRun.Status.DONE
     assert (finished.files_out, finished.bytes_out) == (2, 10)

@@ -18,10 +18,7 @@ starts: that first run is the user's to ask for.
 
 import logging
 
-from django.db.models import Q
-
-from areas.models import Area, PeerArea
-from areas.pull.consensus import request_consensus
+from areas.models import Area, ConsensusRun, PeerArea
 from peers.daemon.threads import db
 from peers.models import Peer
 
@@ -51,11 +48,7 @@ async def peer_connected(conn) -> None:
 def area_states() -> dict[str, list]:
     """This peer's answer to `area-states`: for each area, [last sequence number of its
     history, whether it synced the area with any peer]."""
-    synced = set(
-        PeerArea.objects.filter(Q(pulled_seq__gt=0) | Q(acked_seq__gt=0)).values_list(
-            "area_id", flat=True
-        )
-    )
+    synced = set(PeerArea.objects.synced().values_list("area_id", flat=True))
     return {a.name: [a.history_seq, a.pk in synced] for a in Area.objects.all()}
 
 
@@ -77,20 +70,16 @@ def catch_up(key: bytes, states: States) -> list[tuple[str, str]]:
     """Queue a run with the peer for each area it has (`states`) that the two synced before
     where its acknowledged cursor is behind this peer's history, and for each that this
     peer joins (see above); (area name, trigger) of each."""
-    peer = Peer.objects.filter(public_key=key).first()
+    peer = Peer.objects.by_key(key)
     if peer is None:
         return []
     shared = list(Area.objects.filter(name__in=states))
     cursors = {
         pa.area_id: pa
-        for pa in PeerArea.objects.filter(peer=peer, area__in=shared).filter(
-            Q(pulled_seq__gt=0) | Q(acked_seq__gt=0)
-        )
+        for pa in PeerArea.objects.synced().filter(peer=peer, area__in=shared)
     }
     synced_here = set(
-        PeerArea.objects.filter(area__in=shared)
-        .filter(Q(pulled_seq__gt=0) | Q(acked_seq__gt=0))
-        .values_list("area_id", flat=True)
+        PeerArea.objects.synced().filter(area__in=shared).values_list("area_id", flat=True)
     )
     started = []
     for area in shared:
@@ -102,5 +91,5 @@ def catch_up(key: bytes, states: States) -> list[tuple[str, str]]:
             if they_synced or area.history_seq == 0:
                 started.append((area, JOIN_TRIGGER))
     for area, trigger in started:
-        request_consensus(area, peer, trigger)
+        ConsensusRun.objects.request(area, peer, trigger)
     return [(area.name, trigger) for area, trigger in started]

@@ -13,8 +13,7 @@ from areas.files.paths import is_ignored
 from areas.files.staging import staging_path
 from areas.index.history import Kind
 from areas.index.scanner import ScanResult, scan_area
-from areas.models import Area
-from areas.pull.consensus import request_consensus
+from areas.models import Area, ConsensusRun
 from areas.watch import inotify
 from peers.daemon.threads import db, slow
 from peers.models import LocalPeer, Peer
@@ -220,4 +219,4 @@ def _scan(area_id: int, changed: float) -> tuple[ScanResult | None, float]:
 def _request(area_id: int, key: bytes) -> None:
     area = Area.objects.get(pk=area_id)
     peer = Peer.objects.get(public_key=key)
-    request_consensus(area, peer, "auto")
+    ConsensusRun.objects.request(area, peer, "auto")

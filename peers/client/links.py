@@ -23,8 +23,8 @@ from typing import Any
 from peers.identity import tls
 from peers.identity.address import parse_address
 from peers.identity.keys import Identity
-from peers.wire.buffers import SHARED, BufferPool
-from peers.wire.frames import HEADER, MAX_FRAME, ProtocolError, pack, unpack
+from peers.wire.buffers import SHARED
+from peers.wire.frames import HEADER, ProtocolError, pack, recv_exactly, recv_frame, unpack
 from peers.wire.protocol import (
     DATA_WORD,
     HANDSHAKE_TIMEOUT,
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 # A link idle longer than this is not reused: the peer may have closed it (it drops a
 # connection that says nothing for IDLE_TIMEOUT).
 REUSE_WITHIN = 30.0
-RECEIVE_BYTES = 1 << 20
 
 
 class LinkFailed(ConnectionError):
@@ -70,7 +69,7 @@ class Link:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
             raw.sendall(MAGIC + identity.peer_id.encode() + b" " + DATA_WORD + b"\n")
-            if _exactly(raw, len(READY)) != READY:
+            if recv_exactly(raw, len(READY)) != READY:
                 raise ProtocolError(f"{address} is not a Realize peer")
             sock = tls.client_context(identity, [key]).wrap_socket(raw, server_hostname=None)
         except (OSError, ProtocolError) as exc:
@@ -89,11 +88,8 @@ class Link:
         return link
 
     def receive(self) -> dict:
-        (length,) = HEADER.unpack(_exactly(self.sock, HEADER.size))
-        if length > MAX_FRAME:
-            raise ProtocolError(f"frame of {length} bytes is over the limit")
-        data = _exactly(self.sock, length, self._buffers)
-        self.bytes_received += HEADER.size + length
+        data = recv_frame(self.sock, self._buffers)
+        self.bytes_received += HEADER.size + len(data)
         return unpack(data)
 
     def pipeline(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
@@ -141,18 +137,6 @@ class Link:
     @property
     def closed(self) -> bool:
         return self.sock is None
-
-
-def _exactly(sock: socket.socket, n: int, pool: BufferPool | None = None) -> memoryview:
-    """n bytes read from sock; with a pool, into one of its buffers."""
-    view = pool.take(n) if pool is not None else memoryview(bytearray(n))
-    got = 0
-    while got < n:
-        part = sock.recv_into(view[got:], min(n - got, RECEIVE_BYTES))
-        if not part:
-            raise ConnectionResetError("the peer closed the connection")
-        got += part
-    return view
 
 
 class Links:
@@ -205,16 +189,3 @@ class Links:
                 link.close()
             self._idle.clear()
 
-
-def links_to(peer, timeout: float) -> Links | None:
-    """Data links to a household peer, if it listens (a deaf peer cannot be dialled)."""
-    from peers.identity.keys import IdentityMissing, load_identity
-    from peers.models import LocalPeer
-
-    if not peer.address:
-        return None
-    try:
-        identity = load_identity()
-    except IdentityMissing:
-        return None
-    return Links(peer.address, bytes(peer.public_key), identity, LocalPeer.get().name, timeout)

@@ -7,18 +7,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from peers.client.links import Link, LinkFailed, Links
-from peers.daemon.server import socket_path
+from peers.wire.frames import recv_frame
 from peers.wire.protocol import (
-    DATA_OPS,
-    HEADER,
-    MAX_FRAME,
     ProtocolError,
     RemoteError,
     pack,
     unpack,
     unpack_relayed,
 )
+from realize_site.lib.home import peerd_socket
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ class PeerdClient:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
             try:
-                sock.connect(str(socket_path()))
+                sock.connect(str(peerd_socket()))
             except OSError:
                 sock.close()
                 raise PeerdUnavailable(
@@ -106,23 +103,8 @@ class PeerdClient:
                 # of later requests. Start over on a new connection next time.
                 self.close()
 
-    def _read(self, sock: socket.socket) -> bytearray:
-        (length,) = HEADER.unpack(self._exactly(sock, HEADER.size))
-        if length > MAX_FRAME:
-            raise ProtocolError("oversized frame from peerd")
-        return self._exactly(sock, length)
-
-    @staticmethod
-    def _exactly(sock: socket.socket, n: int) -> bytearray:
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = 0
-        while got < n:
-            part = sock.recv_into(view[got:], min(n - got, 1 << 22))
-            if not part:
-                raise ConnectionResetError("peerd closed the connection")
-            got += part
-        return buf
+    def _read(self, sock: socket.socket) -> memoryview:
+        return recv_frame(sock)
 
     def connected(self) -> list[str]:
         return self.request(None, "connected")
@@ -145,67 +127,3 @@ def _relayed(data: bytearray) -> dict:
     if answer is None:
         return header  # peerd's own answer: an error before the request reached the peer
     return {**answer, "re": header.get("re")}
-
-
-class RemotePeer:
-    """A peer as the consensus engine sees it: `call(op, **args)`.
-
-    With `links` (peers.client.links), the bulk reads go over data links straight to the peer;
-    everything else, and everything when the peer cannot be dialled, goes through peerd.
-    """
-
-    def __init__(self, client: PeerdClient, name: str, links: Links | None = None):
-        self.client = client
-        self.name = name
-        self.links = links
-
-    def _link(self, op: str) -> Link | None:
-        if self.links is None or not self.links.usable or op not in DATA_OPS:
-            return None
-        try:
-            return self.links.take()
-        except LinkFailed:
-            return None
-
-    def call(self, op: str, **args) -> Any:
-        link = self._link(op)
-        if link is not None:
-            results = link.pipeline(op, [args], depth=1)
-            try:
-                return next(results)
-            except (OSError, ProtocolError) as exc:
-                # A read, safe to ask again: through peerd this time.
-                log.info("data link to %s broke (%s): asking through peerd", self.name, exc)
-            finally:
-                results.close()
-                self.links.give_back(link)
-        return self.client.request(self.name, op, args)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def fork(self) -> "RemotePeer":
-        """The same peer on a connection of its own, for another thread."""
-        return RemotePeer(PeerdClient(self.client.timeout), self.name, self.links)
-
-    def others(self) -> list["RemotePeer"]:
-        """The other connected peers, each on a connection of its own (for another thread)."""
-        try:
-            with PeerdClient(self.client.timeout) as own:
-                names = own.connected()
-        except (OSError, ProtocolError, RemoteError):
-            return []
-        return [RemotePeer(PeerdClient(self.client.timeout), n) for n in names if n != self.name]
-
-    def call_many(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
-        """Pipelined calls, results in order; on a connection of their own, so that they can
-        run in another thread while this one makes its own calls."""
-        link = self._link(op)
-        if link is not None:
-            try:
-                yield from link.pipeline(op, arg_list, depth)
-            finally:
-                self.links.give_back(link)
-            return
-        with PeerdClient(self.client.timeout) as own:
-            yield from own.pipeline(self.name, op, arg_list, depth, relay=True)

@@ -1,0 +1,8 @@
+"""peerd: the listener, the connections to peers, the data links it serves, the local socket."""
+
+from peers.daemon.connection import Connection
+from peers.daemon.remote import ConnectionRemote
+from peers.daemon.server import Handler, PeerDaemon
+from peers.daemon.threads import db, slow, waiting
+
+__all__ = ["Connection", "ConnectionRemote", "Handler", "PeerDaemon", "db", "slow", "waiting"]

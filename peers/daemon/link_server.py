@@ -12,7 +12,6 @@ trusted, a stranger is refused (and recorded, for the dashboard) during the TLS 
 Anything malformed closes this link and nothing else.
 """
 
-import asyncio
 import logging
 import queue
 import select
@@ -26,8 +25,8 @@ from concurrent.futures import Future
 from django.db import close_old_connections, connection
 
 from peers.identity import tls
-from peers.wire.buffers import SHARED, BufferPool
-from peers.wire.frames import HEADER, MAX_FRAME, ProtocolError, coalesced, frame, unpack
+from peers.wire.buffers import SHARED
+from peers.wire.frames import HEADER, ProtocolError, coalesced, frame, recv_frame, unpack
 from peers.wire.protocol import (
     DATA_OPS,
     HANDSHAKE_TIMEOUT,
@@ -139,11 +138,8 @@ class LinkServer:
         return bool(readable)
 
     def _frame(self) -> dict:
-        (length,) = HEADER.unpack(self._exactly(HEADER.size))
-        if length > MAX_FRAME:
-            raise ProtocolError(f"frame of {length} bytes is over the limit")
-        data = self._exactly(length)
-        self.bytes_received += HEADER.size + length
+        data = recv_frame(self.sock)
+        self.bytes_received += HEADER.size + len(data)
         return unpack(data)
 
     def _request(self) -> dict:
@@ -153,17 +149,6 @@ class LinkServer:
         if not isinstance(message.get("op"), str) or not isinstance(message.get("id"), int):
             raise ProtocolError("a frame that is not a request")
         return message
-
-    def _exactly(self, n: int) -> bytearray:
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = 0
-        while got < n:
-            part = self.sock.recv_into(view[got:], n - got)
-            if not part:
-                raise ConnectionResetError("the peer closed the data link")
-            got += part
-        return buf
 
     def _send(self, pieces: list) -> None:
         for piece in coalesced(pieces):
@@ -211,20 +196,3 @@ class LinkServer:
                     sock.close()
                 except OSError:
                     pass
-
-
-def answer_in_thread(handlers, loop: asyncio.AbstractEventLoop) -> Callable:
-    """A request's result from the areas' handlers, called in a link's preparing thread: the
-    blocking ones directly, `history` (which may wait for a scan's next batch) on the loop."""
-
-    def answer(key: bytes, op: str, args: dict, buffers: BufferPool):
-        if op == "history":
-            waiting = handlers.history_answer(
-                key, args.get("area"), args.get("since"), args.get("limit")
-            )
-            return asyncio.run_coroutine_threadsafe(waiting, loop).result()
-        if op == "blobs":
-            return handlers.blobs(key, args.get("hashes"), args.get("bases"))
-        return handlers.chunks(key, args.get("hashes"), buffers, args.get("ranges"))
-
-    return answer

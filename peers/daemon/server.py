@@ -1,31 +1,30 @@
 """peerd (`realize serve`): the only process that talks to other peers.
 
-It listens (when this peer has a listen address), keeps a connection to every listening
-peer of the household (reconnecting with backoff), serves requests from peers over those
-connections, and lets the worker and the mount reach any connected peer through a Unix
-socket in REALIZE_HOME. It also watches the areas' files (areas.watch.watcher).
+It listens (when this peer has a listen address) and keeps a connection to every listening
+peer of the household, reconnecting with backoff. The worker and the mount reach any
+connected peer through a Unix socket in REALIZE_HOME.
+
+What peers ask is answered by a `Handler`, given by the composition root
+(realize_site.peerd): this transport knows nothing of areas.
 """
 
 import asyncio
 import logging
 import os
-import signal
 import ssl
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, Protocol
 
-from django.conf import settings
-
-from areas.files import hashing
 from peers import household
 from peers.daemon.connection import Connection
-from peers.daemon.link_server import LinkServer, answer_in_thread
+from peers.daemon.link_server import LinkServer
 from peers.daemon.threads import db
-from peers.identity import tls
+from peers.identity import peer_id, tls
 from peers.identity.address import format_address, parse_address
-from peers.identity.keys import Identity, load_identity
-from peers.models import LocalPeer, Peer
+from peers.identity.keys import Identity
+from peers.models import Peer
+from peers.wire.buffers import BufferPool
 from peers.wire.protocol import (
     DATA_WORD,
     HANDSHAKE_TIMEOUT,
@@ -38,11 +37,9 @@ from peers.wire.protocol import (
     read_frame,
     write_frame,
 )
-from realize_site.lib import collector as heap
-from realize_site.lib.home import PEERD_SOCKET
+from realize_site.lib.home import peerd_socket
 
 log = logging.getLogger("peerd")
-SOCKET_NAME = PEERD_SOCKET  # in REALIZE_HOME
 REFRESH_EVERY = 2.0
 # How much a connection's reader buffers before it stops reading from the socket: a frame
 # of several megabytes then arrives without the transport being paused and resumed at
@@ -58,12 +55,30 @@ class Member:
     address: str
 
 
-def socket_path() -> Path:
-    return settings.REALIZE_HOME / SOCKET_NAME
+class Handler(Protocol):
+    """What peerd serves: the domain, given by the composition root."""
+
+    async def start(self, daemon: "PeerDaemon") -> None:
+        """Before peerd serves anyone: recover, start background work."""
+
+    async def stop(self) -> None:
+        """As peerd stops."""
+
+    async def handle(self, daemon: "PeerDaemon", conn: Connection, op: str, args: dict) -> Any:
+        """A peer's request over its connection."""
+
+    def answer_link(self, key: bytes, op: str, args: dict, buffers: BufferPool) -> Any:
+        """A peer's read over a data link, in that link's thread (blocking)."""
+
+    async def peer_connected(self, conn: Connection) -> None:
+        """A household peer is connected, either way."""
+
+    async def local(self, op: str, args: dict) -> Any:
+        """A request of this appliance's own processes that is not for a peer."""
 
 
 class PeerDaemon:
-    def __init__(self, identity: Identity, name: str, listen: str):
+    def __init__(self, identity: Identity, name: str, listen: str, handler: Handler):
         self.identity = identity
         self.name = name
         self.listen = listen
@@ -76,9 +91,7 @@ class PeerDaemon:
         self.dialers: dict[bytes, asyncio.Task] = {}
         self.server_ctx: ssl.SSLContext | None = None
         self.client_ctx: ssl.SSLContext | None = None
-        self.handlers = None  # set by run(): areas.serve.handler, which serves peers' requests
-        self.on_connected = None  # set by run(): areas.catchup.peer_connected
-        self.watcher = None
+        self.handler = handler
         self.ready = asyncio.Event()
 
     # --- the household ----------------------------------------------------------------------
@@ -232,7 +245,7 @@ class PeerDaemon:
             self.server_ctx,
             self.name,
             member_name=lambda key: getattr(self.members.get(key), "name", None),
-            answer=answer_in_thread(self.handlers, loop),
+            answer=self.handler.answer_link,
             refused=lambda claimed, exc: asyncio.run_coroutine_threadsafe(
                 self._refused(claimed, address, exc), loop
             ),
@@ -252,8 +265,6 @@ class PeerDaemon:
         )
 
     async def _refused(self, claimed: str, address: str, exc: Exception) -> None:
-        from peers.identity import peer_id
-
         try:
             key = peer_id.decode(claimed)
         except peer_id.BadPeerId:
@@ -280,10 +291,8 @@ class PeerDaemon:
             await existing.close()
         self.connections[member.key] = conn
         log.info("connected to %s (%s)", member.name, "outgoing" if dialed_by_us else "incoming")
-        await db(_mark_seen, member.key)
         asyncio.create_task(self._run(conn))
-        if self.on_connected is not None:
-            asyncio.create_task(self.on_connected(conn))
+        asyncio.create_task(self.handler.peer_connected(conn))
 
     async def _run(self, conn: Connection) -> None:
         try:
@@ -301,7 +310,7 @@ class PeerDaemon:
     async def _handle(self, conn: Connection, op: str, args: dict):
         if op == "ping":
             return {}
-        return await self.handlers.handle(self, conn, op, args)
+        return await self.handler.handle(self, conn, op, args)
 
     # --- the local socket -------------------------------------------------------------------
     async def _local(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -351,8 +360,8 @@ class PeerDaemon:
                 sent, received = totals.get(c.peer_name, (0, 0))
                 totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
             return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
-        if op == "consensus-now":
-            return await self.handlers.consensus_now(args)
+        if message.get("peer") is None:
+            return await self.handler.local(op, args)
         conn = self.connection_to(message.get("peer"))
         timeout = float(message.get("timeout") or 600)
         return await conn.call(op, args, timeout=timeout, relay=bool(message.get("relay")))
@@ -365,21 +374,14 @@ class PeerDaemon:
 
     # --- running ----------------------------------------------------------------------------
     async def run(self) -> None:
-        from areas.pull.consensus import abandon_interrupted_runs
-        from areas.serve import handler as service
-        from areas.watch import catchup
-        from areas.watch.watcher import Watcher
-
-        self.handlers = service
-        self.on_connected = catchup.peer_connected
-        await db(abandon_interrupted_runs, True)
+        await self.handler.start(self)
         await self.refresh()
         servers = []
         if self.listen:
             host, port = parse_address(self.listen)
             servers.append(await asyncio.start_server(self._accept, host, port, limit=STREAM_LIMIT))
             log.info("listening on %s as %s", self.listen, self.identity.peer_id)
-        path = socket_path()
+        path = peerd_socket()
         path.unlink(missing_ok=True)
         old_umask = os.umask(0o077)
         try:
@@ -389,8 +391,6 @@ class PeerDaemon:
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
-        self.watcher = Watcher(self)
-        watcher_task = asyncio.create_task(self.watcher.run())
         self.ready.set()
         try:
             while True:
@@ -400,7 +400,7 @@ class PeerDaemon:
                 except Exception:  # noqa: BLE001 - a database hiccup must not stop peerd
                     log.exception("could not refresh the household")
         finally:
-            watcher_task.cancel()
+            await self.handler.stop()
             for server in servers:
                 server.close()
             for link in list(self.data_links):
@@ -409,37 +409,3 @@ class PeerDaemon:
                 await conn.close()
             path.unlink(missing_ok=True)
 
-
-def _mark_seen(key: bytes) -> None:
-    from django.utils import timezone
-
-    from areas.models import PeerArea
-
-    PeerArea.objects.filter(peer__public_key=key).update(last_seen=timezone.now())
-
-
-def serve() -> None:
-    identity = load_identity()
-    local = LocalPeer.get()
-    if local is None:
-        raise RuntimeError("this appliance is not initialised: run 'realize init --name NAME'")
-    daemon = PeerDaemon(identity, local.name, local.listen_address)
-    # Scans (a peer's `begin`, the watcher's) chunk and hash files in processes of their own,
-    # leaving this one's GIL to serving peers (areas.files.hashing).
-    hashing.use_processes()
-    heap.settle()
-    signal.signal(signal.SIGTERM, _interrupted)
-    try:
-        asyncio.run(daemon.run())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        hashing.stop_processes()
-
-
-def _interrupted(signum: int, frame: object) -> None:
-    """SIGTERM (how `realize up` stops its programs) ends peerd as Ctrl-C does: the hashing
-    processes are stopped and their pool's semaphores released on the way out (killed
-    outright, peerd left them to multiprocessing's resource tracker, which warned of them in
-    peerd.log at every stop)."""
-    raise KeyboardInterrupt(f"signal {signum}")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 
-from peers.identity import peer_id
+from peers.identity.peer_id import encode
 from realize_site.lib.home import write_private_file
 
 KEY_FILE = "peer.key"
@@ -39,7 +39,7 @@ class Identity:
 
     @property
     def peer_id(self) -> str:
-        return peer_id.encode(self.public_key)
+        return encode(self.public_key)
 
 
 class IdentityMissing(RuntimeError):
@@ -54,7 +54,7 @@ def _key_name(public_key: bytes) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Realize key"),
-            x509.NameAttribute(NameOID.COMMON_NAME, peer_id.encode(public_key)),
+            x509.NameAttribute(NameOID.COMMON_NAME, encode(public_key)),
         ]
     )
 
@@ -63,7 +63,7 @@ def _peer_name(public_key: bytes) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Realize peer"),
-            x509.NameAttribute(NameOID.COMMON_NAME, peer_id.encode(public_key)),
+            x509.NameAttribute(NameOID.COMMON_NAME, encode(public_key)),
         ]
     )
 

@@ -4,9 +4,12 @@ Kept apart from `protocol` (which needs asyncio) so that a short command line cl
 quickly.
 """
 
+import socket
 import struct
 
 import msgpack
+
+from peers.wire.buffers import BufferPool
 
 MAX_FRAME = 16 * 1024 * 1024
 HEADER = struct.Struct(">I")
@@ -58,6 +61,30 @@ def coalesced(pieces: list) -> list:
     if run:
         out.append(b"".join(run) if len(run) > 1 else run[0])
     return out
+
+
+# The most one receive asks of the kernel: large frames arrive in a few calls.
+RECEIVE_BYTES = 1 << 20
+
+
+def recv_exactly(sock: socket.socket, n: int, pool: BufferPool | None = None) -> memoryview:
+    """n bytes from a blocking socket; with a pool, into one of its buffers."""
+    view = pool.take(n) if pool is not None else memoryview(bytearray(n))
+    got = 0
+    while got < n:
+        part = sock.recv_into(view[got:], min(n - got, RECEIVE_BYTES))
+        if not part:
+            raise ConnectionResetError("the other side closed the connection")
+        got += part
+    return view
+
+
+def recv_frame(sock: socket.socket, pool: BufferPool | None = None) -> memoryview:
+    """One frame's bytes from a blocking socket (its header read and checked)."""
+    (length,) = HEADER.unpack(recv_exactly(sock, HEADER.size))
+    if length > MAX_FRAME:
+        raise ProtocolError(f"frame of {length} bytes is over the limit")
+    return recv_exactly(sock, length, pool)
 
 
 def pack(message: dict) -> bytes:

@@ -15,6 +15,10 @@ def realize_home() -> Path:
     return home.resolve()
 
 
+def peerd_socket() -> Path:
+    return realize_home() / PEERD_SOCKET
+
+
 def write_private_file(path: Path, data: bytes) -> bool:
     """Create `path` with mode 0600 holding `data`, unless it exists. True if created.
 

@@ -15,7 +15,12 @@ from areas.index.rows import rows
 from areas.index.scanner import scan_area
 from areas.index.wire import chunk_list_to_wire, entry_to_wire, event_row_to_wire
 from areas.models import Area, Entry, PeerArea
+from areas.pull.consensus import pull_for_peer
 from areas.pull.patches import check_keys, diff
+from areas.pull.runs import consensus_report
+from areas.watch.catchup import area_states
+from peers.daemon.connection import Connection
+from peers.daemon.remote import ConnectionRemote
 from peers.daemon.threads import db, slow, waiting
 from peers.models import LocalPeer, Peer
 from peers.wire.buffers import BufferPool
@@ -32,7 +37,7 @@ _scans: dict[int, "PeerScan"] = {}
 
 
 def _peer(key: bytes) -> Peer:
-    peer = Peer.objects.filter(public_key=key).first()
+    peer = Peer.objects.by_key(key)
     if peer is None:
         raise PermissionError("not a member of this household")
     return peer
@@ -45,7 +50,7 @@ def _member(key: bytes) -> None:
     now = time.monotonic()
     if now - _members_checked.get(key, -MEMBER_CHECK_EVERY) < MEMBER_CHECK_EVERY:
         return
-    if not Peer.objects.filter(public_key=key).exists():
+    if Peer.objects.by_key(key) is None:
         raise PermissionError("not a member of this household")
     _members_checked[key] = now
 
@@ -75,8 +80,6 @@ def area_names(key: bytes) -> list[str]:
 
 def area_states_for(key: bytes) -> dict:
     """What a connecting peer asks to know which runs to start with us (areas.watch.catchup)."""
-    from areas.watch.catchup import area_states
-
     _peer(key)
     return area_states()
 
@@ -293,15 +296,14 @@ def _hash_list(hashes) -> list[bytes]:
 
 async def consensus_now(args: dict) -> dict:
     """`realize consensus` from this peer's own command line (realize_site.fast_consensus)."""
-    from areas.cli import consensus_asked_of_peerd
-
     area, peer = args.get("area"), args.get("peer")
     if not isinstance(area, str) or not isinstance(peer, str | None):
         raise ValueError("bad consensus request")
-    return await waiting(consensus_asked_of_peerd, area, peer)
+    return await waiting(consensus_report, area, peer)
 
 
-async def handle(daemon, conn, op: str, args: dict):
+async def handle(daemon, conn: Connection, op: str, args: dict):
+    """A peer's request over its connection with this peerd."""
     key = conn.peer_key
     if op == "areas":
         return await db(area_names, key)
@@ -318,8 +320,6 @@ async def handle(daemon, conn, op: str, args: dict):
     if op == "chunks":
         return await db(chunks, key, args.get("hashes"), None, args.get("ranges"))
     if op == "pull":
-        from areas.pull.consensus import ConnectionRemote, pull_for_peer
-
         remote = ConnectionRemote(conn, asyncio.get_running_loop(), daemon)
         return await slow(pull_for_peer, key, args.get("area"), remote)
     raise ValueError(f"unknown request {op!r}")

@@ -6,12 +6,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from areas import cli as areas_cli
 from peers import cli as peers_cli
+from realize_site import peerd
 from realize_site import up as up_cli
 from realize_site.lib.errors import one_line
-
-
-class CommandFailed(Exception):
-    """A failure with a one-line message for stderr."""
 
 
 class Command(BaseCommand):
@@ -40,6 +37,7 @@ class Command(BaseCommand):
         commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
         peers_cli.register(commands)
         areas_cli.register(commands)
+        peerd.register(commands)
         up_cli.register(commands)
 
     def handle(self, *args, **options) -> None:

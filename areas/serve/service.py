@@ -1,0 +1,66 @@
+"""What peerd serves of the areas: the domain handler that realize_site.peerd gives to the
+transport (peers.daemon.Handler)."""
+
+import asyncio
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+from areas.models import ConsensusRun, PeerArea
+from areas.serve.answers import blobs, chunks, consensus_now, handle, history_answer
+from areas.watch import catchup
+from areas.watch.watcher import Watcher
+from peers.daemon.connection import Connection
+from peers.daemon.threads import db
+from peers.wire.buffers import BufferPool
+
+log = logging.getLogger(__name__)
+
+
+class AreaService:
+    """Answers peers' requests, catches peers up as they connect, watches the Real."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.watcher: Watcher | None = None
+        self._watching: asyncio.Task | None = None
+
+    async def start(self, daemon) -> None:
+        self.loop = asyncio.get_running_loop()
+        # Runs peers asked of a peerd that died are over.
+        await db(ConsensusRun.objects.abandon_interrupted, True)
+        self.watcher = Watcher(daemon)
+        self._watching = asyncio.create_task(self.watcher.run())
+
+    async def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+
+    async def handle(self, daemon, conn: Connection, op: str, args: dict) -> Any:
+        return await handle(daemon, conn, op, args)
+
+    def answer_link(self, key: bytes, op: str, args: dict, buffers: BufferPool) -> Any:
+        """A data link's read, in the link's thread: the blocking ones directly, `history`
+        (which may wait for a scan's next batch) on the event loop."""
+        if op == "history":
+            waiting = history_answer(
+                key, args.get("area"), args.get("since"), args.get("limit")
+            )
+            return asyncio.run_coroutine_threadsafe(waiting, self.loop).result()
+        if op == "blobs":
+            return blobs(key, args.get("hashes"), args.get("bases"))
+        return chunks(key, args.get("hashes"), buffers, args.get("ranges"))
+
+    async def peer_connected(self, conn: Connection) -> None:
+        await db(_mark_seen, conn.peer_key)
+        await catchup.peer_connected(conn)
+
+    async def local(self, op: str, args: dict) -> Any:
+        if op == "consensus-now":
+            return await consensus_now(args)
+        raise ValueError(f"unknown request {op!r}")
+
+
+def _mark_seen(key: bytes) -> None:
+    PeerArea.objects.filter(peer__public_key=key).update(last_seen=timezone.now())

@@ -1,0 +1,48 @@
+"""`realize serve`: peerd assembled. The transport (peers.daemon) is given the areas'
+handler (areas.serve): the one place where the two meet."""
+
+import asyncio
+import signal
+from typing import TextIO
+
+from areas.files import hashing
+from areas.serve import AreaService
+from peers.daemon import PeerDaemon
+from peers.identity import load_identity
+from peers.models import LocalPeer
+from realize_site.lib import collector
+
+
+def register(commands) -> None:
+    serve_parser = commands.add_parser("serve", help="run the peer daemon in the foreground")
+    serve_parser.set_defaults(run=run_serve)
+
+
+def run_serve(options: dict, out: TextIO) -> None:
+    serve()
+
+
+def serve() -> None:
+    identity = load_identity()
+    local = LocalPeer.get()
+    if local is None:
+        raise RuntimeError("this appliance is not initialised: run 'realize init --name NAME'")
+    daemon = PeerDaemon(identity, local.name, local.listen_address, AreaService())
+    # Scans chunk and hash files in processes of their own, leaving peerd's GIL to serving
+    # peers (areas.files.hashing).
+    hashing.use_processes()
+    collector.settle()
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        asyncio.run(daemon.run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hashing.stop_processes()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """SIGTERM (how `realize up` stops its programs) ends peerd as Ctrl-C does: the hashing
+    processes are stopped and their semaphores released on the way out (left to
+    multiprocessing's resource tracker, they were reported as leaked)."""
+    raise KeyboardInterrupt(f"signal {signum}")
