@@ -3,8 +3,8 @@ file changed since are checked, and the changed ones are not sent."""
 
 import os
 
-from areas.index import local_chunks
 from areas.files.chunking import chunk_hash
+from areas.index import local_chunks
 from peers.wire.buffers import BufferPool
 
 
@@ -20,7 +20,7 @@ def test_a_file_as_indexed_is_served_without_hashing_it_again(tmp_path, monkeypa
     path.write_bytes(data)
     where = _where(path, [(0, data[:100_000]), (100_000, data[100_000:])])
     hashed = []
-    monkeypatch.setattr(content, "chunk_hash", lambda d: hashed.append(d) or chunk_hash(d))
+    monkeypatch.setattr(local_chunks, "chunk_hash", lambda d: hashed.append(d) or chunk_hash(d))
     found = local_chunks.read_local_chunks(list(where), where)
     assert [bytes(found[h]) for h in where] == [data[:100_000], data[100_000:]]
     assert hashed == []

@@ -8,7 +8,6 @@ A change applies when its base is this peer's current version of the path. Other
 - both sides reached the same content: nothing to do.
 """
 
-import datetime
 import logging
 import os
 import threading
@@ -50,13 +49,13 @@ from areas.index.history import Change, Kind
 from areas.index.local_chunks import blob_files, local_chunks, read_ranges
 from areas.index.rows import rows
 from areas.index.scanner import scan_paths, stat_fields
-from areas.index.wire import BadData, RemoteEvent, chunk_list_from_wire, chunk_list_to_wire
+from areas.index.wire import BadData, RemoteEvent, chunk_list_from_wire
 from areas.models import Area, Conflict, Entry
 from areas.pull import patches
+from areas.pull.decide import Do, Step, Version, decide
 from areas.pull.fetch import ChunkFeed, ChunkSource, Unavailable, Wanted
 from areas.pull.prestage import FilesAhead, Outcome
 from areas.stager.launcher import STAGING, NotStaged
-from peers.identity import peer_id
 from peers.wire.protocol import ProtocolError, RemoteError
 
 log = logging.getLogger(__name__)
@@ -144,13 +143,6 @@ class Routed:
         return self._staged
 
 
-def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
-    p = PurePosixPath(path)
-    when = datetime.datetime.fromtimestamp(mtime_ns / 1e9, tz=datetime.UTC)
-    tag = f".sync-conflict-{when:%Y%m%d-%H%M%S}-{peer_id.encode(origin)[:7]}"
-    return str(p.with_name(p.stem + tag + p.suffix)) if p.stem else path + tag
-
-
 class Applier:
     def __init__(
         self, area: Area, remote, local_key: bytes, stats: ApplyStats, staging: Path | None
@@ -164,7 +156,6 @@ class Applier:
         self.source = ChunkSource(self._fetch_one, self._elsewhere)
         self.chunks: dict[bytes, list[ChunkRef]] = {}
         self.changes: list[Change] = []
-        self._as_own = False
         # Entries as this window sees them; the changed ones are written in bulk by flush().
         self.entries: dict[str, Entry | None] = {}
         self.dirty: dict[str, Entry] = {}
@@ -405,7 +396,7 @@ class Applier:
         """Apply one change; its identity is recorded once all it wrote is in place."""
         try:
             self.apply(e)
-        except (CorruptContent, LookupError) as exc:
+        except (CorruptContent, Unavailable) as exc:
             raise BadData(str(exc)) from None
         except (OSError, DiskChanged) as exc:
             self.stats.failed(e, getattr(exc, "strerror", None) or str(exc))
@@ -422,12 +413,8 @@ class Applier:
 
     def apply(self, event: RemoteEvent, retry: bool = True) -> None:
         try:
-            if event.kind == Kind.DELETE:
-                self._delete(event.path, event.base, event)
-            elif event.kind == Kind.RENAME:
-                self._rename(event)
-            else:
-                self._put(event)
+            for step in decide(event, self._version, self.local_key):
+                self._carry_out(step, event)
         except DiskChanged:
             if not retry:
                 raise
@@ -438,6 +425,36 @@ class Applier:
             for path in paths:
                 self.entries.pop(path, None)
             self.apply(event, retry=False)
+
+    def _version(self, path: str) -> Version | None:
+        entry = self._entry(path)
+        if entry is None or not entry.exists:
+            return None
+        return Version(bytes(entry.blob_hash), entry.mode, entry.mtime_ns, bytes(entry.origin))
+
+    def _carry_out(self, step: Step, e: RemoteEvent) -> None:
+        path, identity = step.path, {} if step.own else self._identity(e)
+        if step.do == Do.SET_STATUS:
+            self._set_status(path, self._entry(path), e, identity)
+        elif step.do == Do.WRITE:
+            if step.conflict:
+                self._conflict(path, "", None, e, step.conflict)
+            self._write(path, e, self._entry(path), step.kind, step.base, identity)
+        elif step.do == Do.DELETE:
+            self._remove(path, step.base, e, identity)
+        elif step.do == Do.MOVE:
+            self._move(e, identity)
+        elif step.do == Do.KEEP_MINE:
+            self._conflict(path, "", step.kept, e, step.conflict)
+        elif step.do == Do.THEIRS_WIN:
+            copy = self._move_aside(path, self._entry(path), step.copy)
+            self._conflict(path, copy, step.kept, e, step.conflict)
+            self._write(path, e, None, Kind.CREATE, None, identity)
+        elif step.do == Do.MINE_WIN:
+            copy_entry = self._entry(step.copy)
+            self._conflict(path, step.copy, step.kept, e, step.conflict)
+            # The copy is this peer's making: it carries no identity of the change.
+            self._write(step.copy, e, copy_entry, Kind.CREATE, None, {})
 
     def load(self, events: list[RemoteEvent]) -> None:
         paths = {p for e in events for p in (e.path, e.old_path) if p}
@@ -488,58 +505,12 @@ class Applier:
         self.dirty.clear()
         self.changes, self.conflicts, self.applied = [], [], set()
 
-    def _put(self, e: RemoteEvent, path: str | None = None, base: bytes | None = None) -> None:
-        path = path or e.path
-        base = e.base if path == e.path else base
-        entry = self._entry(path)
-        current = bytes(entry.blob_hash) if entry and entry.exists else None
-        if e.base == e.blob:
-            # Only the permissions or the modification time changed; applies to that very
-            # version, nowhere else.
-            changed = current == e.blob and (entry.mode, entry.mtime_ns) != (e.mode, e.mtime_ns)
-            if changed and path == e.path:
-                self._set_status(path, entry, e)
-            return
-        if current == e.blob:
-            return
-        if current == base or current is None:
-            if current is None and base is not None:
-                self._conflict(
-                    path, "", None, e, "deleted here, changed on the peer: kept the change"
-                )
-            self._write(path, e, entry, e.kind if current == base else Kind.CREATE, current)
-            return
-        # Both changed the content: one version keeps the path everywhere.
-        mine = (entry.mtime_ns, bytes(entry.origin))
-        theirs = (e.mtime_ns, e.origin)
-        if theirs > mine:
-            copy = conflict_copy_path(path, bytes(entry.origin) or self.local_key, entry.mtime_ns)
-            copy = self._move_aside(path, entry, copy)
-            self._conflict(
-                path, copy, current, e, "changed on both sides: the newer version kept the path"
-            )
-            self._write(path, e, None, Kind.CREATE, None)
-        else:
-            copy = conflict_copy_path(path, e.origin, e.mtime_ns)
-            copy_entry = self._entry(copy)
-            if copy_entry and copy_entry.exists and bytes(copy_entry.blob_hash) == e.blob:
-                return
-            self._conflict(
-                path, copy, current, e, "changed on both sides: this version kept the path"
-            )
-            self._write(copy, e, copy_entry, Kind.CREATE, None, derived=True)
 
-    def _delete(self, path: str, base: bytes | None, e: RemoteEvent) -> None:
+
+
+    # --- effects ----------------------------------------------------------------------------
+    def _remove(self, path: str, base: bytes | None, e: RemoteEvent, identity: dict) -> None:
         entry = self._entry(path)
-        if entry is None or not entry.exists:
-            return
-        if bytes(entry.blob_hash) != base:
-            if not e.origin_seq:
-                return  # a snapshot's tombstone of another version: nothing was deleted here
-            self._conflict(
-                path, "", bytes(entry.blob_hash), e, "deleted on the peer, changed here: kept"
-            )
-            return
         full = self.paths.full(path)
         check_disk(full, entry)
         full.unlink()
@@ -548,57 +519,43 @@ class Applier:
         entry.bury()
         entry.origin = e.origin
         self._touch(entry)
-        self.changes.append(Change(Kind.DELETE, path, None, base, **self._identity(e)))
+        self.changes.append(Change(Kind.DELETE, path, None, base, **identity))
         self.stats.files += 1
 
-    def _rename(self, e: RemoteEvent) -> None:
-        source = self._entry(e.old_path)
-        target = self._entry(e.path)
-        if (
-            source is not None
-            and source.exists
-            and bytes(source.blob_hash) == e.blob
-            and (target is None or not target.exists)
-        ):
-            old_full, new_full = self.paths.full(e.old_path), self.paths.full(e.path)
-            check_disk(old_full, source)
-            check_disk(new_full, target)
-            if self.staging_dir is None:
-                new_full.parent.mkdir(parents=True, exist_ok=True)
-            else:
-                make_directories(str(new_full.parent), str(self.staging_dir))
-            os.rename(old_full, new_full)
-            self.dirs.update((str(new_full.parent), str(old_full.parent)))
-            remove_empty_parents(self.root, old_full)
-            st = os.lstat(new_full)
-            source.bury()
-            self._touch(source)
-            self._save_entry(e.path, target, e.blob, st, e.origin)
-            self.changes.append(
-                Change(
-                    Kind.RENAME,
-                    e.path,
-                    e.blob,
-                    None,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    e.mode,
-                    old_path=e.old_path,
-                    **self._identity(e),
-                )
+    def _move(self, e: RemoteEvent, identity: dict) -> None:
+        source, target = self._entry(e.old_path), self._entry(e.path)
+        old_full, new_full = self.paths.full(e.old_path), self.paths.full(e.path)
+        check_disk(old_full, source)
+        check_disk(new_full, target)
+        if self.staging_dir is None:
+            new_full.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            make_directories(str(new_full.parent), str(self.staging_dir))
+        os.rename(old_full, new_full)
+        self.dirs.update((str(new_full.parent), str(old_full.parent)))
+        remove_empty_parents(self.root, old_full)
+        st = os.lstat(new_full)
+        source.bury()
+        self._touch(source)
+        self._save_entry(e.path, target, e.blob, st, e.origin)
+        self.changes.append(
+            Change(
+                Kind.RENAME,
+                e.path,
+                e.blob,
+                None,
+                st.st_size,
+                st.st_mtime_ns,
+                e.mode,
+                old_path=e.old_path,
+                **identity,
             )
-            self.stats.files += 1
-            return
-        # Not a plain move here: a delete and a create, each a change of this peer's own.
-        self._as_own = True
-        try:
-            self._delete(e.old_path, e.blob, e)
-            self._put(e, path=e.path, base=None)
-        finally:
-            self._as_own = False
+        )
+        self.stats.files += 1
 
-    # --- effects ----------------------------------------------------------------------------
-    def _write(self, path, e: RemoteEvent, entry: Entry | None, kind, base, derived=False) -> None:
+    def _write(
+        self, path: str, e: RemoteEvent, entry: Entry | None, kind, base, identity: dict
+    ) -> None:
         """Stage the file; it is put in place (and recorded) by expose_pending."""
         if path in self.pending:
             self.expose_pending()
@@ -623,7 +580,6 @@ class Applier:
             staging = Outcome.of(stage_file, *args)
         else:
             staging = self.writers.submit(stage_file, *args)
-        identity = {} if derived else self._identity(e)
         self.pending[path] = _Pending(e, path, entry, kind, base, identity, staging)
         self.pending_events.add(id(e))
         self.pending_bytes += e.size
@@ -641,7 +597,7 @@ class Applier:
         for p in pending:  # every write finishes (or fails) before anything else happens
             try:
                 staged.append((p, p.staging.result()))
-            except (CorruptContent, LookupError) as exc:
+            except (CorruptContent, Unavailable) as exc:
                 problem = problem or BadData(str(exc))
             except OSError as exc:
                 self.stats.failed(p.event, exc.strerror or str(exc))
@@ -674,7 +630,7 @@ class Applier:
             self.stats.files += 1
             self._applied(e)
 
-    def _set_status(self, path: str, entry: Entry, e: RemoteEvent) -> None:
+    def _set_status(self, path: str, entry: Entry, e: RemoteEvent, identity: dict) -> None:
         """Give the file (its content unchanged) the change's permissions and time."""
         full = self.paths.full(path)
         check_disk(full, entry)
@@ -693,14 +649,14 @@ class Applier:
                 st.st_size,
                 st.st_mtime_ns,
                 e.mode,
-                **self._identity(e),
+                **identity,
             )
         )
         self.stats.files += 1
 
     def _identity(self, e: RemoteEvent) -> dict:
         """The applied change keeps its identity; a snapshot's (0) is unknown."""
-        if self._as_own or not e.origin_seq:
+        if not e.origin_seq:
             return {}
         return {"origin": e.origin, "origin_seq": e.origin_seq}
 
@@ -849,26 +805,3 @@ def apply_window(applier: Applier, window: list[RemoteEvent], prepared: bool = F
             applier.close()
         finally:
             applier.flush()
-
-
-def apply_events(
-    area: Area,
-    remote,
-    local_key: bytes,
-    events: list[RemoteEvent],
-    stats,
-    staging: Path | None = None,
-) -> None:
-    """Apply a page of a peer's events, in order (see apply_window)."""
-    for window in plan(area, events, local_key):
-        apply_window(Applier(area, remote, local_key, stats, staging), window)
-
-
-__all__ = [
-    "apply_events",
-    "apply_window",
-    "plan",
-    "chunk_list_to_wire",
-    "conflict_copy_path",
-    "ApplyStats",
-]

@@ -68,7 +68,7 @@ def _corrupt() -> CorruptContent:
     return CorruptContent("a peer sent a chunk whose hash does not match: discarded")
 
 
-class Unavailable(LookupError):
+class Unavailable(Exception):
     """The peer could not send a chunk (or fetching chunks failed altogether)."""
 
 
