@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from areas.models import Area, Conflict, ConsensusRun, Entry
-from peers.daemon.server import SOCKET_NAME
 from peers.models import Peer
 from peers.wire.protocol import HEADER, pack, unpack
+from realize_site.lib.home import PEERD_SOCKET as SOCKET_NAME
 from tests.appliance import REALIZE
 
 KEY = bytes(32)

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from peers.daemon.server import SOCKET_NAME
 from peers.identity import peer_id
+from realize_site.lib.home import PEERD_SOCKET as SOCKET_NAME
 from tests.appliance import wait_for
 from tests.browser import browser_page, log_in
 
