@@ -1,6 +1,7 @@
 # The two commands of the README. Both install what is missing first (scripts/bootstrap.sh).
 #   make run    set up, initialise this peer, start the appliance (realize up)
-#   make test   set up (with the test tools: Chromium, Playwright, ruff) and run every test
+#   make test   set up (with the test tools: Chromium, Playwright, ruff, import-linter),
+#               check the code's layers, and run every test
 #   make bench  set up and run the benchmarks
 
 VENV   := .venv
@@ -27,6 +28,7 @@ run: setup
 
 lint: setup-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 test: setup-test lint
 	$(VENV)/bin/python -m pytest

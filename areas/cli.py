@@ -3,7 +3,7 @@
 from typing import TextIO
 
 from areas.models import Area
-from areas.pull.runs import consensus_now
+from areas.pull import consensus_now
 from areas.register import add_area
 
 

@@ -72,7 +72,7 @@ class Area(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def open_conflicts(self, limit: int = 200) -> list["Conflict"]:
+    def unresolved_conflicts(self, limit: int = 200) -> list["Conflict"]:
         return list(self.conflicts.filter(resolved_at=None).order_by("-created_at")[:limit])
 
 

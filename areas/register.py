@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from areas.models import Area
 from peers.events import send_to_dashboards
-from realize_site.lib.names import name_problem
+from realize_site.lib import name_problem
 
 
 class AreaError(ValueError):

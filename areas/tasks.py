@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.signals import worker_init, worker_process_init, worker_ready
 
 from areas.models import CONSENSUS_TASK, ConsensusRun
-from areas.pull.consensus import run_consensus
+from areas.pull import run_consensus
 from realize_site.lib import collector
 
 

@@ -7,10 +7,10 @@ from kombu.exceptions import OperationalError
 
 from areas.forms import AddAreaForm
 from areas.models import Area, ConsensusRun
-from areas.pull.runs import start_consensus
+from areas.pull import start_consensus
 from areas.register import AreaError, add_area
-from peers.client.peerd import PeerdUnavailable
-from peers.wire.protocol import ProtocolError, RemoteError
+from peers.client import PeerdUnavailable
+from peers.wire import ProtocolError, RemoteError
 
 # A browser waits for the answer: peerd is local and answers "areas" quickly, or not at all.
 PEERD_TIMEOUT = 10.0
@@ -40,7 +40,7 @@ def area_page(request: HttpRequest, name: str) -> HttpResponse:
         {
             "area": area,
             "runs": ConsensusRun.objects.recent(area, limit=50),
-            "conflicts": area.open_conflicts(),
+            "conflicts": area.unresolved_conflicts(),
         },
     )
 

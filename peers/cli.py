@@ -7,7 +7,7 @@ from django.conf import settings
 
 from peers import household
 from peers.events import household_snapshot
-from peers.identity.keys import create_identity, load_identity
+from peers.identity import create_identity, load_identity
 from peers.models import LocalPeer, Peer
 from peers.schedules import ensure_schedules
 from realize_site.lib import provision
@@ -91,7 +91,7 @@ def run_peer_remove(options: dict, out: TextIO) -> None:
 
 def _traffic() -> dict | None:
     """Bytes sent to and received from each peer since peerd started; None if not running."""
-    from peers.client.peerd import PeerdClient, PeerdUnavailable
+    from peers.client import PeerdClient, PeerdUnavailable
 
     try:
         with PeerdClient(timeout=10) as client:

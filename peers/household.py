@@ -7,11 +7,9 @@
 from django.db import IntegrityError, transaction
 
 from peers import events
-from peers.identity import peer_id
-from peers.identity.address import BadAddress, normalize_address
-from peers.identity.keys import Identity
+from peers.identity import BadAddress, Identity, normalize_address, peer_id
 from peers.models import LocalPeer, Peer, Stranger
-from realize_site.lib.names import name_problem
+from realize_site.lib import name_problem
 
 
 class HouseholdError(ValueError):

@@ -1,8 +1,7 @@
 from django.db import models
 
-from peers.client.links import Links
-from peers.identity import peer_id
-from peers.identity.keys import IdentityMissing, load_identity
+from peers.client import Links
+from peers.identity import IdentityMissing, load_identity, peer_id
 
 
 class LocalPeer(models.Model):

@@ -9,8 +9,8 @@ line, which then behaves as it always has.
 import socket
 import sys
 
-from peers.wire.frames import ProtocolError, pack, recv_frame, unpack
-from realize_site.lib.home import PEERD_SOCKET, realize_home
+from peers.wire import ProtocolError, pack, recv_frame, unpack
+from realize_site.lib import PEERD_SOCKET, realize_home
 
 
 def consensus(args: list[str]) -> int | None:

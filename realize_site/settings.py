@@ -10,15 +10,11 @@ from pathlib import Path
 
 import dj_database_url
 
-from realize_site.lib.home import realize_home, secret_key
+from realize_site.lib import realize_home, secret_key
 
 
 def envbool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
-
-
-def envint(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
 
 
 def envlist(name: str, default: str) -> list[str]:

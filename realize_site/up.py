@@ -9,8 +9,7 @@ from typing import TextIO
 
 from django.conf import settings
 
-from peers.identity.address import BadAddress, parse_address
-from peers.identity.keys import load_identity
+from peers.identity import BadAddress, load_identity, parse_address
 from peers.models import LocalPeer
 from realize_site.supervisor import Program, Supervisor
 
@@ -111,7 +110,7 @@ def run_up(options: dict, out: TextIO) -> None:
     if LocalPeer.get() is None:
         raise RuntimeError("this appliance is not initialised: run 'realize init --name NAME'")
 
-    lock = open(run_dir() / "up.lock", "w")  # noqa: SIM115 - held for the whole run
+    lock = open(run_dir() / "up.lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

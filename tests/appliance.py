@@ -95,7 +95,7 @@ class Appliance:
 
     def up(self, *extra: str) -> "Appliance":
         self.web_port = free_port()
-        self.up_log = open(self.home / "up.out", "w")  # noqa: SIM115
+        self.up_log = open(self.home / "up.out", "w")
         self.up_process = subprocess.Popen(
             [REALIZE, "up", "--web", f"127.0.0.1:{self.web_port}", "--no-mount", *extra],
             env=self.env,

@@ -7,9 +7,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from peers.identity import tls
-from peers.identity.keys import create_identity
-from peers.wire.protocol import MAGIC, READY, check_hello, hello, read_frame, write_frame
+from peers.identity import create_identity, tls
+from peers.wire import MAGIC, READY, check_hello, hello, read_frame, write_frame
 from tests.appliance import free_port
 
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from areas.models import Area, Conflict, ConsensusRun, Entry
 from peers.models import Peer
-from peers.wire.protocol import HEADER, pack, unpack
-from realize_site.lib.home import PEERD_SOCKET as SOCKET_NAME
+from peers.wire import HEADER, pack, unpack
+from realize_site.lib import PEERD_SOCKET as SOCKET_NAME
 from tests.appliance import REALIZE
 
 KEY = bytes(32)
@@ -298,7 +298,6 @@ def test_the_command_line_shares_the_lookup(docs, peerd, home):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
 async def test_runs_and_new_areas_reach_the_dashboard(tmp_path):
-    from areas.events import run_changed
     from areas.register import add_area
     from tests.test_live_events import open_dashboard
 
@@ -308,7 +307,7 @@ async def test_runs_and_new_areas_reach_the_dashboard(tmp_path):
     def make_run() -> ConsensusRun:
         area = add_area("docs", str(tmp_path / "docs"))
         run = ConsensusRun.objects.create(area=area, peer_name="beta", trigger="browser")
-        run_changed(run)
+        run.announce()
         return run
 
     run = await database_sync_to_async(make_run)()

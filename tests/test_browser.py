@@ -5,7 +5,7 @@ import os
 import pytest
 
 from peers.identity import peer_id
-from realize_site.lib.home import PEERD_SOCKET as SOCKET_NAME
+from realize_site.lib import PEERD_SOCKET as SOCKET_NAME
 from tests.appliance import wait_for
 from tests.browser import browser_page, log_in
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from areas.files.chunking import ChunkRef, hash_bytes
-from areas.index.wire import BadData, chunk_list_from_wire, chunk_list_to_wire
+from areas.files import ChunkRef, hash_bytes
+from areas.index import BadData, chunk_list_from_wire, chunk_list_to_wire
 
 
 def test_an_edited_list_travels_as_runs_of_its_base_and_comes_back_whole():

@@ -1,8 +1,7 @@
 """Chains of changes of one path fold into one change before they are applied."""
 
-from areas.index.history import Kind
-from areas.index.wire import RemoteEvent
-from areas.pull.applier import collapse
+from areas.index import Kind, RemoteEvent
+from areas.pull import collapse
 
 PEER = b"p" * 32
 A, B, C = b"a" * 32, b"b" * 32, b"c" * 32

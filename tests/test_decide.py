@@ -2,9 +2,8 @@
 
 import pytest
 
-from areas.index.history import Kind
-from areas.index.wire import RemoteEvent
-from areas.pull.decide import (
+from areas.index import Kind, RemoteEvent
+from areas.pull import (
     CHANGED_HERE,
     DELETED_HERE,
     MINE_NEWER,

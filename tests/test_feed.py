@@ -5,9 +5,8 @@ from collections import Counter
 
 import pytest
 
-from areas.files.chunking import chunk_hash
-from areas.files.staging import CorruptContent
-from areas.pull.fetch import ChunkFeed, Unavailable, Wanted, batches, spans
+from areas.files import CorruptContent, chunk_hash
+from areas.pull import ChunkFetcher, Unavailable, Wanted, batches, spans
 
 
 def chunks(n: int, size: int = 1000) -> dict[bytes, bytes]:
@@ -24,7 +23,7 @@ def feed_of(store: dict[bytes, bytes], uses: Counter, served=None, batch_bytes=3
             yield [(served or store).get(h) for h in args["hashes"]]
 
     plan = [(h, len(store[h])) for h in store]
-    feed = ChunkFeed(plan, uses, fetch_many, batch_bytes, ahead_bytes=10_000).start()
+    feed = ChunkFetcher(plan, uses, fetch_many, batch_bytes, ahead_bytes=10_000).start()
     return feed, asked
 
 
@@ -69,7 +68,7 @@ def test_when_fetching_fails_every_waiting_writer_is_told():
         yield  # pragma: no cover
 
     plan = [(h, len(d)) for h, d in store.items()]
-    feed = ChunkFeed(plan, Counter({h: 1 for h in store}), fetch_many, 3000, 10_000).start()
+    feed = ChunkFetcher(plan, Counter({h: 1 for h in store}), fetch_many, 3000, 10_000).start()
     try:
         with pytest.raises(Unavailable, match="peerd went away"):
             feed.take(next(iter(store)))
@@ -128,7 +127,7 @@ def test_ranges_are_checked_chunk_by_chunk_and_what_was_not_given_is_asked_by_ha
                 asked.append(("hashes", len(args["hashes"])))
                 yield [store[h] for h in args["hashes"]]
 
-    feed = ChunkFeed(plan, Counter(keys), fetch_many, 3000, 100_000).start()
+    feed = ChunkFetcher(plan, Counter(keys), fetch_many, 3000, 100_000).start()
     try:
         for i, h in enumerate(keys):
             if i == 5:
@@ -155,7 +154,7 @@ def test_pieces_of_a_larger_blob_are_checked_only_for_a_writer_that_asks():
 
     uses = Counter({h: 1 for h in keys})
     uses[keys[2]] = 2
-    feed = ChunkFeed(plan, uses, fetch_many, 3000, 100_000).start()
+    feed = ChunkFetcher(plan, uses, fetch_many, 3000, 100_000).start()
     try:
         # A writer hashing the whole file itself takes the pieces as they came...
         assert feed.take(keys[2], checked=False) == served[tampered : tampered + plan[2].length]
@@ -186,14 +185,14 @@ def test_a_feed_after_another_fetches_nothing_until_the_other_has_fetched_all():
     def plan(store):
         return [(h, len(store[h])) for h in store]
 
-    first = ChunkFeed(
+    first = ChunkFetcher(
         plan(earlier),
         Counter(dict.fromkeys(earlier, 1)),
         fetch_many_of("first", earlier, wait=True),
         10_000,
         100_000,
     ).start()
-    second = ChunkFeed(
+    second = ChunkFetcher(
         plan(later), Counter(dict.fromkeys(later, 1)),
         fetch_many_of("second", later, wait=False), 10_000, 100_000, after=first,
     ).start()  # fmt: skip

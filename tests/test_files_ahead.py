@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from areas.files.staging import Staged
-from areas.pull.prestage import FilesAhead
+from areas.files import Staged
+from areas.pull import FilesAhead
 
 
 class Event:

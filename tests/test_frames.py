@@ -7,7 +7,7 @@ import os
 import msgpack
 import pytest
 
-from peers.wire.frames import (
+from peers.wire import (
     HEADER,
     JOIN_BELOW,
     JOINED_BYTES,

@@ -6,8 +6,7 @@ import signal
 
 import pytest
 
-from areas.files import hashing
-from areas.files.chunking import hash_bytes
+from areas.files import hash_bytes, hashing
 from tests.appliance import wait_for
 
 

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from areas.index.wire import BadData
-from areas.pull.consensus import history_pages
+from areas.index import BadData
+from areas.pull import history_pages
 
 
 class FakeRemote:

@@ -78,7 +78,7 @@ def test_remove_needs_post(admin_client):
 
 def test_dashboard_shows_this_peer(admin_client, settings, tmp_path):
     from peers import household
-    from peers.identity.keys import create_identity
+    from peers.identity import create_identity
 
     identity, _ = create_identity(tmp_path)
     household.init_local_peer(identity, "alpha", "127.0.0.1:7001")

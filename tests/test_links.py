@@ -9,10 +9,9 @@ import os
 
 import pytest
 
-from peers.client.links import Link, LinkFailed
-from peers.identity import peer_id
-from peers.identity.keys import create_identity, load_identity
-from peers.wire.protocol import RemoteError
+from peers.client import Link, LinkFailed
+from peers.identity import create_identity, load_identity, peer_id
+from peers.wire import RemoteError
 from tests.appliance import wait_for
 from tests.household import AREA, make_household
 
@@ -154,8 +153,7 @@ class _Peerd:
 
 
 def test_a_peer_that_cannot_be_dialled_is_asked_through_peerd(tmp_path):
-    from peers.client.links import Links
-    from peers.client.remote import RemotePeer
+    from peers.client import Links, RemotePeer
 
     identity, _ = create_identity(tmp_path)
     unreachable = Links("127.0.0.1:1", os.urandom(32), identity, "beta", timeout=5)

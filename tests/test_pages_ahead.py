@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from areas.pull.prefetch import Ahead
+from areas.pull import Ahead
 
 
 class Maker:

@@ -7,9 +7,8 @@ from collections import Counter
 import msgpack
 import pytest
 
-from areas.files.chunking import ChunkRef, hash_bytes
-from areas.pull import patches
-from areas.pull.fetch import ChunkFeed, ChunkSource, Wanted
+from areas.files import ChunkRef, hash_bytes
+from areas.pull import ChunkFetcher, ChunkSource, Wanted, patches
 from tests.test_staged_content import stage
 
 KiB = 1024
@@ -94,7 +93,7 @@ def test_the_new_chunks_replace_what_lies_between_their_neighbours_in_the_base()
 
 def feed_source(tmp_path, old: bytes, new: bytes, serve) -> tuple[ChunkSource, object, list]:
     """A source for `new`, whose old version is in a file: the chunks both share are read
-    from it, the feed asks for the others as patches against it, and `serve(data, keys)`
+    from it, the fetcher asks for the others as patches against it, and `serve(data, keys)`
     answers each range asked. Chunks asked alone are listed, as are those asked by hash."""
     old_path = tmp_path / "old.bin"
     old_path.write_bytes(old)
@@ -131,7 +130,7 @@ def feed_source(tmp_path, old: bytes, new: bytes, serve) -> tuple[ChunkSource, o
             near = (old_h.hash, *replacing[i])
             plan.append(Wanted(c.hash, c.length, new_h.hash, c.offset, near))
             uses[c.hash] += 1
-    source.feed = ChunkFeed(plan, uses, fetch_many, 4 * MiB, 16 * MiB, None, read_old).start()
+    source.fetcher = ChunkFetcher(plan, uses, fetch_many, 4 * MiB, 16 * MiB, None, read_old).start()
     return source, new_h, alone
 
 
@@ -148,7 +147,7 @@ def test_an_edited_file_is_staged_from_a_patch(tmp_path):
     staged = stage(tmp_path, new_h, source)
     assert open(staged.tmp, "rb").read() == new
     assert alone == []
-    assert source.feed.received == sum(sent) < 32 * KiB
+    assert source.fetcher.received == sum(sent) < 32 * KiB
 
 
 def test_a_wrong_patch_is_found_by_the_blob_hash_and_the_chunks_got_whole(tmp_path):

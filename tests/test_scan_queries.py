@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from areas.index.scanner import scan_area
+from areas.index import scan_area
 from areas.models import Area, Entry, HistoryEvent
 
 KEY = b"k" * 32

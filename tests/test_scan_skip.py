@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from areas.index.scanner import scan_area
+from areas.index import scan_area
 from areas.models import Area
 
 KEY = b"k" * 32

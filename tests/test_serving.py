@@ -3,9 +3,9 @@ file changed since are checked, and the changed ones are not sent."""
 
 import os
 
-from areas.files.chunking import chunk_hash
+from areas.files import chunk_hash
 from areas.index import local_chunks
-from peers.wire.buffers import BufferPool
+from peers.wire import BufferPool
 
 
 def _where(path, parts):

@@ -6,9 +6,8 @@ from collections import Counter
 
 import pytest
 
-from areas.files.chunking import hash_bytes
-from areas.files.staging import CorruptContent, stage_file
-from areas.pull.fetch import ChunkFeed, ChunkSource, Wanted
+from areas.files import CorruptContent, hash_bytes, stage_file
+from areas.pull import ChunkFetcher, ChunkSource, Wanted
 
 
 def blob(size: int = 600_000) -> tuple[bytes, object]:
@@ -37,7 +36,7 @@ def source_serving(hashed, served: bytes, fetched: dict[bytes, bytes]) -> ChunkS
     source = ChunkSource(fetch_one, elsewhere)
     plan = [Wanted(c.hash, c.length, hashed.hash, c.offset) for c in hashed.chunks]
     uses = Counter(c.hash for c in hashed.chunks)
-    source.feed = ChunkFeed(plan, uses, fetch_many, 256 * 1024, 4 << 20).start()
+    source.fetcher = ChunkFetcher(plan, uses, fetch_many, 256 * 1024, 4 << 20).start()
     source.asked_alone = asked_alone
     return source
 

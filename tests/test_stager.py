@@ -10,12 +10,11 @@ from concurrent.futures import Future
 import blake3
 import pytest
 
-from areas.files.chunking import ChunkRef
-from areas.files.staging import Staged
+from areas.files import ChunkRef, Staged
 from areas.pull import applier as apply
+from areas.stager import NotStaged
 from areas.stager import process as stager
-from areas.stager.launcher import NotStaged
-from peers.wire.frames import HEADER, unpack
+from peers.wire import HEADER, unpack
 
 MiB = 1024 * 1024
 PEER = ("127.0.0.1:1", b"k" * 32, "beta", 5.0)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from areas.files.paths import TEMP_PREFIX
-from areas.files.staging import staging_directory
+from areas.files import TEMP_PREFIX, staging_directory
 
 
 def test_on_the_same_filesystem_files_are_staged_in_the_home(tmp_path):

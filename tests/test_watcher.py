@@ -3,9 +3,8 @@ appear, our temporary files are not changes, and a directory moved away is no lo
 
 import os
 
-from areas.files.paths import TEMP_PREFIX
-from areas.watch import inotify
-from areas.watch.watcher import Watcher, watch_tree
+from areas.files import TEMP_PREFIX
+from areas.watch import Watcher, inotify, watch_tree
 
 
 def _watching(root) -> Watcher:

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from areas.files import syscalls
+import areas.files.syscalls as syscalls
 
 
 def sync_filesystem(path: Path) -> None:

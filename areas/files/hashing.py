@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from areas.files import syscalls as heldcalls
+import areas.files.syscalls as heldcalls
 from areas.files.chunking import MIN_SIZE, Hashed, hash_bytes, hash_file
 
 log = logging.getLogger(__name__)

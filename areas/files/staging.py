@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import blake3
 
-from areas.files import syscalls
+import areas.files.syscalls as syscalls
 from areas.files.chunking import ChunkRef, chunk_hash
 from areas.files.durable import sync_filesystem
 from areas.files.paths import TEMP_PREFIX

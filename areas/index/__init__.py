@@ -1,0 +1,55 @@
+"""The index of the Real:
+scans, blobs and chunk lists, history, local chunk reads, row copying, locks.
+"""
+
+from areas.index.blobs import (
+    FRESH_FIELDS,
+    chunk_lists,
+    entry_row,
+    entry_values,
+    insert_entry_rows,
+    store_blobs,
+)
+from areas.index.history import Change, Kind
+from areas.index.local_chunks import blob_files, read_local_chunk, read_local_chunks, read_ranges
+from areas.index.locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
+from areas.index.scanner import ScanResult, scan_area, scan_paths, stat_fields
+from areas.index.wire import (
+    BadData,
+    RemoteEvent,
+    chunk_list_from_wire,
+    chunk_list_to_wire,
+    entry_to_wire,
+    event_from_wire,
+    event_row_to_wire,
+)
+
+__all__ = [
+    "BadData",
+    "CONSENSUS",
+    "Change",
+    "FRESH_FIELDS",
+    "Kind",
+    "RemoteEvent",
+    "ScanResult",
+    "blob_files",
+    "chunk_list_from_wire",
+    "chunk_list_to_wire",
+    "chunk_lists",
+    "entry_row",
+    "entry_to_wire",
+    "entry_values",
+    "event_from_wire",
+    "event_row_to_wire",
+    "index_lock",
+    "insert_entry_rows",
+    "read_local_chunk",
+    "read_local_chunks",
+    "read_ranges",
+    "release_advisory_lock",
+    "scan_area",
+    "scan_paths",
+    "stat_fields",
+    "store_blobs",
+    "try_advisory_lock",
+]

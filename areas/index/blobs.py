@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from areas.files.chunking import MIN_SIZE, ChunkRef, Hashed, single_chunk
+from areas.files import MIN_SIZE, ChunkRef, Hashed, single_chunk
 from areas.index.rows import copy_rows, insert_new, rows
 from areas.models import Blob, BlobChunk, Entry
 

@@ -9,9 +9,9 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from areas.files.chunking import chunk_hash
+from areas.files import chunk_hash
 from areas.index.rows import rows
-from peers.wire.buffers import BufferPool
+from peers.wire import BufferPool
 
 # Neighbouring chunks of one file are read together, up to this many at once.
 RUN_CHUNKS = 256

@@ -14,11 +14,9 @@ from pathlib import Path
 
 from django.db import transaction
 
-from areas.files import hashing
+import areas.index.history as history
+from areas.files import Hashed, hashing, is_ignored
 from areas.files import syscalls as heldcalls
-from areas.files.chunking import Hashed
-from areas.files.paths import is_ignored
-from areas.index import history
 from areas.index.blobs import entry_row, insert_entry_rows, store_blobs
 from areas.index.history import Change, Kind
 from areas.index.locks import index_lock

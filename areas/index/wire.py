@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass
 
-from areas.files.chunking import MAX_SIZE, ChunkRef
-from areas.files.paths import check_relative_path
+from areas.files import MAX_SIZE, ChunkRef, check_relative_path
 from areas.index.history import Kind
 from areas.models import Entry
 

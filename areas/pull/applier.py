@@ -20,43 +20,54 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from areas.files.chunking import MIN_SIZE, ChunkRef, Hashed, chunk_hash, single_chunk
-from areas.files.durable import remove_empty_parents, sync_directories
-from areas.files.paths import AreaPaths
-from areas.files.staging import (
+import areas.pull.patches as patches
+from areas.files import (
+    MIN_SIZE,
+    AreaPaths,
+    ChunkRef,
     CorruptContent,
     DiskChanged,
+    Hashed,
     Staged,
     check_disk,
+    chunk_hash,
     clean_temporary_files,
     expose,
     make_directories,
+    remove_empty_parents,
+    single_chunk,
     stage_file,
     staging_directory,
+    sync_directories,
     sync_staged,
     temporary_name,
 )
-from areas.index import history
-from areas.index.blobs import (
+from areas.index import (
     FRESH_FIELDS,
+    BadData,
+    Change,
+    Kind,
+    RemoteEvent,
+    blob_files,
+    chunk_list_from_wire,
     chunk_lists,
     entry_row,
     entry_values,
+    history,
     insert_entry_rows,
+    local_chunks,
+    read_ranges,
+    rows,
+    scan_paths,
+    stat_fields,
     store_blobs,
 )
-from areas.index.history import Change, Kind
-from areas.index.local_chunks import blob_files, local_chunks, read_ranges
-from areas.index.rows import rows
-from areas.index.scanner import scan_paths, stat_fields
-from areas.index.wire import BadData, RemoteEvent, chunk_list_from_wire
 from areas.models import Area, Conflict, Entry
-from areas.pull import patches
 from areas.pull.decide import Do, Step, Version, decide
-from areas.pull.fetch import ChunkFeed, ChunkSource, Unavailable, Wanted
+from areas.pull.fetch import ChunkFetcher, ChunkSource, Unavailable, Wanted
 from areas.pull.prestage import FilesAhead, Outcome
-from areas.stager.launcher import STAGING, NotStaged
-from peers.wire.protocol import ProtocolError, RemoteError
+from areas.stager import STAGING, NotStaged
+from peers.wire import ProtocolError, RemoteError
 
 log = logging.getLogger(__name__)
 # Missing chunks are asked for in batches of this size, this many batches on their way at
@@ -177,7 +188,7 @@ class Applier:
         self.routed: dict[int, Future] = {}
 
     # --- content ----------------------------------------------------------------------------
-    def prepare(self, events: list[RemoteEvent], after: ChunkFeed | None = None) -> None:
+    def prepare(self, events: list[RemoteEvent], after: ChunkFetcher | None = None) -> None:
         """Get the chunk lists of the blobs these events need; start fetching what we lack
         (once `after`, the fetching for the changes before these, has fetched all it will)."""
         wanted = {e.blob for e in events if e.blob is not None}
@@ -208,7 +219,7 @@ class Applier:
         self.source.local = local_chunks(needed)
         ahead = self._to_stage_ahead(events) if self.staging_dir is not None else []
         routed = self._routed(events, ahead, base_of, base_lists)
-        self.source.feed = self._feed(events, after, base_of, base_lists, routed).start()
+        self.source.fetcher = self._fetcher(events, after, base_of, base_lists, routed).start()
         if self.staging_dir is not None:
             ahead = [e for e in ahead if id(e) not in routed]
             self.ahead = FilesAhead(self._stage_ahead, ahead, self.writers)
@@ -247,7 +258,7 @@ class Applier:
     ) -> dict[int, RemoteEvent]:
         """The files of this window for the stager: large new content, staged ahead, none of
         it here, no chunk of it used by another file of the window (those are fetched once,
-        by the feed), and not an edit travelling as patches."""
+        by the fetcher), and not an edit travelling as patches."""
         if self._stager_peer() is None:
             return {}
         candidates = [
@@ -289,14 +300,14 @@ class Applier:
         chunks = self.chunks[e.blob]
         return stage_file(full, e.blob, chunks, self.source, e.mtime_ns, e.mode, self.staging_dir)
 
-    def _feed(
+    def _fetcher(
         self,
         events: list[RemoteEvent],
-        after: ChunkFeed | None,
+        after: ChunkFetcher | None,
         base_of: dict[bytes, bytes],
         base_lists: dict[bytes, list[ChunkRef]],
         routed: dict[int, RemoteEvent],
-    ) -> ChunkFeed:
+    ) -> ChunkFetcher:
         """The chunks this window lacks, in the order the writes will want them; those of an
         edit that replace old bytes this peer has fetched as patches against them."""
         plan: list[Wanted] = []
@@ -322,7 +333,7 @@ class Applier:
         def fetch_many(arg_list):
             return self.remote.call_many("chunks", arg_list, FETCH_DEPTH)
 
-        return ChunkFeed(
+        return ChunkFetcher(
             plan, uses, fetch_many, FETCH_BATCH_BYTES, FETCH_AHEAD_BYTES, after, read_old
         )
 
@@ -366,7 +377,7 @@ class Applier:
             try:
                 if self.ahead is not None:
                     self.ahead.stop()
-                self._close_feed()  # a file still being staged ahead stops there
+                self._close_fetcher()  # a file still being staged ahead stops there
                 if self.ahead is not None:
                     self.ahead.close()
                 self._drop_routed()
@@ -385,11 +396,11 @@ class Applier:
                 continue
             staged.discard()
 
-    def _close_feed(self) -> None:
-        if self.source.feed is not None:
-            self.source.feed.close()
-            self.stats.bytes += self.source.feed.received
-            self.source.feed = None
+    def _close_fetcher(self) -> None:
+        if self.source.fetcher is not None:
+            self.source.fetcher.close()
+            self.stats.bytes += self.source.fetcher.received
+            self.source.fetcher = None
 
     # --- decisions --------------------------------------------------------------------------
     def run(self, e: RemoteEvent) -> None:

@@ -14,15 +14,20 @@ from collections.abc import Iterator
 
 from django.utils import timezone
 
-from areas.index.locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
-from areas.index.scanner import scan_area
-from areas.index.wire import BadData, event_from_wire
+from areas.index import (
+    CONSENSUS,
+    BadData,
+    event_from_wire,
+    index_lock,
+    release_advisory_lock,
+    scan_area,
+    try_advisory_lock,
+)
 from areas.models import Area, ConsensusRun, PeerArea
 from areas.pull.applier import Applier, ApplyStats, apply_window, prepare_area
 from areas.pull.prefetch import PagesAhead
-from areas.stager.launcher import STAGING
-from peers.client.peerd import PeerdClient
-from peers.client.remote import Remote, RemotePeer
+from areas.stager import STAGING
+from peers.client import PeerdClient, Remote, RemotePeer
 from peers.models import LocalPeer, Peer
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-from areas.index.history import Kind
-from areas.index.wire import RemoteEvent
-from peers.identity.peer_id import encode
+from areas.index import Kind, RemoteEvent
+from peers.identity import peer_id
 
 DELETED_HERE = "deleted here, changed on the peer: kept the change"
 CHANGED_HERE = "deleted on the peer, changed here: kept"
@@ -130,5 +129,5 @@ def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:
     """`name.sync-conflict-YYYYMMDD-HHMMSS-PEERID7.ext`: the version's time and peer."""
     p = PurePosixPath(path)
     when = datetime.datetime.fromtimestamp(mtime_ns / 1e9, tz=datetime.UTC)
-    tag = f".sync-conflict-{when:%Y%m%d-%H%M%S}-{encode(origin)[:7]}"
+    tag = f".sync-conflict-{when:%Y%m%d-%H%M%S}-{peer_id.encode(origin)[:7]}"
     return str(p.with_name(p.stem + tag + p.suffix)) if p.stem else path + tag

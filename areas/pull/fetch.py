@@ -25,9 +25,8 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import NamedTuple
 
-from areas.files.chunking import ChunkRef, chunk_hash
-from areas.files.staging import CorruptContent
-from areas.index.local_chunks import read_local_chunk
+from areas.files import ChunkRef, CorruptContent, chunk_hash
+from areas.index import read_local_chunk
 from areas.pull.patches import Signature, patch, signature
 
 MAX_HASHES_PER_BATCH = 4000
@@ -85,7 +84,7 @@ def batches(plan: list[Wanted], batch_bytes: int) -> Iterator[list[Wanted]]:
         yield batch
 
 
-class ChunkFeed:
+class ChunkFetcher:
     """Chunks of a plan, fetched ahead by a thread; `take` hands each one out as it is needed.
 
     `plan` lists each missing chunk once (Wanted) in the order of first use; `uses` says how
@@ -103,7 +102,7 @@ class ChunkFeed:
         fetch_many: Callable[[Iterator[dict]], Iterator[list]],
         batch_bytes: int,
         ahead_bytes: int,
-        after: "ChunkFeed | None" = None,
+        after: "ChunkFetcher | None" = None,
         read_old: Callable[[tuple[bytes, int, int]], memoryview | None] | None = None,
     ):
         self.plan = [Wanted(*item) for item in plan]
@@ -127,9 +126,9 @@ class ChunkFeed:
         self._thread: threading.Thread | None = None
         self._retry: list[Wanted] = []  # chunks of ranges not given: asked for by hash
 
-    def start(self) -> "ChunkFeed":
+    def start(self) -> "ChunkFetcher":
         if self.plan:
-            self._thread = threading.Thread(target=self._run, name="chunk-feed", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="chunk-fetcher", daemon=True)
             self._thread.start()
         else:
             self._done = True
@@ -155,8 +154,8 @@ class ChunkFeed:
                 self._done = True
                 self._cond.notify_all()
 
-    def _wait_for(self, before: "ChunkFeed") -> bool:
-        """Until the feed before this one has fetched all it will: windows are fetched in
+    def _wait_for(self, before: "ChunkFetcher") -> bool:
+        """Until the fetcher before this one has fetched all it will: windows are fetched in
         the order they are applied, so the one the writes wait for now never shares the
         peer's bandwidth with those ahead of it. False if this one was closed meanwhile."""
         while not before.wait_finished(0.1):
@@ -166,7 +165,7 @@ class ChunkFeed:
         return True
 
     def wait_finished(self, timeout: float) -> bool:
-        """Wait (at most timeout) until this feed has fetched all it will; whether it has."""
+        """Wait (at most timeout) until this fetcher has fetched all it will; whether it has."""
         with self._cond:
             if not (self._done or self._closed):
                 self._cond.wait(timeout)
@@ -174,7 +173,7 @@ class ChunkFeed:
 
     def _pipeline(self, requests: Iterator[tuple[dict, Callable]]) -> bool:
         """Send requests ((args, what takes its answer) pairs), a few on their way at once;
-        False if the feed was closed meanwhile."""
+        False if the fetcher was closed meanwhile."""
         sent: deque[Callable] = deque()
 
         def remember() -> Iterator[dict]:
@@ -359,7 +358,7 @@ class ChunkSource:
     """Chunks for the files being written.
 
     A chunk this peer has is read from its Real and checked; a missing one is taken from the
-    feed that fetches them ahead (or, for a local one that turned out changed, fetched alone).
+    fetcher that fetches them ahead (or, for a local one that turned out changed, fetched alone).
     One the peer cannot send, or sends wrong, is asked of the other peers (`elsewhere`).
     """
 
@@ -371,11 +370,11 @@ class ChunkSource:
         self.fetch_one = fetch_one
         self.elsewhere = elsewhere
         self.local: dict[bytes, tuple[str, int, int]] = {}
-        self.feed: ChunkFeed | None = None
+        self.fetcher: ChunkFetcher | None = None
 
     def get(self, ref: ChunkRef, checked: bool = True) -> bytes | memoryview:
         """The chunk's content; checked against its hash, unless `checked` is False and
-        the caller checks the hash of the whole it writes (the feed may then skip it)."""
+        the caller checks the hash of the whole it writes (the fetcher may then skip it)."""
         if ref.hash in self.local:
             data = read_local_chunk(self.local[ref.hash], ref.hash)
             if data is not None:
@@ -383,14 +382,14 @@ class ChunkSource:
             # The file it was to be read from changed or moved since: fetch it instead.
             self.local.pop(ref.hash, None)
         try:
-            if self.feed is not None and self.feed.wanted(ref.hash):
-                return self.feed.take(ref.hash, checked)
+            if self.fetcher is not None and self.fetcher.wanted(ref.hash):
+                return self.fetcher.take(ref.hash, checked)
             return self.fetch_one(ref.hash)
         except (Unavailable, CorruptContent) as exc:
             return self.elsewhere(ref.hash, exc)
 
     def get_again(self, ref: ChunkRef) -> bytes | memoryview:
-        """The chunk once more, checked, without the feed (which gave it already): from
+        """The chunk once more, checked, without the fetcher (which gave it already): from
         this peer's files, else asked of the peer alone, else of the other peers."""
         if ref.hash in self.local:
             data = read_local_chunk(self.local[ref.hash], ref.hash)
@@ -402,6 +401,6 @@ class ChunkSource:
             return self.elsewhere(ref.hash, exc)
 
     def abandon(self, chunks: list[ChunkRef]) -> None:
-        """A write gave up before these chunks: the feed need not keep them for it."""
-        if self.feed is not None:
-            self.feed.skip([c.hash for c in chunks if c.hash not in self.local])
+        """A write gave up before these chunks: the fetcher need not keep them for it."""
+        if self.fetcher is not None:
+            self.fetcher.skip([c.hash for c in chunks if c.hash not in self.local])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import msgpack
 from pyfastcdc.cy import FastCDC
 
-from areas.files.chunking import ChunkRef, chunk_hash
+from areas.files import ChunkRef, chunk_hash
 
 PIECE_AVG = 1024
 KEY_BYTES = 8  # of a piece's BLAKE3 hash: a collision only costs a discarded patch

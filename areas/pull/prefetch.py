@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 
 from django.db import connection
 
-from areas.index.wire import RemoteEvent
+from areas.index import RemoteEvent
 from areas.models import Area
 from areas.pull.applier import Applier, ApplyStats, plan
 
@@ -161,7 +161,7 @@ class PagesAhead:
         self.stats, self.staging = stats, staging
         self.pages = pages
         # The fetching of the page made ready last: the next page's waits for it to end.
-        self._last_feed = None
+        self._last_fetcher = None
         self._ahead = Ahead(
             self._ready_next,
             lambda page: page.size,
@@ -182,11 +182,11 @@ class PagesAhead:
             return ReadyPage(following, windows, None)
         first = Applier(self.area, self.remote.fork(), self.local_key, self.stats, self.staging)
         try:
-            first.prepare(windows[0], after=self._last_feed)
+            first.prepare(windows[0], after=self._last_fetcher)
         except BaseException:
             discard(first)
             raise
-        self._last_feed = first.source.feed
+        self._last_fetcher = first.source.fetcher
         return ReadyPage(following, windows, first)
 
     def __iter__(self) -> Iterator[ReadyPage]:

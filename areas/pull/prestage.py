@@ -17,8 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import replace
 
-from areas.files.staging import Staged
-from areas.index.wire import RemoteEvent
+from areas.files import Staged
+from areas.index import RemoteEvent
 
 
 class Outcome:

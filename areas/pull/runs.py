@@ -8,11 +8,10 @@ from typing import TextIO
 
 from areas.models import Area, ConsensusRun
 from areas.register import AreaError
-from peers.client.peerd import PeerdClient
-from peers.client.remote import RemotePeer
+from peers.client import PeerdClient, RemotePeer
 from peers.models import Peer
-from peers.wire.protocol import RemoteError
-from realize_site.lib.errors import first_line, one_line
+from peers.wire import RemoteError
+from realize_site.lib import first_line, one_line
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT = 30.0
@@ -103,7 +102,7 @@ def consensus_report(area_name: str, only: str | None) -> dict:
     out = io.StringIO()
     try:
         consensus_now(area_name, only, out)
-    except Exception as exc:  # noqa: BLE001 - answered, never re-run by the full command line
+    except Exception as exc:
         message = one_line(exc)
         if message is None:
             log.exception("realize consensus failed inside peerd")

@@ -2,4 +2,6 @@
 
 from areas.serve.service import AreaService
 
-__all__ = ["AreaService"]
+__all__ = [
+    "AreaService",
+]

@@ -8,23 +8,25 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from areas.index import history
-from areas.index.blobs import chunk_lists
-from areas.index.local_chunks import blob_files, local_chunks, read_local_chunks, read_ranges
-from areas.index.rows import rows
-from areas.index.scanner import scan_area
-from areas.index.wire import chunk_list_to_wire, entry_to_wire, event_row_to_wire
+from areas.index import (
+    blob_files,
+    chunk_list_to_wire,
+    chunk_lists,
+    entry_to_wire,
+    event_row_to_wire,
+    history,
+    local_chunks,
+    read_local_chunks,
+    read_ranges,
+    rows,
+    scan_area,
+)
 from areas.models import Area, Entry, PeerArea
-from areas.pull.consensus import pull_for_peer
-from areas.pull.patches import check_keys, diff
-from areas.pull.runs import consensus_report
-from areas.watch.catchup import area_states
-from peers.daemon.connection import Connection
-from peers.daemon.remote import ConnectionRemote
-from peers.daemon.threads import db, slow, waiting
+from areas.pull import check_keys, consensus_report, diff, pull_for_peer
+from areas.watch import area_states
+from peers.daemon import Connection, ConnectionRemote, db, slow, waiting
 from peers.models import LocalPeer, Peer
-from peers.wire.buffers import BufferPool
-from peers.wire.frames import Parts
+from peers.wire import BufferPool, Parts
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 5000

@@ -9,11 +9,9 @@ from django.utils import timezone
 
 from areas.models import ConsensusRun, PeerArea
 from areas.serve.answers import blobs, chunks, consensus_now, handle, history_answer
-from areas.watch import catchup
-from areas.watch.watcher import Watcher
-from peers.daemon.connection import Connection
-from peers.daemon.threads import db
-from peers.wire.buffers import BufferPool
+from areas.watch import Watcher, catchup
+from peers.daemon import Connection, db
+from peers.wire import BufferPool
 
 log = logging.getLogger(__name__)
 

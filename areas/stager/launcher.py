@@ -18,8 +18,8 @@ import sys
 import threading
 from concurrent.futures import Future
 
-from areas.files.staging import Staged
-from peers.wire.frames import ProtocolError, pack, read_frame
+from areas.files import Staged
+from peers.wire import ProtocolError, pack, read_frame
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,8 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from areas.files.staging import create_staged, seal_staged
-from areas.files.writers import content_writer
-from peers.wire.frames import ProtocolError, pack, read_frame
-from peers.wire.protocol import RemoteError
+from areas.files import content_writer, create_staged, seal_staged
+from peers.wire import ProtocolError, RemoteError, pack, read_frame
 
 # Content bytes asked for in one request, and requests on their way at once.
 BATCH_BYTES = 4 * 1024 * 1024
@@ -263,8 +261,8 @@ class Stager:
         self.reply({"id": job.id, "ok": False, "kind": kind, "error": problem, "errno": code})
 
     def _link(self, peer: tuple):
-        from peers.client.links import Link
-        from peers.identity.keys import load_identity
+        from peers.client import Link
+        from peers.identity import load_identity
 
         if self.link is not None and self.link_for == peer and not self.link.closed:
             return self.link

@@ -19,7 +19,7 @@ starts: that first run is the user's to ask for.
 import logging
 
 from areas.models import Area, ConsensusRun, PeerArea
-from peers.daemon.threads import db
+from peers.daemon import db
 from peers.models import Peer
 
 log = logging.getLogger(__name__)

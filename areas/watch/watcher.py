@@ -9,13 +9,11 @@ import time
 
 from django.conf import settings
 
-from areas.files.paths import is_ignored
-from areas.files.staging import staging_path
-from areas.index.history import Kind
-from areas.index.scanner import ScanResult, scan_area
+import areas.watch.inotify as inotify
+from areas.files import is_ignored, staging_path
+from areas.index import Kind, ScanResult, scan_area
 from areas.models import Area, ConsensusRun
-from areas.watch import inotify
-from peers.daemon.threads import db, slow
+from peers.daemon import db, slow
 from peers.models import LocalPeer, Peer
 
 log = logging.getLogger(__name__)
@@ -174,7 +172,7 @@ class Watcher:
             del self.changed_at[area_id]
             try:
                 result, rest = await slow(_scan, area_id, changed)
-            except Exception:  # noqa: BLE001 - one failed scan must not stop the watcher
+            except Exception:
                 log.exception("scanning area %s failed", area_id)
                 continue
             if result is None or not result.changes:

@@ -1,0 +1,15 @@
+"""Reaching peers from other processes: peerd's local socket, data links, a remote peer."""
+
+from peers.client.links import Link, LinkFailed, Links
+from peers.client.peerd import PeerdClient, PeerdUnavailable
+from peers.client.remote import Remote, RemotePeer
+
+__all__ = [
+    "Link",
+    "LinkFailed",
+    "Links",
+    "PeerdClient",
+    "PeerdUnavailable",
+    "Remote",
+    "RemotePeer",
+]

@@ -20,20 +20,23 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from peers.identity import tls
-from peers.identity.address import parse_address
-from peers.identity.keys import Identity
-from peers.wire.buffers import SHARED
-from peers.wire.frames import HEADER, ProtocolError, pack, recv_exactly, recv_frame, unpack
-from peers.wire.protocol import (
+from peers.identity import Identity, parse_address, tls
+from peers.wire import (
     DATA_WORD,
     HANDSHAKE_TIMEOUT,
+    HEADER,
     MAGIC,
     READY,
+    SHARED,
     SOCKET_BUFFER_BYTES,
+    ProtocolError,
     RemoteError,
     check_hello,
     hello,
+    pack,
+    recv_exactly,
+    recv_frame,
+    unpack,
 )
 
 log = logging.getLogger(__name__)

@@ -7,15 +7,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from peers.wire.frames import recv_frame
-from peers.wire.protocol import (
+from django.conf import settings
+
+from peers.wire import (
     ProtocolError,
     RemoteError,
     pack,
+    recv_frame,
     unpack,
     unpack_relayed,
 )
-from realize_site.lib.home import peerd_socket
+from realize_site.lib import peerd_socket
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class PeerdClient:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
             try:
-                sock.connect(str(peerd_socket()))
+                sock.connect(str(peerd_socket(settings.REALIZE_HOME)))
             except OSError:
                 sock.close()
                 raise PeerdUnavailable(

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 
 from peers.client.links import Link, LinkFailed, Links
 from peers.client.peerd import PeerdClient
-from peers.wire.frames import ProtocolError
-from peers.wire.protocol import DATA_OPS, RemoteError
+from peers.wire import DATA_OPS, ProtocolError, RemoteError
 
 log = logging.getLogger(__name__)
 

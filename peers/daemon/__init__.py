@@ -1,8 +1,15 @@
-"""peerd: the listener, the connections to peers, the data links it serves, the local socket."""
+"""peerd: the listener, connections to peers, the data links it serves, the local socket."""
 
 from peers.daemon.connection import Connection
 from peers.daemon.remote import ConnectionRemote
-from peers.daemon.server import Handler, PeerDaemon
+from peers.daemon.server import PeerDaemon
 from peers.daemon.threads import db, slow, waiting
 
-__all__ = ["Connection", "ConnectionRemote", "Handler", "PeerDaemon", "db", "slow", "waiting"]
+__all__ = [
+    "Connection",
+    "ConnectionRemote",
+    "PeerDaemon",
+    "db",
+    "slow",
+    "waiting",
+]

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from peers.wire.protocol import (
+from peers.wire import (
     HEADER,
     IDLE_TIMEOUT,
     PING_EVERY,
@@ -98,7 +98,7 @@ class Connection:
                 raise ValueError("args must be a map")
             result = await self.handler(self, message["op"], args)
             reply = {"re": message["id"], "ok": True, "result": result}
-        except Exception as exc:  # noqa: BLE001 - the error goes back to the asking peer
+        except Exception as exc:
             if not isinstance(exc, (ValueError, LookupError, PermissionError, RemoteError)):
                 log.exception("request %s from %s failed", message.get("op"), self.peer_name)
             reply = {"re": message["id"], "ok": False, "error": str(exc) or type(exc).__name__}

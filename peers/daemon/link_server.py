@@ -25,16 +25,21 @@ from concurrent.futures import Future
 from django.db import close_old_connections, connection
 
 from peers.identity import tls
-from peers.wire.buffers import SHARED
-from peers.wire.frames import HEADER, ProtocolError, coalesced, frame, recv_frame, unpack
-from peers.wire.protocol import (
+from peers.wire import (
     DATA_OPS,
     HANDSHAKE_TIMEOUT,
+    HEADER,
     IDLE_TIMEOUT,
     READY,
+    SHARED,
     SOCKET_BUFFER_BYTES,
+    ProtocolError,
     check_hello,
+    coalesced,
+    frame,
     hello,
+    recv_frame,
+    unpack,
 )
 
 log = logging.getLogger("peerd")
@@ -177,7 +182,7 @@ class LinkServer:
             close_old_connections()
             result = self.answer(self.peer_key, op, args, self.buffers)
             reply = {"re": request["id"], "ok": True, "result": result}
-        except Exception as exc:  # noqa: BLE001 - the error goes back to the asking peer
+        except Exception as exc:
             if not isinstance(exc, (ValueError, LookupError, PermissionError)):
                 log.exception("data link request %s from %s failed", op, self.peer_name)
             reply = {"re": request["id"], "ok": False, "error": str(exc) or type(exc).__name__}

@@ -16,28 +16,28 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from peers import household
 from peers.daemon.connection import Connection
 from peers.daemon.link_server import LinkServer
 from peers.daemon.threads import db
-from peers.identity import peer_id, tls
-from peers.identity.address import format_address, parse_address
-from peers.identity.keys import Identity
+from peers.identity import Identity, format_address, parse_address, peer_id, tls
 from peers.models import Peer
-from peers.wire.buffers import BufferPool
-from peers.wire.protocol import (
+from peers.wire import (
     DATA_WORD,
     HANDSHAKE_TIMEOUT,
     MAGIC,
     PREAMBLE_MAX,
     READY,
+    BufferPool,
     ProtocolError,
     check_hello,
     hello,
     read_frame,
     write_frame,
 )
-from realize_site.lib.home import peerd_socket
+from realize_site.lib import peerd_socket
 
 log = logging.getLogger("peerd")
 REFRESH_EVERY = 2.0
@@ -381,7 +381,7 @@ class PeerDaemon:
             host, port = parse_address(self.listen)
             servers.append(await asyncio.start_server(self._accept, host, port, limit=STREAM_LIMIT))
             log.info("listening on %s as %s", self.listen, self.identity.peer_id)
-        path = peerd_socket()
+        path = peerd_socket(settings.REALIZE_HOME)
         path.unlink(missing_ok=True)
         old_umask = os.umask(0o077)
         try:
@@ -397,7 +397,7 @@ class PeerDaemon:
                 await asyncio.sleep(REFRESH_EVERY)
                 try:
                     await self.refresh()
-                except Exception:  # noqa: BLE001 - a database hiccup must not stop peerd
+                except Exception:
                     log.exception("could not refresh the household")
         finally:
             await self.handler.stop()

@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 
 from peers.identity.peer_id import encode
-from realize_site.lib.home import write_private_file
+from realize_site.lib import write_private_file
 
 KEY_FILE = "peer.key"
 CERT_FILE = "peer.crt"

@@ -69,8 +69,3 @@ def decode(text: str) -> bytes:
     if encode(key).replace("-", "") != chars:
         raise BadPeerId("the peer id does not encode a 32-byte key")
     return key
-
-
-def canonical(text: str) -> str:
-    """The peer id in its display form; raises BadPeerId."""
-    return encode(decode(text))

@@ -16,10 +16,7 @@ from peers.wire.frames import (
     ProtocolError,
     coalesced,
     frame,
-    pack,
-    reply_id,
     unpack,
-    unpack_relayed,
 )
 
 # 2: chunk contents travel as parts after the answer's message (peers.frames.Parts).
@@ -42,27 +39,6 @@ DATA_WORD = b"data"
 # room for a whole 4 MB answer, so that its sender writes it without waiting for the reader
 # to make room a few records at a time (bench tree, alternating runs: 3.02 -> 2.79 s).
 SOCKET_BUFFER_BYTES = 4 << 20
-# The frame helpers live in .frames (no event loop there); imported from here as before.
-__all__ = [
-    "HEADER",
-    "MAX_FRAME",
-    "ProtocolError",
-    "RemoteError",
-    "DATA_OPS",
-    "DATA_WORD",
-    "check_hello",
-    "coalesced",
-    "frame",
-    "hello",
-    "pack",
-    "read_frame",
-    "receive",
-    "receive_raw",
-    "reply_id",
-    "unpack",
-    "unpack_relayed",
-    "write_frame",
-]
 
 
 class RemoteError(Exception):

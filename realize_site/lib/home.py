@@ -15,8 +15,8 @@ def realize_home() -> Path:
     return home.resolve()
 
 
-def peerd_socket() -> Path:
-    return realize_home() / PEERD_SOCKET
+def peerd_socket(home: Path) -> Path:
+    return home / PEERD_SOCKET
 
 
 def write_private_file(path: Path, data: bytes) -> bool:

@@ -8,7 +8,7 @@ from areas import cli as areas_cli
 from peers import cli as peers_cli
 from realize_site import peerd
 from realize_site import up as up_cli
-from realize_site.lib.errors import one_line
+from realize_site.lib import one_line
 
 
 class Command(BaseCommand):
