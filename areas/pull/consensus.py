@@ -24,8 +24,9 @@ from areas.index import (
     try_advisory_lock,
 )
 from areas.models import Area, ConsensusRun, PeerArea
-from areas.pull.applier import Applier, ApplyStats, apply_window, prepare_area
+from areas.pull.applier import Applier, apply_window, prepare_area
 from areas.pull.prefetch import PagesAhead
+from areas.pull.stats import ApplyStats
 from areas.stager import STAGING
 from peers.client import PeerdClient, Remote, RemotePeer
 from peers.models import LocalPeer, Peer

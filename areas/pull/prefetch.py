@@ -27,7 +27,8 @@ from django.db import connection
 
 from areas.index import RemoteEvent
 from areas.models import Area
-from areas.pull.applier import Applier, ApplyStats, plan
+from areas.pull.applier import Applier, plan
+from areas.pull.stats import ApplyStats
 
 PAGES_AHEAD = 4
 AHEAD_BYTES = 768 * 1024 * 1024
@@ -186,7 +187,7 @@ class PagesAhead:
         except BaseException:
             discard(first)
             raise
-        self._last_fetcher = first.source.fetcher
+        self._last_fetcher = first.content.source.fetcher
         return ReadyPage(following, windows, first)
 
     def __iter__(self) -> Iterator[ReadyPage]:
