@@ -1,5 +1,4 @@
-"""The areas' data, and the behaviour that belongs to it: a consensus run's life, the
-queries the pages and the engine ask more than once."""
+"""The areas' data and its behaviour: a consensus run's life, and shared queries."""
 
 import contextlib
 import time
@@ -37,8 +36,7 @@ class AreaQuerySet(models.QuerySet):
         )
 
     def overview(self) -> list["Area"]:
-        """Every area with its counts, `last_run` (its latest consensus run, or None) and
-        `last_run_at` (when that run last moved)."""
+        """Every area with its counts, `last_run` (latest run, or None) and `last_run_at`."""
         latest = ConsensusRun.objects.filter(area=OuterRef("pk")).order_by("-requested_at", "-pk")
         areas = list(self.with_counts().annotate(last_run_id=Subquery(latest.values("pk")[:1])))
         runs = ConsensusRun.objects.in_bulk([a.last_run_id for a in areas if a.last_run_id])
@@ -79,11 +77,9 @@ class Area(models.Model):
 class Blob(models.Model):
     """A file version, named by the BLAKE3 hash of its content; an ordered list of chunks.
 
-    The tables written a row per file or chunk (chunks, entries, history, seen changes) refer
-    to their blob or area without a constraint in the database: this project's code inserts
-    them only beside what they refer to, and deletes through the ORM (which cascades itself);
-    a constraint checked its reference with a query and a row lock for every row inserted,
-    tens of thousands per pull."""
+    Per-file and per-chunk tables reference blobs and areas without database constraints:
+    each would cost a query and a row lock per inserted row. Our code inserts rows only beside
+    what they refer to, and deletes through the ORM, which cascades."""
 
     hash = models.BinaryField(max_length=32, unique=True)
     size = models.BigIntegerField()
@@ -229,8 +225,9 @@ class ConsensusRunQuerySet(models.QuerySet):
     def request(
         self, area: Area, peer: Peer, trigger: str, countdown: float = 0
     ) -> "ConsensusRun":
-        """Queue a run for the worker, or join one already waiting for the same area and
-        peer. The task is queued once the run is committed."""
+        """Queue a run for the worker, or join one pending for the same area and peer.
+
+        The task is queued once the run is committed."""
         with transaction.atomic():
             waiting = (
                 self.select_for_update()
@@ -247,8 +244,7 @@ class ConsensusRunQuerySet(models.QuerySet):
         return run
 
     def claim(self, run_id: int) -> "ConsensusRun | None":
-        """Take a queued run to carry it out; None if another worker took it, or it is not
-        pending. Safe against the same task running twice."""
+        """Take a pending run to carry it out; None if taken or not pending (safe to repeat)."""
         claimed = self.filter(pk=run_id, status=ConsensusRun.Status.PENDING).update(
             status=ConsensusRun.Status.RUNNING, started_at=timezone.now()
         )
@@ -274,8 +270,8 @@ class ConsensusRunQuerySet(models.QuerySet):
     def abandon_interrupted(self, by_peer: bool) -> int:
         """Runs left 'running' by a process that died are over: mark them failed.
 
-        The worker calls this as it starts (for the runs it carries out), peerd too (for
-        the runs peers asked of it). The next run starts from the cursors.
+        Called at start by the worker (its runs) and peerd (runs peers asked of it).
+        The next run starts from the cursors.
         """
         runs = self.filter(status=ConsensusRun.Status.RUNNING)
         if by_peer:
@@ -296,8 +292,7 @@ class ConsensusRunQuerySet(models.QuerySet):
 
 
 class ConsensusRun(models.Model):
-    """One exchange of an area's changes with one peer: queued, running, then done or
-    failed, with its figures."""
+    """One exchange of an area's changes with one peer: pending, running, then done or failed."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -341,7 +336,8 @@ class ConsensusRun(models.Model):
         out: dict | None = None,
         error: BaseException | None = None,
     ) -> None:
-        """Record how the run ended, tell the dashboards and wake those waiting for it.
+        """Record how the run ended, tell the dashboards and wake waiters.
+
         `out`: what the other peer reported of its own pull."""
         out = out or {}
         problems = [*problems, *(out.get("errors") or [])]
@@ -369,9 +365,9 @@ class ConsensusRun(models.Model):
             cursor.execute("SELECT pg_notify(%s, %s)", [FINISHED_CHANNEL, str(self.pk)])
 
     def wait(self, pickup_wait: float, check_every: float) -> "ConsensusRun":
-        """This run once it is over. Woken by the notice its end sends, its status then read
-        in one plain query; read every `check_every` seconds all the same. A run no worker
-        picked up within `pickup_wait` seconds raises RuntimeError."""
+        """This run once over, woken by its end's notice or polled every `check_every` seconds.
+
+        RuntimeError if no worker picked it up within `pickup_wait` seconds."""
         requested = time.monotonic()
         with finished_notices() as wait:
             while True:
@@ -390,8 +386,9 @@ class ConsensusRun(models.Model):
 
 @contextlib.contextmanager
 def finished_notices() -> Iterator[Callable[[float], bool]]:
-    """A function waiting (at most its argument, in seconds) for the notice of a run's end,
-    on this thread's database connection, which listens meanwhile: whether one came."""
+    """A function waiting up to its argument (seconds) for a run's end notice; whether one came.
+
+    It listens on this thread's database connection meanwhile."""
     with connection.cursor() as cursor:
         cursor.execute(f"LISTEN {FINISHED_CHANNEL}")
     listening = connection.connection
@@ -407,9 +404,9 @@ def finished_notices() -> Iterator[Callable[[float], bool]]:
 
 
 class SeenChange(models.Model):
-    """A change this peer has applied or made, by its identity: the peer it started on and
-    its sequence number there. The same change reaching us again through another peer is
-    recognised and skipped, whatever the order in which peers pass it on."""
+    """A change this peer has applied or made, by identity: its origin peer and number there.
+
+    The same change arriving again through another peer is recognised and skipped."""
 
     area = models.ForeignKey(
         Area, on_delete=models.CASCADE, related_name="seen", db_index=False, db_constraint=False

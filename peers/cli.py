@@ -6,6 +6,7 @@ from typing import TextIO
 from django.conf import settings
 
 from peers import household
+from peers.client import PeerdClient, PeerdUnavailable
 from peers.events import household_snapshot
 from peers.identity import create_identity, load_identity
 from peers.models import LocalPeer, Peer
@@ -91,8 +92,6 @@ def run_peer_remove(options: dict, out: TextIO) -> None:
 
 def _traffic() -> dict | None:
     """Bytes sent to and received from each peer since peerd started; None if not running."""
-    from peers.client import PeerdClient, PeerdUnavailable
-
     try:
         with PeerdClient(timeout=10) as client:
             return client.request(None, "traffic")

@@ -7,6 +7,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from peers.models import LocalPeer, Peer, Stranger
+
 DASHBOARD_GROUP = "dashboard"
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,6 @@ class HouseholdChanged(TypedDict):
 
 
 def household_snapshot() -> HouseholdChanged:
-    from peers.models import LocalPeer, Peer, Stranger
-
     local = LocalPeer.get()
     return HouseholdChanged(
         type="household.changed",

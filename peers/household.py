@@ -5,6 +5,8 @@
 """
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from peers import events
 from peers.identity import BadAddress, Identity, normalize_address, peer_id
@@ -48,7 +50,7 @@ def check_new_peer(name: str, id_text: str, address: str | None) -> tuple[str, b
     name, key, address = check_name(name), check_peer_key(id_text), check_address(address)
     if Peer.objects.filter(name=name).exists():
         raise HouseholdError(f"a peer named {name!r} is already in the household")
-    same_key = Peer.objects.filter(public_key=key).first()
+    same_key = Peer.objects.by_key(key)
     if same_key:
         raise HouseholdError(f"that peer id is already in the household as {same_key.name!r}")
     return name, key, address
@@ -108,10 +110,7 @@ def init_local_peer(identity: Identity, name: str, listen: str | None) -> tuple[
 
 def record_stranger(key: bytes, address: str, direction: str) -> None:
     """Remember a refused key so the dashboard can offer to add it."""
-    from django.db.models import F
-    from django.utils import timezone
-
-    if Peer.objects.filter(public_key=key).exists():
+    if Peer.objects.by_key(key) is not None:
         return
     # update() skips auto_now: last_seen is set here.
     updated = Stranger.objects.filter(public_key=key).update(

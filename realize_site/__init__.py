@@ -1,2 +1,4 @@
-"""The Django project. Its Celery app (realize_site.celery) is loaded by the areas app when
-Django starts, not here: the quick command line client must not pay for importing Celery."""
+"""The Django project.
+
+Its Celery app (realize_site.celery) loads when Django starts, not here: the fast command
+line client must not pay for importing Celery."""

@@ -1,9 +1,8 @@
 """`realize consensus` through peerd, which has Django loaded already.
 
-Starting Django takes this command line most of a second; peerd runs the very same command
-(areas.cli.consensus_asked_of_peerd) and sends back what it printed. Anything unusual (other
-arguments, no peerd, a peerd that does not know the request) is left to the full command
-line, which then behaves as it always has.
+Starting Django is slow for a command line; peerd runs the same command
+(areas.pull.runs.consensus_report) and sends back its output. Anything unusual (other
+arguments, no peerd, an unknown request) falls back to the full command line.
 """
 
 import socket

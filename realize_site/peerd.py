@@ -1,5 +1,4 @@
-"""`realize serve`: peerd assembled. The transport (peers.daemon) is given the areas'
-handler (areas.serve): the one place where the two meet."""
+"""`realize serve`: peerd assembled, the one place peers.daemon meets areas.serve."""
 
 import asyncio
 import signal
@@ -42,7 +41,7 @@ def serve() -> None:
 
 
 def _interrupted(signum: int, frame: object) -> None:
-    """SIGTERM (how `realize up` stops its programs) ends peerd as Ctrl-C does: the hashing
-    processes are stopped and their semaphores released on the way out (left to
-    multiprocessing's resource tracker, they were reported as leaked)."""
+    """SIGTERM (from `realize up`) ends peerd as Ctrl-C does.
+
+    The hashing processes then stop cleanly; otherwise their semaphores are reported leaked."""
     raise KeyboardInterrupt(f"signal {signum}")

@@ -73,9 +73,8 @@ def programs(web_host: str, web_port: int) -> list[Program]:
                 f"worker.{name}@%h",
                 "--concurrency",
                 "2",
-                # One worker per instance: asking other workers for their state at start
-                # (mingle, a one-second wait before the first task) and exchanging heartbeats
-                # with them (gossip) serve nothing here.
+                # One worker per instance: mingle (a wait before the first task) and gossip
+                # with other workers serve nothing here.
                 "--without-mingle",
                 "--without-gossip",
             ],

@@ -13,13 +13,9 @@ from pathlib import Path
 import blake3
 from pyfastcdc.cy import FastCDC
 
-# Chunks average about 48 KiB (FastCDC's AVG_SIZE plus MIN_SIZE), none over 128 KiB. Over
-# random edits of a 64 MiB file whole chunks would move 42 KB for a changed byte and 50 KB
-# for 4 KiB inserted, on average, the insertion with a long tail (the chunk it falls in can
-# end elsewhere, and the next cuts then skip past the old boundaries for a few chunks: up to
-# 386 KB, simulated); an edit's chunks travel as patches against the old bytes they replace
-# instead (areas.pull.patches), of a few KB. 64/256 KiB chunks cost twice as much, and
-# normalization levels 2 and 3 resynchronise slowly after an insertion.
+# Chunks average about AVG_SIZE plus MIN_SIZE, none over MAX_SIZE: small enough that an edit
+# moves little. An edit's chunks travel as patches against the old bytes (areas.pull.patches).
+# Larger chunks cost more per edit; normalization levels 2 and 3 resynchronise slowly.
 MIN_SIZE = 16 * 1024
 AVG_SIZE = 32 * 1024
 MAX_SIZE = 128 * 1024
@@ -43,11 +39,9 @@ class Hashed:
     chunks: list[ChunkRef]
 
 
-# blake3 lets go of the GIL for an input of 2 KiB or more and must take it back: beside a
-# thread running Python that costs up to the switch interval (measured: 0.4-1 ms for inputs
-# of 2-16 KiB, against 3-6 us alone). Inputs up to MIN_SIZE (whole small files, which a sync
-# handles by thousands) are hashed in pieces smaller than that, which keep the GIL; the hash
-# is the same. Larger ones are hashed in one call.
+# blake3 lets go of the GIL for inputs of 2 KiB or more; taking it back beside busy threads
+# is slow. Inputs up to MIN_SIZE (small files, by thousands) are hashed in pieces that keep
+# the GIL; the hash is the same.
 _HELD_PIECE = 2047
 
 
@@ -79,9 +73,9 @@ def hash_bytes(data: bytes | memoryview) -> Hashed:
 
 
 def hash_file(path: str | Path) -> Hashed:
-    """A file's content hashed (the caller checks it did not change while being read). With
-    plain system calls: most files of a tree are small, and a file object, or a Path, costs
-    more than reading one."""
+    """A file's content hashed; the caller checks it did not change while read.
+
+    Plain system calls: most files are small, and a file object costs more than the read."""
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size

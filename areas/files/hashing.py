@@ -1,19 +1,9 @@
-"""Chunking and hashing the files a scan found changed, in processes of their own where the
-process allows it (peerd does), else in threads.
+"""Hashing the files a scan found changed, in child processes where allowed (peerd), else threads.
 
-In threads, hashing shares the GIL with everything else the process does: each chunk hashed
-lets go of it and must take it back, which beside threads running Python costs up to 3 ms a
-chunk instead of 10 us (see areas.pull.fetch), and slows those threads down in turn. In peerd, the
-scans a peer asks for run while peerd serves that peer the files already indexed; in
-processes of their own, the scan uses the other cores and peerd's GIL stays with the serving.
-
-Small files are hashed by the scanning thread itself, without letting go of the GIL
-(areas.files.syscalls): handing one to a process costs more than hashing it (pickling its status
-and its result, and the hand-overs: measured, 5,000 files of 2 KB took 0.7 CPU-s through
-the processes against 0.1 CPU-s here).
-
-Nothing here touches the database: a child imports only this module and areas.files.chunking and
-areas.heldcalls.
+In threads, each chunk hashed must take the GIL back, which is slow beside busy threads.
+In processes, peerd's scans use the other cores and its GIL stays with serving peers.
+Small files are hashed by the scanning thread, keeping the GIL: handing one over costs more.
+No database here: a child imports only this module, areas.files.chunking and areas.files.syscalls.
 """
 
 import logging
@@ -40,8 +30,7 @@ Found = tuple[str, os.stat_result, Hashed]  # relative path, status when hashed,
 
 
 def hash_one(file: File) -> Found | None:
-    """The file's content; None if it is gone, unreadable, or changed while being read (the
-    next scan reads it when it is quiet)."""
+    """The file's content; None if gone, unreadable, or changed while read (rescanned later)."""
     rel, full, st = file
     try:
         hashed = hash_file(full)
@@ -81,8 +70,7 @@ def hash_group(files: list[File]) -> list[Found | None]:
 
 
 def _child_start() -> None:
-    """In a hashing process: Ctrl-C is for the process that started it (which stops it by
-    closing its pipes), not a traceback of its own."""
+    """In a hashing process, ignore Ctrl-C: the parent stops it by closing its pipes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -112,10 +100,9 @@ class _Processes:
             return self._pool
 
     def broken(self, pool: ProcessPoolExecutor) -> None:
-        """A child died: the next scan gets a new pool. The pool's other children are ended
-        too: one the pool started as the first died waits forever for the lock of the task
-        queue, which the dead one may have held (and the pool's thread, joining it, would
-        then keep this process from exiting)."""
+        """A child died: the next scan gets a new pool, and the other children are ended.
+
+        A survivor may wait forever for a queue lock the dead child held, blocking our exit."""
         with self._lock:
             if self._pool is pool:
                 self._pool = None
@@ -135,11 +122,9 @@ _processes = _Processes()
 
 
 def use_processes() -> None:
-    """Hash in child processes from now on (called by a long-lived process, peerd); their
-    pool is started at once, every process of it, so that the first scan does not wait for
-    them. A pool of spawned processes starts one only when a task finds none idle: one task
-    at start left the second to start during the first scan that hashed large files (about
-    0.1 CPU-s of Python starting up, beside the scan, and that much later hashing in two)."""
+    """Hash in child processes from now on (for a long-lived process, peerd).
+
+    Every child starts now: a spawned pool would start them lazily, during the first scan."""
     _processes.enabled = True
     pool = _processes.get()
     if pool is None:
@@ -158,8 +143,9 @@ def stop_processes() -> None:
 
 
 def hashed(files: list[File]) -> Iterator[Found | None]:
-    """Each file's content (or None), in order. The larger files are handed to the processes
-    (or threads) first, so that they hash them while the small ones are hashed here."""
+    """Each file's content (or None), in order.
+
+    Large files are handed out first, so they hash while the small ones are hashed here."""
     large = _large([file for file in files if not _is_small(file)])
     for file in files:
         yield hash_small(file) if _is_small(file) else next(large)

@@ -1,8 +1,6 @@
-"""File content by chunks: read from the Real (verified), or fetched; files written atomically.
+"""Staging files from chunks: written to a temporary file, checked, then renamed into place.
 
-Real files are not copied into a store: a chunk is read from any indexed file that holds it,
-at the offset its blob's chunk list gives, and its hash is checked before it is used, so a
-file changed behind our back is never trusted.
+Nothing appears under its real name until its content is whole, checked and synced.
 """
 
 from __future__ import annotations
@@ -31,12 +29,11 @@ if TYPE_CHECKING:
 
 # Neighbouring chunks of one file are read together, up to this many at once.
 RUN_CHUNKS = 256
-# A file of one chunk up to this size is staged in system calls that keep the GIL: a pull
-# makes thousands of them, each call that lets go of the GIL waiting to take it back while
-# the pull's other threads run Python (see heldcalls).
+# One-chunk files up to this size are staged in calls that keep the GIL: a pull makes
+# thousands, and retaking the GIL beside busy threads is slow (see areas.files.syscalls).
 SMALL_FILE = 64 * 1024
-# Renames refusing to replace (renameat2 RENAME_NOREPLACE, holding the GIL: heldcalls) until
-# the kernel or filesystem says it cannot.
+# Renames refuse to replace (renameat2 RENAME_NOREPLACE, keeping the GIL) until the kernel or
+# filesystem says it cannot.
 _noreplace = syscalls.available
 # Temporary names: unique to this process and run, numbered (O_EXCL refuses any clash).
 _TEMP_RUN = secrets.token_hex(4) + "-"
@@ -81,13 +78,9 @@ def staging_path(home: Path, area_id: int) -> Path:
 def staging_directory(home: Path, area_id: int, area_root: Path) -> Path | None:
     """Where this area's incoming files are written before they are renamed into place.
 
-    A directory of REALIZE_HOME, emptied of what an interrupted run left, when a file there
-    can be renamed into the area (same filesystem, same mount): watchers of the area (ours
-    and any other program's) then see one rename per file instead of its creation and every
-    write. None otherwise: files are then written beside their final place.
-
-    The directory itself stays (only its content is removed): peerd's watcher watches it, to
-    know the renames out of it for ours.
+    A directory of REALIZE_HOME, emptied of leftovers, if it can rename into the area: watchers
+    then see one rename per file, not every write. None otherwise: files are staged beside
+    their final place. The directory stays: peerd's watcher watches it to recognise our renames.
     """
     staging = staging_path(home, area_id)
     probe = staging / f"{TEMP_PREFIX}probe"
@@ -116,9 +109,9 @@ def temporary_name(directory: str | Path) -> str:
 
 
 def create_staged(tmp: str, mode: int) -> int:
-    """Open a new temporary file to write a staged file into; its directory is made if
-    missing. O_EXCL: never one that exists. It is created with its permissions where the
-    umask allows: each later change of them is one more event for every watcher."""
+    """Open a new temporary file (O_EXCL) to stage into, making its directory if missing.
+
+    Created with its permissions where the umask allows: each later change is a watcher event."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         return os.open(tmp, flags, mode & 0o777)
@@ -128,8 +121,9 @@ def create_staged(tmp: str, mode: int) -> int:
 
 
 def seal_staged(fd: int, mode: int, mtime_ns: int) -> int:
-    """Give a written staged file its permissions and mtime; the device it is on.
-    (syscalls.write_new does the same for small files, keeping the GIL.)"""
+    """Give a written staged file its permissions and mtime; return its device.
+
+    syscalls.write_new does the same for small files, keeping the GIL."""
     st = os.fstat(fd)
     if stat.S_IMODE(st.st_mode) != mode & 0o7777:
         os.fchmod(fd, mode & 0o7777)
@@ -146,11 +140,10 @@ def stage_file(
     mode: int,
     staging: Path | None = None,
 ) -> Staged:
-    """Write a blob to a temporary file (in `staging`, else beside `full`), hashed as it is
-    written and checked.
+    """Write a blob to a temporary file (in `staging`, else beside `full`), checking its hash.
 
-    Nothing is visible under the real name yet: `sync_staged` makes staged files durable, a
-    batch at a time, and `expose` then renames each into place.
+    Nothing is visible under the real name yet: `sync_staged` makes a batch durable, then
+    `expose` renames each into place.
     """
     tmp = temporary_name(staging or os.path.dirname(full))
     if syscalls.available and _is_small(blob_hash, chunks):
@@ -158,8 +151,8 @@ def stage_file(
     fd = create_staged(tmp, mode)
     try:
         if not _write_content(fd, blob_hash, chunks, source):
-            # A piece the peer sent wrong, taken unchecked: every piece again, each checked
-            # (and one the peer keeps sending wrong got from another peer).
+            # A piece taken unchecked was wrong: get every piece again, each checked
+            # (one the peer keeps sending wrong comes from another peer).
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             if not _write_content(fd, blob_hash, chunks, source, again=True):
@@ -197,9 +190,9 @@ def _stage_small(
     mtime_ns: int,
     mode: int,
 ) -> int:
-    """stage_file for a small file: its content got (checked by the source against the
-    blob's hash), then the file made in system calls that keep the GIL (heldcalls); the
-    device it is on."""
+    """stage_file for a small file, made in calls that keep the GIL; return its device.
+
+    The source checks the content against the blob's hash."""
     data = bytes(source.get(chunks[0])) if chunks else b""
     if not chunks and chunk_hash(data) != blob_hash:
         raise CorruptContent("an empty file does not match its hash")
@@ -213,11 +206,10 @@ def _stage_small(
 def _write_content(
     fd: int, blob_hash: bytes, chunks: list[ChunkRef], source: Chunks, again: bool = False
 ) -> bool:
-    """Write the blob's chunks to the empty file open on fd; whether what was written has
-    the blob's hash. `again`: each chunk got anew and checked (ChunkSource.get_again).
+    """Write the blob's chunks to the empty file on fd; whether the result has the blob's hash.
 
-    A blob of one chunk is that chunk, which the source checks against this very hash; a
-    larger one is hashed as it is written, its pieces taken unchecked."""
+    `again`: each chunk got anew and checked (ChunkSource.get_again). A one-chunk blob is
+    checked by the source; a larger one is hashed as written, its pieces taken unchecked."""
     whole = len(chunks) == 1 and chunks[0].hash == blob_hash and not chunks[0].offset
     hasher = None if whole else blake3.blake3()
     writer = content_writer(fd, _content_size(chunks), hasher)
@@ -238,8 +230,9 @@ def _content_size(chunks: list[ChunkRef]) -> int:
 
 
 def sync_staged(staged: list[Staged]) -> None:
-    """Flush staged files to disk: one filesystem sync for many files, much cheaper than an
-    fsync each (every fsync forces a journal commit of its own)."""
+    """Flush staged files to disk with one filesystem sync per device.
+
+    Much cheaper than an fsync each: every fsync forces a journal commit of its own."""
     done: set[int] = set()
     for s in staged:
         if s.device not in done:
@@ -248,9 +241,9 @@ def sync_staged(staged: list[Staged]) -> None:
 
 
 def expose(staged: Staged, expect: Entry | None) -> os.stat_result | syscalls.Status:
-    """Rename a staged (and synced) file into place, only if the target is still the
-    version `expect` describes, and return its status. The caller syncs the directory before
-    it records the file."""
+    """Rename a staged, synced file into place if the target is still `expect`; its status.
+
+    The caller syncs the directory before it records the file."""
     try:
         if expect is None or not expect.exists:
             _rename_new(staged.tmp, staged.full)
@@ -264,9 +257,9 @@ def expose(staged: Staged, expect: Entry | None) -> os.stat_result | syscalls.St
 
 
 def _rename_new(tmp: str, full: str) -> None:
-    """Rename tmp to full, which must not exist (DiskChanged if it does): in one system call
-    where the kernel and filesystem can refuse to replace (renameat2 RENAME_NOREPLACE),
-    else a check then a rename. A missing directory is made."""
+    """Rename tmp to full, which must not exist (else DiskChanged); makes a missing directory.
+
+    One atomic call where renameat2 RENAME_NOREPLACE works, else a check then a rename."""
     for attempt in range(2):
         if not _noreplace:
             check_disk(full, None)
@@ -291,9 +284,9 @@ def _rename_new(tmp: str, full: str) -> None:
 
 
 def make_directories(directory: str, staging: str) -> None:
-    """Make a directory and its missing parents, each made in `staging` first and renamed
-    into place: a watcher of the area (peerd's) sees a rename out of the staging directory, as
-    for every file put in place, and knows it for ours."""
+    """Make a directory and its missing parents, each made in `staging` and renamed into place.
+
+    peerd's watcher then sees a rename out of staging, as for files, and knows it for ours."""
     missing = []
     while not os.path.isdir(directory):
         missing.append(directory)

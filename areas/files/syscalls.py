@@ -1,20 +1,12 @@
-"""System calls made without letting go of the GIL, for the many tiny file operations of a
-sync: renaming a file into place and reading its status, creating a small file.
+"""System calls that keep the GIL, for a sync's many tiny file operations (rename, stat, create).
 
-`os.rename`, `os.lstat`, `os.open`... each let go of the GIL and take it back. Taking it back
-waits for whichever thread holds it to let go (up to the switch interval, 5 ms), so a thread
-making thousands of such calls while others run Python (a pull's fetching, staging and
-preparing threads) spends most of its time waiting: measured here, 1,000 renames and lstats
-took 0.13-0.65 s of wall time for 0.03 CPU-s in a pull, and 5.8 s beside one busy thread,
-against 0.16 s when the calls keep the GIL (ctypes.PyDLL). A call on a local filesystem's
-metadata lasts microseconds: holding the GIL through it costs the other threads less than
-the hand-overs it saves. Calls that move data in bulk (reads and writes of large files) still
-let go of it; reading a small file whole (`read_small`) keeps it.
+Each `os` call lets go of the GIL and must wait up to the switch interval to take it back
+beside busy threads; thousands of them then mostly wait. A metadata call is brief, so holding
+the GIL costs others less. Bulk reads and writes still let go of it.
 
-Linux only (renameat2, statx); `available` is False elsewhere, and callers use `os` then.
-
-The calls Python's `os` lacks (syncfs, sync_file_range, inotify) are here too, made the
-usual way: they let go of the GIL. This is the one module that loads the C library.
+Linux only (renameat2, statx); elsewhere `available` is False and callers use `os`.
+Calls `os` lacks (syncfs, sync_file_range, inotify) are here too, letting go of the GIL.
+This is the one module that loads the C library.
 """
 
 import ctypes
@@ -140,9 +132,9 @@ def _status(dirfd: int, name: bytes, flags: int, path: str) -> Status:
 
 
 def read_small(path: str, limit: int) -> bytes:
-    """The first `limit` bytes of a file (all of it if it is smaller), for small files: the
-    whole file is read in one buffer. Opened without blocking: a file that became a pipe
-    since it was walked does not stop the caller."""
+    """Up to `limit` bytes of a small file, read into one buffer.
+
+    Opened non-blocking: a file that became a pipe since it was walked cannot stall us."""
     fd = _open(os.fsencode(path), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, 0)
     if fd < 0:
         raise _error(path)
@@ -165,9 +157,9 @@ def read_small(path: str, limit: int) -> bytes:
 
 
 def write_new(path: str, data: bytes, mode: int, mtime_ns: int) -> int:
-    """Create the file `path` (which must not exist: FileExistsError) holding `data`, with
-    permissions `mode` and modification time `mtime_ns`, for small files; the device it is
-    on. A file left half-made by an error is removed."""
+    """Create the small file `path` (FileExistsError if it exists) with data, mode and mtime.
+
+    Returns its device. A file left half-made by an error is removed."""
     name = os.fsencode(path)
     fd = _open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode & 0o777)
     if fd < 0:

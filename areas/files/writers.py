@@ -1,13 +1,9 @@
-"""Writing a staged file's content: through the page cache for small files, straight to the
-device (O_DIRECT) for large ones.
+"""Writing a staged file's content: page cache for small files, O_DIRECT for large ones.
 
-Every staged file is synced before it is exposed. For a large file, writing through the page
-cache and then syncing it costs the kernel about ten times the CPU of writing it directly:
-measured with dd on 512 MiB, 1.5 CPU-s and 1.7 s against 0.15 CPU-s and 0.4 s. Direct writes
-need aligned memory, offsets and lengths, so the content is gathered in a page-aligned
-buffer, written a buffer at a time, the last block padded, and the file then cut to its size.
-Where the filesystem refuses direct I/O (tmpfs, some FUSE filesystems), or a direct write
-fails half-way, the rest is written through the page cache.
+Every staged file is synced before exposure; for large files a direct write costs the kernel
+far less CPU than the page cache and a sync. Direct writes need alignment, so content goes
+through a page-aligned buffer, the last block padded and the file cut to size. Where direct
+I/O is refused (tmpfs, some FUSE) or fails half-way, the rest goes through the page cache.
 """
 
 import errno
@@ -25,9 +21,8 @@ IOV_MAX = 1024
 DIRECT_FROM = 1024 * 1024
 # Direct I/O alignment: of the buffer's address, the file offset and each write's length.
 ALIGN = 4096
-# A file this large written through the page cache starts going to disk as soon as it is
-# written, so that the sync before files are exposed finds little left (the kernel would
-# otherwise wait until a tenth of memory is dirty).
+# Files this large start writeback at once, so the sync before exposing finds little left
+# (the kernel would otherwise wait for much dirty memory).
 WRITEBACK_FROM = 1024 * 1024
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 # Aligned buffers kept for direct writes, at most this many (one per file being written).
@@ -35,12 +30,10 @@ KEPT_BUFFERS = 4
 
 
 class _AlignedBuffers:
-    """Page-aligned buffers for direct writes, shared by the threads of the process: a writer
-    takes one and gives it back when it is done. Kept once made: a new buffer is memory the
-    kernel must fault in page by page as the content is first copied into it, holding the
-    GIL (measured on this project's machine: about 4 ms a megabyte), and the threads that
-    write files come and go with each window of changes (one buffer each, made anew, when
-    they were kept per thread)."""
+    """Page-aligned buffers for direct writes, shared by the process's threads.
+
+    Kept once made: a new buffer is faulted in page by page, holding the GIL, and the writing
+    threads come and go with each window of changes."""
 
     def __init__(self, keep: int):
         self.keep = keep
@@ -63,9 +56,9 @@ _buffers = _AlignedBuffers(KEPT_BUFFERS)
 
 
 def content_writer(fd: int, size: int, hasher=None) -> "BufferedWriter | DirectWriter":
-    """A writer for a new, empty file of `size` bytes open on fd; with a hasher (blake3),
-    what it writes is hashed too, a write at a time: hashing each part as it is added would
-    let go of the GIL, and take it back, once per part (see areas.files.syscalls)."""
+    """A writer for a new, empty file of `size` bytes on fd, hashing with `hasher` if given.
+
+    Hashing is per write, not per part: each hash call lets go of the GIL (areas.files.syscalls)."""
     if size >= DIRECT_FROM and _O_DIRECT and _set_direct(fd, True):
         return DirectWriter(fd, hasher)
     return BufferedWriter(fd, size, hasher)
@@ -113,8 +106,7 @@ class BufferedWriter:
 
 
 class DirectWriter:
-    """Parts copied into a page-aligned buffer (taken from those kept, given back by finish),
-    written from it."""
+    """Parts copied into a kept page-aligned buffer and written from it; finish gives it back."""
 
     def __init__(self, fd: int, hasher=None):
         self.fd, self.hasher = fd, hasher
@@ -147,8 +139,7 @@ class DirectWriter:
             _buffers.give(self.buffer)
 
     def _write(self, length: int) -> None:
-        """Write the buffer's first `length` bytes at the current offset (its content is
-        what was filled, the rest padding)."""
+        """Write the buffer's first `length` bytes (filled content, then padding) at the offset."""
         if self.hasher is not None:
             self.hasher.update(self.view[: self.filled])
         done = 0

@@ -20,13 +20,11 @@ ENTRY_FIELDS = [
 def store_blobs(hashed: Iterable[Hashed]) -> None:
     """Record blobs and their chunk lists, once each, in a few queries for many files.
 
-    A blob and its chunks are inserted in one transaction, the chunks only by whoever
-    inserted the blob: one inserting the same blob at the same time waits for that
-    transaction, then finds the blob there (complete) and inserts nothing.
+    A blob and its chunks go in one transaction, chunks only by whoever inserted the blob:
+    a concurrent inserter waits, then finds the blob complete.
 
-    A blob no larger than the smallest chunk (every small file) is not stored at all: it is
-    one chunk, the blob itself, and its size is that of any entry holding it (see
-    chunk_lists and content.local_chunks). A larger blob of one chunk gets no chunk row."""
+    Blobs up to MIN_SIZE are not stored: each is one chunk, itself, sized by its entries
+    (see chunk_lists and local_chunks.local_chunks). A larger one-chunk blob gets no chunk row."""
     by_hash = {h.hash: h for h in hashed if h.size > MIN_SIZE}
     if not by_hash:
         return
@@ -59,7 +57,8 @@ def is_whole(blob_hash: bytes, chunks: list[ChunkRef]) -> bool:
 
 def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     """The chunk lists of the blobs we know, by blob hash (an empty blob has an empty list).
-    A small blob, which has no row (see store_blobs), is known if an entry holds it."""
+
+    A small blob has no row (see store_blobs): it is known if an entry holds it."""
     found = rows(_BLOBS.format("hash, id, size"), [list(blob_hashes)])
     blobs = {pk: bytes(h) for h, pk, _ in found}
     lists: dict[bytes, list[ChunkRef]] = {h: [] for h in blobs.values()}

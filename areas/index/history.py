@@ -87,8 +87,9 @@ def trim(area: Area) -> int:
 
 
 def seen(area: Area, ids: list[tuple[bytes, int]], local_key: bytes) -> set[tuple[bytes, int]]:
-    """Which of these change identities this peer has already applied or made (its own
-    changes, those whose origin is `local_key`, are not recorded as seen: they all are)."""
+    """Which of these change identities this peer has already applied or made.
+
+    Its own changes (origin `local_key`) have no seen rows: they are all seen."""
     made = {(o, n) for o, n in ids if o == local_key}
     ids = [i for i in ids if i not in made]
     if not ids:

@@ -1,8 +1,7 @@
 """Chunks read from this peer's Real files: found through the index, checked by hash.
 
-Real files are not copied into a store. A chunk is read from any indexed file that holds
-it, at the offset its blob's chunk list gives. A file changed behind our back is never
-trusted: what it gives is checked against the hash.
+Real files are not copied into a store: a chunk is read from any indexed file holding it.
+A file changed behind our back is never trusted: what it gives is checked against the hash.
 """
 
 import contextlib
@@ -18,14 +17,11 @@ RUN_CHUNKS = 256
 
 
 def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]:
-    """Where in this peer's Real files each of these chunks can be read: (file, offset, length,
-    the file as indexed: size, mtime, ctime and inode).
+    """Where each chunk can be read in our Real: (file, offset, length, size/mtime/ctime/inode).
 
-    In simple lookups (the chunks, then a file holding each of their blobs; and files that
-    are such a chunk whole): each costs at worst one pass over its tables however many
-    hashes are asked. One query joining them all had plans that scanned whole tables at
-    every request, or even for every hash asked. A blob of one chunk has no chunk row
-    (blobs.store_blobs): the blob is that chunk, and a file holding it holds the chunk."""
+    Simple lookups, each at worst one pass over its table: a single joining query got plans
+    scanning whole tables per request. A one-chunk blob has no chunk row (blobs.store_blobs):
+    a file holding the blob holds the chunk."""
     if not hashes:
         return {}
     found: dict[bytes, tuple[str, int, int, tuple]] = {}
@@ -73,15 +69,11 @@ def read_local_chunks(
     where: dict[bytes, tuple[str, int, int, tuple]],
     buffers: BufferPool | None = None,
 ) -> dict[bytes, memoryview]:
-    """The chunks that can be read from this peer's Real, to send to a peer: each file opened
-    once, neighbouring chunks read together, each chunk a view of what was read.
+    """The chunks readable from our Real, to send: each file opened once, neighbours read together.
 
-    A file that is still as indexed (size, mtime, ctime, inode) holds what its scan hashed, as
-    the scanner itself trusts; the chunks of any other are checked against their hashes and
-    left out if they changed. The receiver checks every chunk all the same.
-
-    With `buffers`, runs are read into its buffers (kept by the caller as long as it needs
-    the chunks) instead of into new memory."""
+    A file still as indexed holds what its scan hashed, as the scanner trusts; other files'
+    chunks are checked and left out if changed. The receiver checks every chunk anyway.
+    With `buffers`, runs are read into its buffers instead of new memory."""
     by_file: dict[str, list[tuple[int, int, bytes]]] = {}
     indexed: dict[str, tuple] = {}
     for h in hashes:
@@ -106,9 +98,9 @@ def read_local_chunks(
 
 @contextlib.contextmanager
 def _reading(path: str, indexed: tuple) -> Iterator[tuple[int, bool, int] | None]:
-    """The file opened for reading: (its descriptor, whether it is still as indexed, its
-    size); None if it cannot be opened. A read error ends the reading quietly (what was read
-    before it stands)."""
+    """The file opened: (descriptor, whether still as indexed, size); None if it cannot be.
+
+    A read error ends the reading quietly; what was read before it stands."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -124,8 +116,7 @@ def _reading(path: str, indexed: tuple) -> Iterator[tuple[int, bool, int] | None
 
 
 def blob_files(blobs: set[bytes]) -> dict[bytes, tuple[str, tuple]]:
-    """A file of this peer's Real holding each of these blobs (those it has): (file, the file
-    as indexed: size, mtime, ctime and inode)."""
+    """A file of our Real holding each blob we have: (file, its indexed size/mtime/ctime/inode)."""
     if not blobs:
         return {}
     found: dict[bytes, tuple[str, tuple]] = {}
@@ -143,9 +134,9 @@ def read_ranges(
     files: dict[bytes, tuple[str, tuple]],
     buffers: BufferPool | None = None,
 ) -> list[memoryview | None]:
-    """Byte ranges of blobs (blob, offset, length), each read from a file holding the blob
-    that is still as indexed (size, mtime, ctime, inode: what its scan hashed, as the scanner
-    itself trusts); None for a range no such file gives."""
+    """Byte ranges of blobs (blob, offset, length), each read from a file still as indexed.
+
+    Such a file holds what its scan hashed, as the scanner trusts. None where no file gives it."""
     found: list[memoryview | None] = [None] * len(ranges)
     by_file: dict[str, list[int]] = {}
     for i, (blob, _, _) in enumerate(ranges):

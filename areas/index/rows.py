@@ -1,11 +1,8 @@
-"""Inserting many rows at once with PostgreSQL's COPY: indexing thousands of files writes
-tens of thousands of rows, which INSERT statements built by the ORM make slow.
+"""Inserting many rows at once with PostgreSQL's COPY: ORM INSERTs are slow for a scan's rows.
 
-Writers here (and those of blobs, history and the scanner built on them) run in a
-transaction of their own when called alone and join the caller's otherwise, without a
-savepoint: a savepoint costs two round trips to the server (SAVEPOINT, then RELEASE), and a
-batch of a scan nested a dozen of them (0.4 s of the 2 s scan of the bench tree). An error
-inside rolls back the caller's whole transaction, which no caller carries on after anyway.
+Writers here (and in blobs, history and the scanner) join the caller's transaction without a
+savepoint: each savepoint costs two round trips. An error then rolls back the caller's whole
+transaction, after which no caller carries on anyway.
 """
 
 from collections.abc import Iterable
@@ -16,19 +13,19 @@ from django.db.models import Model
 
 
 def rows(query: str, params: list) -> list[tuple]:
-    """Run a read query written for PostgreSQL. Many keys go in one array parameter
-    (`= ANY(%b)`, sent in binary): the ORM's IN (...) prepares thousands of values one by
-    one."""
+    """Run a read query written for PostgreSQL.
+
+    Many keys go in one binary array parameter (`= ANY(%b)`): the ORM's IN (...) is slow."""
     with _cursor() as cursor:
-        # Planned for these very keys every time: a plan prepared once and reused would have
-        # been made for tables of another size and arrays of a guessed length.
+        # Planned afresh each time: a reused plan would suit other table sizes and array lengths.
         cursor.execute(query, params, prepare=False)
         return cursor.fetchall()
 
 
 def _cursor():
-    """A psycopg cursor that sends parameters apart from the query (binary where it can):
-    Django's own cursor writes them into the query text, slow for thousands of hashes."""
+    """A psycopg cursor sending parameters apart from the query, binary where it can.
+
+    Django's cursor writes them into the query text, slow for thousands of hashes."""
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)
 
@@ -36,8 +33,9 @@ def _cursor():
 def copy_rows(
     model: type[Model], fields: list[str], rows: Iterable[tuple], ignore_conflicts: bool = False
 ) -> None:
-    """Insert `rows` (values in `fields` order); with ignore_conflicts, rows that would break
-    a unique constraint are skipped, as INSERT ... ON CONFLICT DO NOTHING does."""
+    """Insert `rows` (values in `fields` order).
+
+    With ignore_conflicts, rows breaking a unique constraint are skipped."""
     if ignore_conflicts:
         insert_new(model, fields, list(rows))
         return
@@ -48,10 +46,10 @@ def copy_rows(
 def insert_new(
     model: type[Model], fields: list[str], rows: list[tuple], returning: str = ""
 ) -> list[tuple]:
-    """INSERT ... ON CONFLICT DO NOTHING of many rows: copied into a temporary table of this
-    session first (in binary, by psycopg's C code; array parameters were dumped value by
-    value in Python), then inserted from there by the server. With `returning` (columns),
-    those of the rows actually inserted."""
+    """INSERT ... ON CONFLICT DO NOTHING of many rows, via a binary COPY into a temporary table.
+
+    COPY is encoded by psycopg's C code; array parameters were encoded value by value in Python.
+    With `returning` (columns), those of the rows actually inserted."""
     if not rows:
         return []
     table = model._meta.db_table

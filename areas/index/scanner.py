@@ -24,8 +24,7 @@ from areas.models import Area, BlobChunk, Entry
 
 # When this process last started scanning each area (time.monotonic(), by area id).
 _started: dict[int, float] = {}
-# Changes found by a scan are committed (and visible to peers) this many files or bytes at
-# a time.
+# A scan commits its changes (visible to peers) this many files or bytes at a time.
 RECORD_FILES = 1000
 FIRST_RECORD_FILES = 200
 RECORD_BYTES = 64 * 1024 * 1024
@@ -51,8 +50,7 @@ class _Seen:
 
 
 def walk(root: Path):
-    """(relative path, full path, stat) of the regular files under root, not following
-    symlinks, skipping our temporary files."""
+    """(relative path, full path, stat) of regular files under root; no symlinks or temp files."""
     stack = [("", str(root))]
     while stack:
         prefix, directory = stack.pop()
@@ -101,12 +99,10 @@ def scan_area(
 ) -> ScanResult:
     """Bring the area's index up to date with its files; record local history events.
 
-    The walk (stat only) comes first; changed files are then hashed, and their changes
-    committed a batch at a time, so a peer pulling meanwhile gets them as they are found.
+    Changes are committed a batch at a time, so a peer pulling meanwhile gets them early.
 
-    `unless_since` (time.monotonic() of the last change seen): nothing is done if a scan of
-    this process started after it, waiting for the index lock meanwhile (a peer's consensus
-    scanned the area after the change: scanning again would find nothing).
+    `unless_since` (time.monotonic() of the last change seen): skip if a scan here started
+    after it, e.g. a peer's consensus scan while we waited for the lock.
     """
     root = Path(area.path)
     with index_lock(area.pk):
@@ -123,8 +119,8 @@ def scan_area(
                 result.unchanged += 1
             else:
                 changed.append((rel, full, st))
-        # Smallest first, as Syncthing's "smallestFirst" pull order: the many small files
-        # reach peers (who pull while we scan) early, while the large ones are still hashed.
+        # Smallest first (as Syncthing's "smallestFirst"): many small files reach pulling
+        # peers early, while large ones are still hashed.
         changed.sort(key=lambda file: file[2].st_size)
         _Recorder(area, origin, entries, walked, result, announce).run(changed)
     return result
@@ -163,8 +159,7 @@ def _hashed(files: list[tuple[str, str, os.stat_result]]) -> Iterator[_Seen | No
 class _Recorder:
     """Turns hashed files into entries and history events, committed a batch at a time.
 
-    A file whose entry exists but which is not on disk any more is gone: at the end it is
-    a delete, unless its content turned up at a new path meanwhile, which makes a rename.
+    A file gone from disk is a delete at the end, or a rename if its content turned up elsewhere.
     """
 
     def __init__(self, area, origin, entries, walked: set[str], result, announce=None):
@@ -193,8 +188,7 @@ class _Recorder:
     def record(self, fresh: list[_Seen]) -> None:
         if not fresh:
             return
-        # The blobs and the batch's changes are committed together: one commit (and one
-        # wait for the disk) per batch.
+        # Blobs and changes are committed together: one commit, one disk wait, per batch.
         with transaction.atomic():
             changes = self._record(fresh)
         self._committed(changes)
@@ -214,8 +208,7 @@ class _Recorder:
             fields = stat_fields(s.st)
             if old is not None and old.exists and bytes(old.blob_hash) == s.hashed.hash:
                 if old.mode != fields["mode"] or old.mtime_ns != fields["mtime_ns"]:
-                    # Same content, new permissions or modification time (touched, saved
-                    # unchanged): an edit whose base is its own blob.
+                    # Same content, new mode or mtime: an edit whose base is its own blob.
                     changes.append(_change(Kind.EDIT, path, s, base=s.hashed.hash))
                     fields["origin"] = self.origin
                 _set(old, **fields)  # touched, same content

@@ -29,12 +29,12 @@ class RemoteEvent:
     mode: int
     origin: bytes
     origin_seq: int
-    # Identities of earlier changes of the path folded into this one (see apply.collapse).
+    # Identities of earlier changes of the path folded into this one (areas.pull.applier.collapse).
     also: tuple[tuple[bytes, int], ...] = ()
 
 
 def event_row_to_wire(row: tuple) -> dict:
-    """A history event from its row: (seq, kind, path, old_path, blob_hash, base_hash, size,
+    """A history event from its row (seq, kind, path, old_path, blob_hash, base_hash, size,
     mtime_ns, mode, origin, origin_seq)."""
     seq, kind, path, old_path, blob, base, size, mtime_ns, mode, origin, origin_seq = row
     return {
@@ -116,8 +116,8 @@ def event_from_wire(data) -> RemoteEvent:
 
 
 def chunk_list_from_wire(data, size: int, base: list[ChunkRef] | None = None) -> list[ChunkRef]:
-    """A chunk list from its wire form: [hash, length] items, and, when it was written
-    against a base list the receiver has, [start, count] runs of that base's chunks."""
+    """A chunk list from its wire form: [hash, length] items, and, against a base list the
+    receiver has, [start, count] runs of that base's chunks."""
     if not isinstance(data, list) or len(data) > MAX_CHUNKS:
         raise BadData("a chunk list must be a list")
     chunks, offset = [], 0
@@ -142,9 +142,9 @@ def chunk_list_from_wire(data, size: int, base: list[ChunkRef] | None = None) ->
 
 
 def chunk_list_to_wire(chunks: list[ChunkRef], base: list[ChunkRef] | None = None) -> list[list]:
-    """The wire form of a chunk list; against a base list, chunks in the same order as in
-    the base go as [start, count] runs: an edit of a large file then costs a few bytes of
-    list, not 35 bytes for each of its chunks."""
+    """The wire form of a chunk list; against a base list, runs of the base go as [start, count].
+
+    An edit of a large file then sends a few runs, not every chunk."""
     if not base:
         return [[c.hash, c.length] for c in chunks]
     where: dict[bytes, int] = {}

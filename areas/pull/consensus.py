@@ -1,9 +1,7 @@
 """Consensus: two peers exchange their changes of an area, in both directions.
 
-On the peer that starts it (a worker, through peerd): index the Real, ask the other peer to
-index its own, pull the other's history since our cursor and apply it, then ask the other
-to pull ours the same way. A run is recorded and shown live; one runs at a time per area
-and peer.
+The starting peer scans, asks the other to scan, pulls and applies its history, then asks it
+to pull ours. Runs are recorded and shown live; one at a time per area and peer.
 """
 
 import concurrent.futures
@@ -73,9 +71,9 @@ def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
 
 
 def history_pages(remote, area_name: str, since: int) -> Iterator[tuple[list, int]]:
-    """The peer's changes since `since`, a page at a time: (events, where the next page
-    starts). The next page is asked for (on a connection of its own, by a thread) while the
-    caller applies this one, so the peer prepares it meanwhile."""
+    """The peer's changes since `since`, a page at a time: (events, where the next starts).
+
+    The next page is asked for on its own connection while the caller applies this one."""
     asker = remote.fork()
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="history") as ahead:
 
@@ -107,8 +105,9 @@ def history_pages(remote, area_name: str, since: int) -> Iterator[tuple[list, in
 
 
 def _cursor(pulled: int, stats: ApplyStats) -> int:
-    """Where the next pull starts: after what was pulled, or at the first change that could
-    not be applied (the ones after it that did apply are known as seen and skipped then)."""
+    """Where the next pull starts: after what was pulled, or at the first change not applied.
+
+    Later changes that did apply are known as seen, and skipped then."""
     return pulled if stats.retry_from is None else min(pulled, stats.retry_from - 1)
 
 

@@ -1,15 +1,9 @@
-"""Patches: the part of an edited file that the receiver lacks, sent as a difference from
-the part of the old version it replaces.
+"""Patches: the new chunks of an edited file, sent as a difference from the old bytes they replace.
 
-Chunks are 16-128 KiB, so an edit moves at least the chunks it touches, and an insertion
-can move several (the chunk it falls in may end elsewhere, and the next cuts then skip past
-the old boundaries for a few chunks). To move less, the receiver cuts the old bytes between
-the chunks both versions share into pieces of about 1 KiB (content-defined, as chunks are)
-and sends a short key of each (its `signature`); the sender cuts the new bytes the same way
-and sends each piece the receiver has as its number, the others as they are (`diff`). The
-receiver puts the new bytes together from its own (`patch`) and checks them as it checks any
-chunk: a patch that puts together anything else is discarded, and the chunks are fetched
-whole instead. A 4 KiB insertion in a large file then moves about 7 KB instead of 50-260 KB.
+An edit moves whole chunks, often several. Instead the receiver signs the old bytes as small
+content-defined pieces (`signature`); the sender answers with piece numbers and new bytes
+(`diff`). The receiver rebuilds the chunks (`patch`) and checks their hashes; a bad patch is
+discarded and the chunks are fetched whole.
 """
 
 from dataclasses import dataclass
@@ -21,8 +15,7 @@ from areas.files import ChunkRef, chunk_hash
 
 PIECE_AVG = 1024
 KEY_BYTES = 8  # of a piece's BLAKE3 hash: a collision only costs a discarded patch
-# Old bytes signed for one run of new chunks at most (8 MiB: a signature of about 50 KB);
-# a larger edit is fetched as chunks.
+# Old bytes signed for one run of new chunks at most; a larger edit is fetched as chunks.
 MAX_BASE = 8 * 1024 * 1024
 MAX_KEYS = MAX_BASE // 256  # pieces are at least 256 bytes
 _pieces = FastCDC(avg_size=PIECE_AVG, min_size=256, max_size=4 * PIECE_AVG, normalized_chunking=1)
@@ -52,8 +45,9 @@ def check_keys(keys) -> bytes:
 
 
 def diff(new: bytes | memoryview, keys: bytes) -> bytes:
-    """The new bytes against the old bytes signed by `keys`: a list of [first, count] (that
-    many of the old pieces, in order) and of bytes (new ones), encoded."""
+    """The new bytes against the old ones signed by `keys`, encoded.
+
+    A list of [first, count] runs of old pieces and of new bytes."""
     numbers: dict[bytes, int] = {}
     for number, start in enumerate(range(0, len(keys), KEY_BYTES)):
         numbers.setdefault(keys[start : start + KEY_BYTES], number)
@@ -80,8 +74,9 @@ def diff(new: bytes | memoryview, keys: bytes) -> bytes:
 
 
 def patch(base: bytes | memoryview, signed: Signature, encoded, length: int) -> bytes | None:
-    """The new bytes (`length` of them) put together from the old ones and a peer's diff;
-    None if the diff is malformed or does not add up (the caller checks their hashes)."""
+    """The new bytes (`length` of them) rebuilt from the old ones and a peer's diff.
+
+    None if the diff is malformed or does not add up; the caller checks the hashes."""
     if not isinstance(encoded, bytes | memoryview):
         return None
     try:
@@ -111,10 +106,10 @@ def patch(base: bytes | memoryview, signed: Signature, encoded, length: int) -> 
 
 
 def replaced(new: list[ChunkRef], base: list[ChunkRef]) -> dict[int, tuple[int, int]]:
-    """For the chunks of `new` that `base` lacks, the old bytes they replace: (offset,
-    length) in the base, by index in `new`. A run of new chunks replaces what lies between
-    the chunks on either side of it, found in the base in the same order; a run without
-    such bounds, or bounding more than MAX_BASE, or nothing, has none."""
+    """For chunks of `new` that `base` lacks, the old bytes they replace: (offset, length) by index.
+
+    A run of new chunks replaces what lies between its shared neighbours in the base; a run
+    without such bounds, or bounding more than MAX_BASE or nothing, has none."""
     where: dict[bytes, int] = {}
     for i, c in enumerate(base):
         where.setdefault(c.hash, i)

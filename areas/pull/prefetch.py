@@ -1,18 +1,9 @@
-"""A peer's history pages made ready ahead: while one page is applied, a thread of its own
-takes the pages after it, plans each (what is new here, chains folded) and prepares its
-first window: chunk lists asked and stored, the chunks this peer has located, the fetching
-of the missing ones started and its files staged. The peer sends the next pages' content
-while this one is still being written, instead of waiting, page after page, for each to be
-prepared: a page of large files behind pages of many small ones flows as soon as the peer
-has indexed it, not when the pages before it are applied.
+"""A peer's history pages prepared ahead by a thread while the current page is applied.
 
-How far ahead: at most PAGES_AHEAD pages prepared and not yet taken, and no new one once
-the pages prepared and not yet applied bring AHEAD_BYTES (what they stage on disk ahead of
-their decisions); one page is always prepared ahead.
-
-Preparing early is safe: a chunk located here that a write of a page before removes is
-checked when read and fetched instead, and whatever was fetched for a page that is never
-applied (the run failed) is dropped.
+Each page is planned and its first window prepared (chunk lists, fetching, staging), so the
+peer keeps sending instead of waiting page by page. Bounded by PAGES_AHEAD and AHEAD_BYTES;
+one page is always prepared. Safe: local chunks are checked when read, and an unapplied
+page's fetched content is dropped.
 """
 
 import contextlib
@@ -50,11 +41,11 @@ class ReadyPage:
 
 
 class Ahead(Generic[T]):
-    """Items made ready by a thread of their own, in order, ahead of the one consuming them:
-    `make()` gives the next (None at the end), at most `depth` are ready and not yet taken,
-    and none is made while those taken but not finished (the one being consumed) and those
-    ready weigh `limit` or more (`weight(item)`), unless none is ready. An item is finished
-    when the consumer asks for the next. `drop(item)` gets the items never taken."""
+    """Items made in order by a thread of their own, ahead of their consumer.
+
+    `make()` gives the next (None at the end). At most `depth` wait; none is made while the
+    waiting and the one consumed weigh `limit` or more, unless none waits. `drop(item)` gets
+    the items never taken."""
 
     def __init__(
         self,

@@ -1,15 +1,8 @@
 """Files staged ahead of the decisions that put them in place.
 
-Writing a file a peer's change brings (fetching its chunks, writing, checking its hash) does
-not depend on what this peer decides about the change: only where the file goes does, and a
-staged file can be renamed anywhere in the area. So the files of a window are written by a
-thread of their own, in order, from the moment the window is prepared, while the changes
-before them are still being decided, put in place and recorded. The next page's files,
-large ones above all, are then on their way while this page's many small ones are applied.
-
-A staged file the decision does not use (this peer already had that content, say) is
-removed when the window ends. Nothing staged is visible in the area before it is renamed
-into place by the window that decides it.
+A decision only chooses where a file goes, and a staged file can be renamed anywhere, so a
+window's files are written by a thread while earlier changes are still decided. Unused
+staged files are removed when the window ends; nothing is visible before its rename.
 """
 
 import threading
@@ -52,8 +45,9 @@ class Outcome:
 
 
 class FilesAhead:
-    """Stage `events`' files, in order, in a task of `executor`; `take(e)` each when its
-    change is decided; `close()` when the window is over."""
+    """Stage `events`' files in order in an `executor` task.
+
+    `take(e)` each when its change is decided; `close()` when the window is over."""
 
     def __init__(
         self,
@@ -86,8 +80,7 @@ class FilesAhead:
                 self._cond.notify_all()
 
     def take(self, e: RemoteEvent) -> Outcome | None:
-        """e's file as staged ahead (waiting for it if it is still being written), or None
-        if it is not staged ahead (or was taken already)."""
+        """e's file as staged ahead, waiting if still being written; None if not, or taken."""
         key = id(e)
         if key not in self._expected:
             return None

@@ -1,5 +1,6 @@
-"""Starting consensus with the connected peers that share an area, for the command line,
-the browser and peerd's fast path; and waiting for the runs to end."""
+"""Starting consensus with the connected peers sharing an area, and waiting for the runs.
+
+Used by the command line, the browser and peerd's fast path."""
 
 import io
 import logging
@@ -22,9 +23,8 @@ def peers_sharing(
 ) -> list[Peer]:
     """The household peers connected through peerd that have an area of this name.
 
-    With `only`, that one peer, once it is connected (waiting up to `connect_wait` seconds);
-    it is not asked whether it shares the area, so a refusal comes from the run itself.
-    Raises PeerdUnavailable when peerd is not running.
+    With `only`, that peer once connected (waiting up to `connect_wait` seconds), unasked:
+    a refusal comes from the run. Raises PeerdUnavailable when peerd is not running.
     """
     if only is not None:
         peer = Peer.objects.filter(name=only).first()
@@ -70,8 +70,9 @@ CHECK_EVERY = 0.5
 
 
 def consensus_now(area_name: str, only: str | None, out: TextIO) -> None:
-    """`realize consensus`: queue a run with each connected peer sharing the area (or
-    `only`), wait for each to end and print how it went; RuntimeError if any failed."""
+    """`realize consensus`: run with each connected sharing peer (or `only`) and print results.
+
+    RuntimeError if any run failed."""
     area = Area.objects.filter(name=area_name).first()
     if area is None:
         raise AreaError(f"no area named {area_name!r}")
@@ -97,8 +98,7 @@ def consensus_now(area_name: str, only: str | None, out: TextIO) -> None:
 
 
 def consensus_report(area_name: str, only: str | None) -> dict:
-    """consensus_now inside peerd, for a command line client (realize_site.fast_consensus):
-    what the command prints, and its one-line error if it failed."""
+    """consensus_now inside peerd, for realize_site.fast_consensus: its output and error line."""
     out = io.StringIO()
     try:
         consensus_now(area_name, only, out)

@@ -46,9 +46,10 @@ def _peer(key: bytes) -> Peer:
 
 
 def _member(key: bytes) -> None:
-    """Raise PermissionError unless the key is a household member's. Asked at every request
-    for chunks (hundreds a second): a member seen within MEMBER_CHECK_EVERY is not looked up
-    again (peerd itself drops a removed peer's connections within that time)."""
+    """Raise PermissionError unless the key is a household member's.
+
+    Asked at every chunk request, so a member checked within MEMBER_CHECK_EVERY is trusted;
+    peerd drops a removed peer's connections within that time."""
     now = time.monotonic()
     if now - _members_checked.get(key, -MEMBER_CHECK_EVERY) < MEMBER_CHECK_EVERY:
         return
@@ -93,8 +94,9 @@ def _begin(key: bytes, name) -> int:
 
 
 class PeerScan:
-    """A scan a peer asked for (`begin`), running in the background in peerd; each batch it
-    commits is announced to the `history` answers waiting for it."""
+    """A scan a peer asked for (`begin`), run in peerd's background.
+
+    Each committed batch is announced to the `history` answers waiting for it."""
 
     def __init__(self, area_id: int, previous: "PeerScan | None"):
         self.area_id = area_id
@@ -144,17 +146,18 @@ class PeerScan:
 
 
 async def begin(key: bytes, name) -> dict:
-    """A peer starts a consensus: bring our index up to date. The scan goes on in the
-    background and commits what it finds in batches; the peer pulls them as they come
-    (`history` answers say "scanning" until it is over)."""
+    """A peer starts a consensus: scan our area in the background, committing in batches.
+
+    The peer pulls batches as they come; `history` answers say "scanning" until it is over."""
     area_id = await db(_begin, key, name)
     _scans[area_id] = PeerScan(area_id, _scans.get(area_id))
     return {"scanning": True}
 
 
 async def history_answer(key: bytes, name, since, limit) -> dict:
-    """Our history since a cursor. While a scan a peer asked for is running, an answer with
-    nothing new waits for the scan's next batch instead of coming back empty."""
+    """Our history since a cursor.
+
+    While a peer's scan runs, an answer with nothing new waits for its next batch."""
     area_id = await db(_area_id, key, name)
     while True:
         scan = _scans.get(area_id)
@@ -194,9 +197,8 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
             events = [entry_to_wire(e, head) for e in entries]
         return {"events": events, "next": head, "more": False, "snapshot": True}
     _ack(shared, area, since)
-    # As rows, not model objects: a page is thousands of events. The asking peer's own
-    # changes, applied here, are not sent back to it (nor read): a page that is not full
-    # holds every other change up to the head read above, so the next one starts there.
+    # Rows, not model objects: a page is thousands of events. The asker's own changes are
+    # not sent back, so a page that is not full ends at the head read above.
     found = rows(_EVENTS, [area.pk, since, key, limit])
     events = [event_row_to_wire(row) for row in found]
     more = len(found) == limit
@@ -227,8 +229,7 @@ def _ack(shared: PeerArea, area: Area, seq: int) -> None:
 
 
 def blobs(key: bytes, hashes, bases=None) -> dict:
-    """Chunk lists of blobs; one with a base the asking peer has (`bases`: blob -> base)
-    is written against the base's list."""
+    """Chunk lists of blobs, each against its base's list if the asker has one (`bases`)."""
     _member(key)
     hashes = _hash_list(hashes)
     bases = bases if isinstance(bases, dict) else {}
@@ -242,15 +243,13 @@ def blobs(key: bytes, hashes, bases=None) -> dict:
 
 
 def chunks(key: bytes, hashes, buffers: BufferPool | None = None, ranges=None) -> Parts:
-    """Chunk contents, read from our Real files and checked; None for one we cannot give.
-    Sent after the answer's message, not inside it (peers.frames.Parts).
+    """Chunk contents read from our Real files, checked; None for one we cannot give.
 
-    Asked by `ranges` instead ([blob, offset, length] each), the bytes of blobs read from
-    files that are still as their scan indexed them: no lookup per chunk, one read per range;
-    None for a range no such file holds (the asking peer checks every chunk of what it gets,
-    and asks for the chunks of a range it did not get by their hashes). A range that comes
-    with the signature of old bytes it replaces ([blob, offset, length, keys]) is sent as a
-    patch against them (areas.pull.patches)."""
+    Sent after the answer's message, not inside it (peers.wire.Parts).
+
+    `ranges` ([blob, offset, length] each) are read from files still as indexed: one read per
+    range, None where no such file holds it (the asker checks every chunk). A range with a
+    signature ([blob, offset, length, keys]) is sent as a patch (areas.pull.patches)."""
     _member(key)
     if ranges is not None:
         ranges, signatures = _range_list(ranges)

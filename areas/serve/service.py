@@ -1,5 +1,4 @@
-"""What peerd serves of the areas: the domain handler that realize_site.peerd gives to the
-transport (peers.daemon.Handler)."""
+"""What peerd serves of the areas: the peers.daemon.server.Handler given by realize_site.peerd."""
 
 import asyncio
 import logging
@@ -39,8 +38,7 @@ class AreaService:
         return await handle(daemon, conn, op, args)
 
     def answer_link(self, key: bytes, op: str, args: dict, buffers: BufferPool) -> Any:
-        """A data link's read, in the link's thread: the blocking ones directly, `history`
-        (which may wait for a scan's next batch) on the event loop."""
+        """A data link's read, in the link's thread; `history`, which may wait, on the loop."""
         if op == "history":
             waiting = history_answer(
                 key, args.get("area"), args.get("since"), args.get("limit")

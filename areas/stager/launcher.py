@@ -1,13 +1,8 @@
-"""The worker's side of the stager (areas.stager.process): large new files staged by a process of
-its own while the worker goes on with the rest of the pull.
+"""The worker's side of the stager (areas.stager.process), which stages large new files.
 
-One stager per worker process, started at its first job and kept: `submit` hands it a file
-and gives a Future of the Staged file. A file the stager could not stage (the peer could
-not send it, sent it wrong, the link broke, the stager died) fails its Future with
-NotStaged, and the caller writes it itself (areas.content.stage_file), by its own means:
-the stager is a shortcut, never the only way a file arrives.
-
-A stager that died is started again at the next job.
+One stager per worker, started at the first job and restarted if it died; `submit` gives a
+Future of the Staged file. Any failure raises NotStaged and the caller stages the file itself
+(areas.files.staging.stage_file): the stager is a shortcut, never the only way.
 """
 
 import itertools
@@ -19,7 +14,7 @@ import threading
 from concurrent.futures import Future
 
 from areas.files import Staged
-from peers.wire import ProtocolError, pack, read_frame
+from peers.wire import ProtocolError, pack, read_stream_frame
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +45,7 @@ class _Process:
     def _read(self) -> None:
         stream = self.proc.stdout
         try:
-            while (reply := read_frame(stream)) is not None:
+            while (reply := read_stream_frame(stream)) is not None:
                 self._settle(reply)
         except (OSError, ProtocolError, ValueError) as exc:
             log.warning("the stager's replies could not be read: %s", exc)
@@ -110,8 +105,9 @@ class RemoteStaging:
         mtime_ns: int,
         mode: int,
     ) -> Future:
-        """Stage a blob (its chunks: ChunkRefs, none of them here) fetched from `peer`
-        ((address, key, our name, timeout)) at tmp: a Future of (Staged, bytes received)."""
+        """Stage a blob fetched from `peer` (address, key, our name, timeout) at tmp.
+
+        Its chunks are ChunkRefs, none of them here. A Future of (Staged, bytes received)."""
         future: Future = Future()
         job = {
             "address": peer[0],
@@ -147,8 +143,7 @@ class RemoteStaging:
         return future
 
     def start(self) -> None:
-        """Start the stager now, if it is not running, so that the first file finds it
-        ready (starting takes a Python process's start, some 0.1-0.2 s)."""
+        """Start the stager now if not running: a Python process is slow to start."""
         with self._lock:
             self._running()
 

@@ -1,21 +1,12 @@
 """The stager: a process of its own that fetches large new files from a peer and stages them.
 
-A pull's worker is one process, and its Python runs one thread at a time: beside thousands of
-small files being decided, written and recorded, the large files' bytes (received, decrypted,
-hashed, written) waited for the same lock, and a pull of both took as long as the two one
-after the other. Here a large file whose every chunk this peer lacks is fetched and written
-by this process, over a data link of its own, while the worker goes on with the rest.
+In the worker, large files' bytes would compete for the GIL with many small files; here they
+go over a data link of their own. Started by areas.stager.launcher, it reads jobs and
+cancellations as frames (peers.wire.frames) on stdin and replies on stdout, one per job.
 
-It is started by areas.stager.launcher (`python -m areas.stager.process`) and speaks frames
-(peers.wire.frames) on its standard input and output: jobs and cancellations in, one reply per
-job out. A job is staged exactly as in the worker (areas.content.stage_file): written to a
-temporary file of the staging directory, hashed as it is written, checked against the
-blob's hash, given its mode and mtime; nothing is visible in the area until the worker
-renames it into place. A file that fails is removed, and the reply says why: the worker
-then writes it itself, by its own means.
-
-Requests for several files are on their way at once (DEPTH), so that the peer reads and
-sends the next while this process writes the last.
+A job is staged as areas.files.staging.stage_file does: a checked temporary file, renamed
+into place by the worker. A failed file is removed and the worker stages it itself.
+Up to DEPTH requests are in flight, so the peer sends the next while we write.
 """
 
 import os
@@ -29,7 +20,9 @@ from dataclasses import dataclass, field
 import blake3
 
 from areas.files import content_writer, create_staged, seal_staged
-from peers.wire import ProtocolError, RemoteError, pack, read_frame
+from peers.client import Link
+from peers.identity import load_identity
+from peers.wire import ProtocolError, RemoteError, pack, read_stream_frame
 
 # Content bytes asked for in one request, and requests on their way at once.
 BATCH_BYTES = 4 * 1024 * 1024
@@ -94,8 +87,8 @@ class Stager:
         self.link_for: tuple | None = None
         self.ids = 0
         self.over = False
-        # Files received in full, finished (written out, checked) by a thread of their own
-        # while the next ones are received: a direct write waits for the disk.
+        # Received files are finished (written out, checked) by another thread while the
+        # next arrive: a direct write waits for the disk.
         self.finishing: queue.Queue = queue.Queue(maxsize=FINISHING)
 
     def run(self) -> None:
@@ -166,8 +159,8 @@ class Stager:
                 request = {"id": self.ids, "op": "chunks", "args": {"ranges": ranges}}
                 link.sock.sendall(pack(request))
             except (OSError, ProtocolError) as exc:
-                # Every file on its way or waiting is the worker's to write then: dialling
-                # again for each could cost a handshake's timeout each.
+                # Hand every pending file back to the worker: redialling for each could cost
+                # a handshake timeout each.
                 self._link_broke(exc)
                 for other in [*(other for other, _ in self.waiting), *self.queued]:
                     self._fail(other, f"no data link to the peer: {exc}")
@@ -240,8 +233,7 @@ class Stager:
         self.reply({"id": job.id, "ok": True, "device": device, "bytes": job.received})
 
     def _fail(self, job: Job, problem: str, kind: str = "fetch", code: int = 0) -> None:
-        """The job's file removed, the worker told (once); its answers still on their way
-        are read and dropped."""
+        """Remove the job's file and tell the worker, once; answers still coming are dropped."""
         if job.error is not None:
             return
         job.error = problem
@@ -260,10 +252,7 @@ class Stager:
                 pass
         self.reply({"id": job.id, "ok": False, "kind": kind, "error": problem, "errno": code})
 
-    def _link(self, peer: tuple):
-        from peers.client import Link
-        from peers.identity import load_identity
-
+    def _link(self, peer: tuple) -> Link:
         if self.link is not None and self.link_for == peer and not self.link.closed:
             return self.link
         self._link_broke(None)
@@ -294,7 +283,7 @@ def _job(message: dict) -> Job:
 
 def _read_frames(stream, inbox: queue.Queue) -> None:
     try:
-        while (message := read_frame(stream)) is not None:
+        while (message := read_stream_frame(stream)) is not None:
             inbox.put(message)
     except (OSError, ProtocolError, ValueError):
         pass

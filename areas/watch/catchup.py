@@ -1,19 +1,12 @@
-"""Catching up when a peer connects: a consensus with it in every area it shares where it
-has not applied all of this peer's history, and a first one where this peer joins.
+"""Catching up when a peer connects: a run in each shared area where it lacks our history.
 
-Automatic runs (after local changes, areas.watch.watcher) go to the peers connected at that
-moment: a peer that was away (switched off, out of reach, peerd restarting) missed them,
-and so did one whose run failed half-way. When it connects again, the changes it lacks are
-sent at once instead of waiting for the next change or window. Both sides check for
-themselves: each catches the other up on its own history.
+A peer that was away missed the automatic runs (areas.watch.watcher); each side catches the
+other up on its own history at once.
 
-A peer joining an area (it never synced it with anyone) has nothing to catch anyone up on,
-and nothing would start its first run until a change somewhere: it starts that run itself,
-so that it pulls first, when the peer it meets has history there and either synced the area
-before (an established member) or this one has no history there at all. Which side pulls
-first decides what a newcomer's old files become (a file deleted elsewhere before it joined
-must not come back), so when both sides are new to the area and both have files, neither
-starts: that first run is the user's to ask for.
+A peer joining an area starts its first run itself, pulling first, if the other has history
+there and is an established member or we have none. Who pulls first decides what a newcomer's
+old files become (a file deleted elsewhere must not come back), so if both are new with
+files, neither starts: the user asks.
 """
 
 import logging
@@ -46,8 +39,7 @@ async def peer_connected(conn) -> None:
 
 
 def area_states() -> dict[str, list]:
-    """This peer's answer to `area-states`: for each area, [last sequence number of its
-    history, whether it synced the area with any peer]."""
+    """This peer's answer to `area-states`: per area, [last history seq, synced with anyone]."""
     synced = set(PeerArea.objects.synced().values_list("area_id", flat=True))
     return {a.name: [a.history_seq, a.pk in synced] for a in Area.objects.all()}
 
@@ -67,9 +59,9 @@ def parse_states(answer) -> States:
 
 
 def catch_up(key: bytes, states: States) -> list[tuple[str, str]]:
-    """Queue a run with the peer for each area it has (`states`) that the two synced before
-    where its acknowledged cursor is behind this peer's history, and for each that this
-    peer joins (see above); (area name, trigger) of each."""
+    """Queue runs with the peer: where its acked cursor is behind us, and where we join.
+
+    Returns (area name, trigger) of each."""
     peer = Peer.objects.by_key(key)
     if peer is None:
         return []

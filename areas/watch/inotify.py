@@ -1,9 +1,7 @@
 """Linux inotify, read straight from its file descriptor: which watched directory changed.
 
-A pull writes thousands of files in seconds, and each one is an event for the watcher of its
-area. Read in the event loop, an event costs a few microseconds here; a general watching
-library's threads and queues cost about ten times that per event, taken from the peer serving
-the pull's own data.
+A pull makes an event per file. Read in the event loop they are cheap; a watching library's
+threads and queues cost far more, taken from serving the pull's data.
 """
 
 import errno
@@ -51,8 +49,7 @@ class Inotify:
         self.fd = syscalls.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
 
     def add(self, directory: str, mask: int = CHANGES) -> int | None:
-        """Watch a directory (not following a symlink) for `mask`'s events; None if it is
-        gone or not one."""
+        """Watch a directory (not a symlink) for `mask`'s events; None if gone or not one."""
         wd = syscalls.inotify_add_watch(self.fd, directory, mask | IN_ONLYDIR | IN_DONT_FOLLOW)
         if wd < 0:
             error = -wd

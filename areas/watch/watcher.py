@@ -1,6 +1,6 @@
-"""Watching the Real (inside peerd): index an area when its files have been quiet a moment,
-then start consensus by itself: at once after a delete or rename, after the area's rest
-period after creates and edits."""
+"""Watching the Real (inside peerd): scan an area once quiet, then start consensus.
+
+At once after a delete or rename; after the area's rest period for creates and edits."""
 
 import asyncio
 import logging
@@ -56,9 +56,8 @@ class Watcher:
         self.dirs: dict[int, tuple[int, str]] = {}  # watch descriptor -> (area id, directory)
         self.changed_at: dict[int, float] = {}
         self.rest_timers: dict[int, asyncio.TimerHandle] = {}
-        # The staging directories of the areas (watch descriptor -> area id), and the cookies
-        # of renames out of them, or of our temporary files: those renames are ours (a file
-        # or directory put in place by a peer's change, recorded as it was made).
+        # Staging directories (wd -> area id), and cookies of renames out of them or of our
+        # temporary files: those renames are ours, already recorded.
         self.staging: dict[int, int] = {}
         self.ours: set[int] = set()
 

@@ -1,15 +1,11 @@
 """Direct data links: a worker's own TLS connections to a listening peer, for bulk reads.
 
-Through peerd, every byte a worker fetches is decrypted by peerd, buffered, framed again
-and copied through the Unix socket before the worker gets it: on the bench tree that relay
-was peerd's main load. A data link carries the same requests (history pages, chunk lists,
-chunk contents: `DATA_OPS`, all read-only) straight from the peer into the worker.
+Relaying bulk data through peerd (decrypt, reframe, copy) was peerd's main load. A data link
+carries the read-only `DATA_OPS` straight from the peer into the worker.
 
-A link authenticates exactly as peerd does (mutual TLS 1.3, our own key, only the expected
-peer's key trusted) and says in its hello that it is a data link: the peer serves it the
-read-only requests and nothing else, and never takes it for its connection to us. A peer
-that does not listen (deaf) cannot be dialled; then, or when dialling fails, requests go
-through peerd as before.
+It authenticates as peerd does (mutual TLS 1.3, only the expected peer's key) and says in its
+hello it is a data link: the peer serves only those reads on it. If the peer does not listen,
+or dialling fails, requests go through peerd.
 """
 
 import logging
@@ -96,8 +92,9 @@ class Link:
         return unpack(data)
 
     def pipeline(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
-        """One request per item of arg_list, up to `depth` on their way at once; the results
-        in order. Abandoned half-way, the link is closed (answers are still on their way)."""
+        """One request per item of arg_list, up to `depth` in flight; the results in order.
+
+        Abandoned half-way, the link is closed: answers are still on their way."""
         todo = iter(arg_list)
         waiting: deque[int] = deque()
         replies: dict[int, dict] = {}
@@ -143,11 +140,10 @@ class Link:
 
 
 class Links:
-    """The data links of one consensus run to one peer, shared by its threads: each request
-    takes an idle link (or dials a new one) and gives it back when done.
+    """The data links of one consensus run to one peer, shared by its threads.
 
-    If the first dial fails, the peer is taken as unreachable directly for the rest of the
-    run (`usable` turns false) and the caller goes through peerd.
+    Each request takes an idle link (or dials one) and gives it back. If the first dial
+    fails, `usable` turns false for the run and callers go through peerd.
     """
 
     def __init__(self, address: str, key: bytes, identity: Identity, name: str, timeout: float):

@@ -58,8 +58,9 @@ class PeerdClient:
     def pipeline(
         self, peer: str | None, op: str, arg_list: Iterable[dict], depth: int, relay: bool = False
     ) -> Iterator[Any]:
-        """The results of one request per item of arg_list, in order, with up to `depth`
-        requests on their way at once: the peer works on the next while we use this one."""
+        """The results of one request per item of arg_list, in order, up to `depth` in flight.
+
+        The peer works on the next while we use this one."""
         sock = self._connect()
         todo = iter(arg_list)
         waiting: deque[int] = deque()
@@ -101,8 +102,8 @@ class PeerdClient:
             raise
         finally:
             if waiting:
-                # Abandoned half-way: answers still on their way would be read as the replies
-                # of later requests. Start over on a new connection next time.
+                # Abandoned half-way: pending answers would be misread as later replies, so
+                # start over on a new connection.
                 self.close()
 
     def _read(self, sock: socket.socket) -> memoryview:

@@ -1,8 +1,7 @@
 """A peer as the sync engine sees it: requests by name, some of them pipelined.
 
-Two kinds exist. A worker reaches a peer through peerd (`RemotePeer`), and over data links
-of its own when the peer listens. peerd itself reaches a peer over its connection
-(peers.daemon.ConnectionRemote), when the peer asks it to pull.
+A worker reaches a peer through peerd, or its own data links (`RemotePeer`); peerd reaches
+one over its connection when asked to pull (peers.daemon.ConnectionRemote).
 """
 
 import logging
@@ -41,8 +40,8 @@ class Remote(Protocol):
 class RemotePeer:
     """A peer as the consensus engine sees it: `call(op, **args)`.
 
-    With `links` (peers.client.links), the bulk reads go over data links straight to the peer;
-    everything else, and everything when the peer cannot be dialled, goes through peerd.
+    With `links` (peers.client.links), bulk reads go straight to the peer; the rest, and
+    everything when the peer cannot be dialled, goes through peerd.
     """
 
     def __init__(self, client: PeerdClient, name: str, links: Links | None = None):
@@ -89,8 +88,9 @@ class RemotePeer:
         return [RemotePeer(PeerdClient(self.client.timeout), n) for n in names if n != self.name]
 
     def call_many(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
-        """Pipelined calls, results in order; on a connection of their own, so that they can
-        run in another thread while this one makes its own calls."""
+        """Pipelined calls, results in order, on their own connection.
+
+        They can run in another thread while this one makes its own calls."""
         link = self._link(op)
         if link is not None:
             try:

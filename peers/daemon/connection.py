@@ -20,7 +20,7 @@ from peers.wire import (
 )
 
 log = logging.getLogger(__name__)
-Handler = Callable[["Connection", str, dict], Awaitable[Any]]
+RequestHandler = Callable[["Connection", str, dict], Awaitable[Any]]
 MAX_CONCURRENT_REQUESTS = 16
 
 
@@ -32,7 +32,7 @@ class Connection:
         peer_key: bytes,
         peer_name: str,
         dialed_by_us: bool,
-        handler: Handler,
+        handler: RequestHandler,
     ):
         self.reader = reader
         self.writer = writer
@@ -47,7 +47,7 @@ class Connection:
         self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self.closed = asyncio.Event()
-        # Frame bytes each way (TLS adds its record overhead, about 0.1%, on top).
+        # Frame bytes each way, not counting TLS record overhead.
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -119,8 +119,9 @@ class Connection:
             await self.writer.drain()
 
     async def call(self, op: str, args: dict, timeout: float = 300.0, relay: bool = False) -> Any:
-        """The result of a request; with `relay`, the whole answer frame, not decoded (peerd
-        passes it on to the local process that asked, which decodes it)."""
+        """The result of a request; with `relay`, the answer frame undecoded.
+
+        peerd passes a relayed answer on to the local process that asked, which decodes it."""
         if self.closed.is_set():
             raise ConnectionError(f"not connected to {self.peer_name}")
         request_id = next(self._ids)

@@ -1,15 +1,11 @@
 """Serving a peer's data link (peers.client.links) in threads of peerd, with a blocking TLS socket.
 
-peerd's event loop encrypts through asyncio's SSL layer, which copies every byte through
-memory buffers in Python: serving the bench tree's 510 MB that way cost peerd about 2 CPU-s
-at some 250 MB/s. A data link carries bulk reads only, so it is taken out of the event loop
-right after its preamble and served here: one thread does the socket's I/O (TLS releases the
-GIL while it encrypts and sends), another prepares the next answers meanwhile (database
-lookups, reads from the Real, hash checks), so the two overlap.
+asyncio's SSL layer copies every byte through Python buffers, too costly for bulk reads. So a
+data link leaves the event loop after its preamble: one thread does the socket I/O (TLS lets
+go of the GIL), another prepares the next answers meanwhile.
 
-The handshake is the one peerd's own connections go through: only the household's keys are
-trusted, a stranger is refused (and recorded, for the dashboard) during the TLS handshake.
-Anything malformed closes this link and nothing else.
+The handshake is peerd's own: only household keys are trusted, a stranger is refused and
+recorded. Anything malformed closes this link and nothing else.
 """
 
 import logging
@@ -50,10 +46,9 @@ READ_AHEAD = 8
 class LinkServer:
     """One data link, from its TLS handshake to its end (run() in a thread of its own).
 
-    `members(key)` names a household key's peer (None for a stranger); `answer(key, op,
-    args, buffers)` computes a request's result in the preparing thread (reading file
-    contents into `buffers`, the link's pool); `refused(claimed, exc)` is
-    told of a failed handshake; `ended(link)` when the link is over.
+    `member_name(key)` names a household key's peer (None for a stranger); `answer(key, op,
+    args, buffers)` computes a result in the preparing thread; `refused(claimed, exc)` is told
+    of a failed handshake; `ended(link)` when the link is over.
     """
 
     def __init__(
@@ -125,8 +120,7 @@ class LinkServer:
         self.sock.settimeout(IDLE_TIMEOUT)
 
     def _serve(self) -> None:
-        """Read requests as they come (a few ahead), send each answer as soon as it is ready,
-        in order."""
+        """Read requests a few ahead; send each answer, in order, as soon as it is ready."""
         waiting: deque[Future] = deque()
         while True:
             while len(waiting) < READ_AHEAD and (not waiting or self._readable()):

@@ -1,11 +1,8 @@
 """peerd (`realize serve`): the only process that talks to other peers.
 
-It listens (when this peer has a listen address) and keeps a connection to every listening
-peer of the household, reconnecting with backoff. The worker and the mount reach any
-connected peer through a Unix socket in REALIZE_HOME.
-
-What peers ask is answered by a `Handler`, given by the composition root
-(realize_site.peerd): this transport knows nothing of areas.
+It listens if given an address, keeps a connection to every listening household peer
+(reconnecting with backoff), and lets local processes reach peers through a Unix socket.
+Requests are answered by a `Handler` from realize_site.peerd: this transport knows no areas.
 """
 
 import asyncio
@@ -41,9 +38,8 @@ from realize_site.lib import peerd_socket
 
 log = logging.getLogger("peerd")
 REFRESH_EVERY = 2.0
-# How much a connection's reader buffers before it stops reading from the socket: a frame
-# of several megabytes then arrives without the transport being paused and resumed at
-# every 128 KiB (the default).
+# How much a connection's reader buffers before pausing the socket: a large frame arrives
+# without the transport pausing and resuming at asyncio's small default.
 STREAM_LIMIT = 4 * 1024 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 
@@ -166,8 +162,9 @@ class PeerDaemon:
             raise
 
     async def _preamble(self, reader, writer) -> None:
-        """Name ourselves in the clear, then wait for the go-ahead: TLS starts only once
-        neither side has unread bytes, so no byte of the handshake is lost between them."""
+        """Name ourselves in the clear, then wait for READY.
+
+        TLS starts only once neither side has unread bytes, so no handshake byte is lost."""
         writer.write(MAGIC + self.identity.peer_id.encode() + b"\n")
         await writer.drain()
         answer = await asyncio.wait_for(reader.readuntil(b"\n"), HANDSHAKE_TIMEOUT)
@@ -233,8 +230,7 @@ class PeerDaemon:
             writer.close()
 
     def _serve_data_link(self, writer: asyncio.StreamWriter, address: str, claimed: str) -> None:
-        """A worker's data link: taken out of the event loop and served by threads with a
-        blocking socket (peers.daemon.link_server)."""
+        """A worker's data link, served by threads off the event loop (peers.daemon.link_server)."""
         raw = writer.get_extra_info("socket").dup()
         writer.transport.abort()  # the loop lets go of its descriptor; ours is a copy
         loop = asyncio.get_running_loop()

@@ -1,9 +1,7 @@
 """Running blocking database and disk work from peerd's event loop.
 
-Two pools: `db` for quick work that never waits on a lock (answering a peer's reads), and
-`slow` for work that may wait on an area's lock for a long time (scans, a peer's pull).
-Kept apart, a pile of waiting work can never starve the quick answers that would let it go
-on, on this peer or the other.
+Two pools: `db` for quick work that never waits on a lock, `slow` for work that may wait long
+on an area's lock (scans, pulls). Apart, waiting work cannot starve the answers it needs.
 """
 
 import asyncio
@@ -36,8 +34,7 @@ async def slow(fn: Callable[..., T], *args) -> T:
 
 
 async def waiting(fn: Callable[..., T], *args) -> T:
-    """Work that mostly waits (say for a consensus run to end), in a thread of its own: it
-    holds no place in either pool however long it waits."""
+    """Work that mostly waits (e.g. for a run to end), in its own thread, taking no pool slot."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 

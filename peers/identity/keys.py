@@ -1,10 +1,8 @@
 """This appliance's identity: an Ed25519 key pair and certificate kept in REALIZE_HOME.
 
-The certificate is signed by the peer's own key. Its issuer is named after the key
-("O=Realize key, CN=<peer id>") rather than after the certificate itself, so that a peer can
-trust another by its key alone: from a known peer id it builds a trust anchor carrying that
-key under that issuer name (see `trust_anchor`), and TLS accepts exactly the certificates
-signed by the household's keys.
+The certificate is self-signed, its issuer named after the key ("O=Realize key, CN=<peer id>").
+A peer id alone then yields a trust anchor (`trust_anchor`), so TLS accepts exactly the
+certificates signed by household keys.
 """
 
 import datetime
@@ -92,8 +90,7 @@ def _certificate(private_key: Ed25519PrivateKey) -> x509.Certificate:
 def trust_anchor(public_key: bytes, signer: Ed25519PrivateKey) -> x509.Certificate:
     """A CA certificate carrying a household peer's key under its key name.
 
-    OpenSSL checks the signatures of the certificates a peer presents, not the signature of a
-    trust anchor, so the anchor is signed with our own key: what matters is the key it holds.
+    OpenSSL does not check an anchor's own signature, so ours signs it: only its key matters.
     """
     return (
         x509.CertificateBuilder()

@@ -1,4 +1,4 @@
-"""TLS 1.3 contexts that trust exactly the household's keys (see identity.trust_anchor)."""
+"""TLS 1.3 contexts that trust exactly the household's keys (see keys.trust_anchor)."""
 
 import ssl
 

@@ -1,24 +1,12 @@
 """Reusable buffers for megabyte frames and reads.
 
-A fresh `bytearray(4 MiB)` is memory the kernel must fault in and zero page by page: for the
-frames of chunk contents a pulling peer receives, that cost its worker 0.35 CPU-s per 500 MB
-(more than decrypting them), holding the GIL all along. A pool hands out buffers already
-faulted in, each again once nothing refers to it any more.
+Fresh memory is faulted in page by page, costing more than decryption and holding the GIL;
+a pool hands out buffers already faulted in. A buffer is reused only once no view of it is
+left (its reference count), so a view may be kept as long as needed.
 
-Whoever receives a view of a pooled buffer may keep it as long as it likes: the buffer is
-reused only when the last view of it is gone (its reference count says so), never under
-someone still reading it.
-
-Buffers are anonymous memory maps, not bytearrays: a bytearray is zeroed as it is made,
-faulting in every page while holding the GIL (on this project's machine, fresh memory costs
-about 4 ms a megabyte: 0.46 s of a pulling worker's GIL for the bench tree); a map's pages
-are faulted in by the kernel as data is first received or read into them, with the GIL let
-go.
-
-One pool serves a whole process (`SHARED`): every data link of a pull, and every link a
-peer's peerd serves, is a connection of its own, and a pool per connection made each of
-them fault in buffers of its own (0.2 CPU-s of the bench tree on each side, holding the
-GIL). Buffers nobody took for IDLE_SECONDS are let go the next time the pool must make one.
+Buffers are anonymous maps, not bytearrays: a bytearray is zeroed holding the GIL, while a
+map's pages are faulted in as data is received, with the GIL let go. One pool serves the
+process (`SHARED`), not one per connection; buffers idle for IDLE_SECONDS are let go.
 """
 
 import mmap

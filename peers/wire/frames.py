@@ -1,7 +1,6 @@
 """Frames without the event loop: length-prefixed msgpack maps, for peerd and its clients.
 
-Kept apart from `protocol` (which needs asyncio) so that a short command line client starts
-quickly.
+Apart from `protocol` (which needs asyncio) so a short command line client starts quickly.
 """
 
 import socket
@@ -25,24 +24,20 @@ HEAD_BYTES = 64 * 1024
 
 
 class Parts(list):
-    """A result of byte strings (None for one that is missing), sent after the frame's message
-    instead of inside it. Megabytes of chunk contents are then neither copied into the message
-    by its encoder nor out of it by the decoder: the receiver gets views of the frame."""
+    """A result of byte strings (None if missing), sent after the frame's message, not inside.
+
+    Chunk contents are then not copied by the encoder or decoder: the receiver gets views."""
 
 
-# Pieces of a frame smaller than this are joined before they are written. Over TLS each write
-# is at least one record, and each record one read on the other side: a page of 5,000 small
-# files answered as 5,000 pieces of 2 KB made 5,000 records, where joined they fill 16 KB
-# records, eight times fewer, for both sides' TLS calls (each of which lets go of the GIL and
-# takes it back) and the sender's system calls.
+# Pieces of a frame smaller than this are joined before writing. Over TLS each write is at
+# least one record: many small pieces would mean many records, TLS calls and system calls.
 JOIN_BELOW = 64 * 1024
 # The most bytes joined into one write: the copy stays small beside the frame.
 JOINED_BYTES = 256 * 1024
 
 
 def coalesced(pieces: list) -> list:
-    """The pieces to write, in order, with runs of small ones joined into one; large pieces
-    are written as they are (they fill records anyway, and are not copied once more)."""
+    """The pieces to write, in order, runs of small ones joined; large ones are left as they are."""
     out: list = []
     run: list = []
     run_bytes = 0
@@ -92,9 +87,9 @@ def pack(message: dict) -> bytes:
 
 
 def frame(message: dict, raw: bytes = b"") -> list:
-    """A frame as the pieces to write: length, message, then raw bytes after it (a relayed
-    answer, or the contents of a Parts result). Written as pieces, a frame of megabytes is
-    not copied once more to be joined."""
+    """A frame as pieces to write: length, message, then raw bytes (a relayed answer, or Parts).
+
+    As pieces, a large frame is not copied again to be joined."""
     pieces = [raw] if raw else []
     result = message.get("result")
     if isinstance(result, Parts):
@@ -109,8 +104,9 @@ def frame(message: dict, raw: bytes = b"") -> list:
 
 
 def reply_id(data: bytes) -> int | None:
-    """The request id a response frame answers (responses are packed with "re" first),
-    read without decoding the rest: a relayed answer is passed on as it came."""
+    """The request id a response answers ("re" is packed first), without decoding the rest.
+
+    A relayed answer is passed on as it came."""
     unpacker = msgpack.Unpacker(raw=False)
     unpacker.feed(data[:32])
     try:
@@ -123,8 +119,7 @@ def reply_id(data: bytes) -> int | None:
 
 
 def unpack_relayed(data: bytes | bytearray) -> tuple[dict, dict | None]:
-    """A local answer that may carry a peer's answer as it came, after peerd's header:
-    (peerd's header, the peer's answer or None)."""
+    """A local answer that may carry a peer's answer after peerd's header: (header, answer)."""
     view = memoryview(data)
     header, end = _message(view, 0)
     if not header.get("relayed"):
@@ -176,9 +171,8 @@ def _with_parts(message: dict, view: memoryview, end: int) -> dict:
     return message
 
 
-def read_frame(stream) -> dict | None:
-    """The next frame's message from a binary stream (a pipe between two of our processes);
-    None at its end, or if what comes is not a frame."""
+def read_stream_frame(stream) -> dict | None:
+    """The next frame's message from a pipe between our processes; None at its end or if bad."""
     head = stream.read(HEADER.size)
     if len(head) < HEADER.size:
         return None

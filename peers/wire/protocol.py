@@ -1,10 +1,9 @@
 """The peer wire protocol: length-prefixed msgpack frames over TLS 1.3.
 
-Before TLS, the dialing side sends a short preamble naming itself (so a refused stranger can
-be shown with its id) and the listening side answers READY; then TLS, then each side sends a
-hello frame with the protocol version. Every
-later frame is a request {"id", "op", "args"} or a response {"re", "ok", "result"|"error"},
-in both directions over one connection. Anything malformed ends that connection only.
+Before TLS the dialer sends a preamble naming itself (so a refused stranger can be shown) and
+the listener answers READY; after TLS each side sends a hello with the protocol version.
+Then frames are requests {"id", "op", "args"} or responses {"re", "ok", "result"|"error"},
+both ways. Anything malformed ends that connection only.
 """
 
 import asyncio
@@ -19,9 +18,9 @@ from peers.wire.frames import (
     unpack,
 )
 
-# 2: chunk contents travel as parts after the answer's message (peers.frames.Parts).
+# 2: chunk contents travel as parts after the answer's message (peers.wire.frames.Parts).
 # 3: data links (peers.client.links), announced in the preamble ("REALIZE1 <peer id> data").
-# 4: chunks asked for as ranges of the peer's blobs (areas.feed.spans).
+# 4: chunks asked for as ranges of the peer's blobs (areas.pull.fetch.spans).
 # 5: ranges of chunks asked for as patches against old bytes (areas.pull.patches).
 # 6: `area-states`, asked by a peer as it connects (areas.watch.catchup).
 VERSION = 6
@@ -35,9 +34,8 @@ PING_EVERY = 30.0
 DATA_OPS = frozenset({"history", "blobs", "chunks"})
 # The preamble's last word on a data link.
 DATA_WORD = b"data"
-# A data link's kernel buffers (the serving side's for sending, the worker's for receiving):
-# room for a whole 4 MB answer, so that its sender writes it without waiting for the reader
-# to make room a few records at a time (bench tree, alternating runs: 3.02 -> 2.79 s).
+# A data link's kernel socket buffers: room for a whole answer, so the sender writes it
+# without waiting for the reader to make room a few records at a time.
 SOCKET_BUFFER_BYTES = 4 << 20
 
 

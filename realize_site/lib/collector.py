@@ -1,17 +1,13 @@
 """The cyclic garbage collector in long-lived processes (peerd, the worker).
 
-A pull or a scan makes objects by the hundred thousand, few of them in cycles. With the
-default thresholds the collector runs every 700 new objects and, every so often, walks the
-whole heap, Django's own objects included, thousands of which date from start-up and never
-go away. Frozen after start-up, those are not walked again; in the worker, frozen before its
-children are forked, neither are they written to by a child's collections (which made the
-child fault in a private copy of every page holding one).
+A pull or scan makes many objects, few in cycles, so young collections run less often.
+Start-up objects are frozen: never walked again, and in the worker, frozen before forking,
+never written by a child's collections (which would copy their pages into each child).
 """
 
 import gc
 
-# Young objects collected every this many allocations (default 700); the older generations
-# as by default.
+# Young objects collected every this many allocations; the older generations as by default.
 YOUNG_THRESHOLD = 10_000
 
 
