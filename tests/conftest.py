@@ -1,6 +1,10 @@
 import pytest
 
 from tests.appliance import Appliance
+from tests.fakepeerd import FakePeerd
+
+# Helpers that check with `assert`: their failures explained as the tests' own are.
+pytest.register_assert_rewrite("tests.dashboard")
 
 
 @pytest.fixture
@@ -27,3 +31,40 @@ def admin_user(django_user_model):
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
+
+
+@pytest.fixture
+def home(settings, tmp_path):
+    """This process's REALIZE_HOME, empty: peerd is not running until a test fakes it."""
+    settings.REALIZE_HOME = tmp_path / "home"
+    settings.REALIZE_HOME.mkdir()
+    return settings.REALIZE_HOME
+
+
+@pytest.fixture
+def peerd(home):
+    """Fake peerd in `home`: `peerd({"beta": ["docs"]})` (see tests/fakepeerd.py)."""
+    started = []
+
+    def start(sharing):
+        started.append(FakePeerd(home, sharing))
+        return started[-1]
+
+    yield start
+    for fake in started:
+        fake.close()
+    if started:
+        # Runs queued for a worker that this test process does not have.
+        from realize_site.celery import app
+
+        app.control.purge()
+
+
+@pytest.fixture
+def docs(tmp_path):
+    """An area named docs in this process's database, at an empty directory."""
+    from areas.models import Area
+
+    directory = tmp_path / "docs"
+    directory.mkdir()
+    return Area.objects.create(name="docs", path=str(directory))

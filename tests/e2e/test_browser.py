@@ -5,7 +5,7 @@ import os
 import pytest
 
 from peers.identity import peer_id
-from realize_site.lib import PEERD_SOCKET as SOCKET_NAME
+from realize_site.lib import PEERD_SOCKET
 from tests.appliance import wait_for
 from tests.browser import browser_page, log_in
 
@@ -98,6 +98,6 @@ def test_add_an_area_in_the_browser(alpha, tmp_path):
         assert "docs" in alpha.run("area", "list").stdout
 
         # No peer yet: the button says so instead of failing.
-        wait_for(lambda: (alpha.home / SOCKET_NAME).exists(), "the peer daemon's socket")
+        wait_for(lambda: (alpha.home / PEERD_SOCKET).exists(), "the peer daemon's socket")
         page.click("tr[data-area=docs] >> text=Run consensus now")
         assert "No connected peer shares area docs" in page.locator(".messages").inner_text()

@@ -141,24 +141,3 @@ def _descends(pid: int, ancestor: int) -> bool:
 
 def _traffic(member) -> dict:
     return json.loads(member.run("status", "--json").stdout)["traffic"]
-
-
-class _Peerd:
-    """Stands in for the client of peerd: says that a request went through it."""
-
-    timeout = 5.0
-
-    def request(self, peer, op, args):
-        return ("through peerd", peer, op)
-
-
-def test_a_peer_that_cannot_be_dialled_is_asked_through_peerd(tmp_path):
-    from peers.client import Links, RemotePeer
-
-    identity, _ = create_identity(tmp_path)
-    unreachable = Links("127.0.0.1:1", os.urandom(32), identity, "beta", timeout=5)
-    remote = RemotePeer(_Peerd(), "alpha", unreachable)
-    assert remote.call("history", area=AREA) == ("through peerd", "alpha", "history")
-    assert not unreachable.usable  # the rest of the run does not try again
-    # What a data link does not carry goes through peerd in any case.
-    assert remote.call("pull", area=AREA) == ("through peerd", "alpha", "pull")

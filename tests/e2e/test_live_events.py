@@ -6,14 +6,12 @@ import subprocess
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
-from django.test import Client
 
 from peers.identity import peer_id
-from realize_site.asgi import application
 from tests.appliance import REALIZE, database_url
+from tests.dashboard import open_dashboard
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -24,30 +22,6 @@ def cli_env() -> dict:
     env["DATABASE_URL"] = database_url(settings.DATABASES["default"]["NAME"])
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return env
-
-
-def logged_in_cookie() -> bytes:
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.create_user("someone", password="long enough password")
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def open_dashboard() -> WebsocketCommunicator:
-    cookie = await database_sync_to_async(logged_in_cookie)()
-    communicator = WebsocketCommunicator(
-        application,
-        "/ws/dashboard/",
-        headers=[(b"cookie", cookie), (b"origin", b"http://localhost"), (b"host", b"localhost")],
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    # A page starts from the current state, sent as soon as it connects.
-    first = await communicator.receive_json_from(timeout=30)
-    assert first["type"] == "household.changed"
-    return communicator
 
 
 async def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -45,16 +45,15 @@ def test_ctrl_c_while_waiting_says_the_run_goes_on(monkeypatch, capsys):
     says so in one line and exits 130, with no traceback."""
     import sys
 
-    from realize_site import cli as console
-    from realize_site import fast_consensus as quick
+    from realize_site import cli, fast_consensus
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(quick, "consensus", interrupted)
+    monkeypatch.setattr(fast_consensus, "consensus", interrupted)
     monkeypatch.setattr(sys, "argv", ["realize", "consensus", "docs"])
     with pytest.raises(SystemExit) as exited:
-        console.main()
+        cli.main()
     assert exited.value.code == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "goes on in the background" in err

@@ -1,10 +1,6 @@
 """The Areas pages: list, add, run consensus now, an area's runs and conflicts; live runs."""
 
 import os
-import socket
-import subprocess
-import threading
-from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -14,82 +10,9 @@ from django.utils import timezone
 
 from areas.models import Area, Conflict, ConsensusRun, Entry
 from peers.models import Peer
-from peers.wire import HEADER, pack, unpack
-from realize_site.lib import PEERD_SOCKET as SOCKET_NAME
-from tests.appliance import REALIZE
 
 KEY = bytes(32)
-
-
-class FakePeerd:
-    """Stands in for peerd on its Unix socket: `sharing` maps each connected peer to the
-    area names it answers to "areas" with (an exception: it answers with an error)."""
-
-    def __init__(self, home: Path, sharing: dict[str, list[str] | Exception]):
-        self.sharing = sharing
-        home.mkdir(parents=True, exist_ok=True)
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(str(home / SOCKET_NAME))
-        self.server.listen()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            with conn, conn.makefile("rb") as stream:
-                while header := stream.read(HEADER.size):
-                    (length,) = HEADER.unpack(header)
-                    conn.sendall(pack(self._answer(unpack(stream.read(length)))))
-
-    def _answer(self, request: dict) -> dict:
-        if request["peer"] is None and request["op"] == "connected":
-            return {"re": request["id"], "ok": True, "result": list(self.sharing)}
-        answer = self.sharing.get(request["peer"])
-        if request["op"] != "areas" or answer is None or isinstance(answer, Exception):
-            return {"re": request["id"], "ok": False, "error": str(answer)}
-        return {"re": request["id"], "ok": True, "result": answer}
-
-    def close(self) -> None:
-        self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
-        self.server.close()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def home(settings, tmp_path):
-    """This process's REALIZE_HOME, empty: peerd is not running until a test fakes it."""
-    settings.REALIZE_HOME = tmp_path / "home"
-    settings.REALIZE_HOME.mkdir()
-    return settings.REALIZE_HOME
-
-
-@pytest.fixture
-def peerd(home):
-    started = []
-
-    def start(sharing):
-        started.append(FakePeerd(home, sharing))
-        return started[-1]
-
-    yield start
-    for fake in started:
-        fake.close()
-    if started:
-        # Runs queued for a worker that this test process does not have.
-        from realize_site.celery import app
-
-        app.control.purge()
-
-
-@pytest.fixture
-def docs(tmp_path):
-    directory = tmp_path / "docs"
-    directory.mkdir()
-    return Area.objects.create(name="docs", path=str(directory))
+# home, peerd (a fake peerd on home's socket) and docs are fixtures of tests/conftest.py.
 
 
 def peer(name: str) -> Peer:
@@ -271,27 +194,6 @@ def test_dashboard_shows_the_last_twenty_runs_of_all_areas(admin_client, docs, t
     assert 'href="/areas/music/"' in html
 
 
-# The command line finds peers the same way.
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_command_line_shares_the_lookup(docs, peerd, home):
-    from tests.test_live_events import cli_env
-
-    env = {**cli_env(), "REALIZE_HOME": str(home)}
-    command = [REALIZE, "consensus", "docs"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
-    assert "the peer daemon is not running" in result.stderr
-    assert "Traceback" not in result.stderr
-
-    peer("beta")
-    peerd({"beta": ["music"]})
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
-    assert "no connected peer shares area docs" in result.stderr
-
-
 # Live: the dashboard's websocket forwards runs and area changes.
 
 
@@ -299,7 +201,7 @@ def test_the_command_line_shares_the_lookup(docs, peerd, home):
 @pytest.mark.asyncio
 async def test_runs_and_new_areas_reach_the_dashboard(tmp_path):
     from areas.register import add_area
-    from tests.test_live_events import open_dashboard
+    from tests.dashboard import open_dashboard
 
     dashboard = await open_dashboard()
     (tmp_path / "docs").mkdir()

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from areas.files import syscalls as heldcalls
+from areas.files import syscalls
 
-pytestmark = pytest.mark.skipif(not heldcalls.available, reason="renameat2 and statx only")
+pytestmark = pytest.mark.skipif(not syscalls.available, reason="renameat2 and statx only")
 
 
 def test_lstat_reads_what_os_reads(tmp_path):
@@ -16,59 +16,59 @@ def test_lstat_reads_what_os_reads(tmp_path):
     os.utime(path, ns=(1_600_000_000_123_456_789, 1_700_000_000_987_654_321))
     os.chmod(path, 0o640)
     expected = os.lstat(path)
-    found = heldcalls.lstat(str(path))
-    for name in heldcalls.Status._fields:
+    found = syscalls.lstat(str(path))
+    for name in syscalls.Status._fields:
         assert getattr(found, name) == getattr(expected, name), name
 
 
 def test_lstat_does_not_follow_a_symlink_and_says_what_is_missing(tmp_path):
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "nowhere")
-    assert heldcalls.lstat(str(link)).st_ino == os.lstat(link).st_ino
+    assert syscalls.lstat(str(link)).st_ino == os.lstat(link).st_ino
     with pytest.raises(FileNotFoundError):
-        heldcalls.lstat(str(tmp_path / "nowhere"))
+        syscalls.lstat(str(tmp_path / "nowhere"))
 
 
 def test_rename_never_replaces(tmp_path):
     source, target = tmp_path / "a", tmp_path / "b"
     source.write_text("new")
     target.write_text("old")
-    assert heldcalls.rename_noreplace(str(source), str(target)) == errno.EEXIST
+    assert syscalls.rename_noreplace(str(source), str(target)) == errno.EEXIST
     assert target.read_text() == "old" and source.exists()
     target.unlink()
-    assert heldcalls.rename_noreplace(str(source), str(target)) == 0
+    assert syscalls.rename_noreplace(str(source), str(target)) == 0
     assert target.read_text() == "new" and not source.exists()
-    assert heldcalls.rename_noreplace(str(source), str(target)) == errno.ENOENT
+    assert syscalls.rename_noreplace(str(source), str(target)) == errno.ENOENT
 
 
 def test_read_small_reads_up_to_its_limit(tmp_path):
     path = tmp_path / "small é"
     data = os.urandom(5000)
     path.write_bytes(data)
-    assert heldcalls.read_small(str(path), 10_000) == data
-    assert heldcalls.read_small(str(path), 100) == data[:100]
+    assert syscalls.read_small(str(path), 10_000) == data
+    assert syscalls.read_small(str(path), 100) == data[:100]
     (tmp_path / "empty").write_bytes(b"")
-    assert heldcalls.read_small(str(tmp_path / "empty"), 100) == b""
+    assert syscalls.read_small(str(tmp_path / "empty"), 100) == b""
     with pytest.raises(FileNotFoundError):
-        heldcalls.read_small(str(tmp_path / "nowhere"), 100)
+        syscalls.read_small(str(tmp_path / "nowhere"), 100)
     with pytest.raises(IsADirectoryError):
-        heldcalls.read_small(str(tmp_path), 100)
+        syscalls.read_small(str(tmp_path), 100)
 
 
 def test_write_new_makes_the_file_with_its_content_mode_and_time(tmp_path):
     path = tmp_path / "new é"
-    device = heldcalls.write_new(str(path), b"hello" * 1000, 0o6755 & 0o777, 1_600_000_000_5)
+    device = syscalls.write_new(str(path), b"hello" * 1000, 0o6755 & 0o777, 1_600_000_000_5)
     st = os.lstat(path)
     assert path.read_bytes() == b"hello" * 1000 and device == st.st_dev
     assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o755, 1_600_000_000_5)
     old = os.umask(0o077)
     try:
-        heldcalls.write_new(str(tmp_path / "shared"), b"", 0o664, 0)
+        syscalls.write_new(str(tmp_path / "shared"), b"", 0o664, 0)
     finally:
         os.umask(old)
     assert os.lstat(tmp_path / "shared").st_mode & 0o7777 == 0o664  # not cut by the umask
     with pytest.raises(FileExistsError):
-        heldcalls.write_new(str(path), b"other", 0o644, 0)
+        syscalls.write_new(str(path), b"other", 0o644, 0)
     assert path.read_bytes() == b"hello" * 1000
     with pytest.raises(FileNotFoundError):
-        heldcalls.write_new(str(tmp_path / "missing" / "file"), b"x", 0o644, 0)
+        syscalls.write_new(str(tmp_path / "missing" / "file"), b"x", 0o644, 0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from areas.files import writers as writing
+from areas.files import writers
 
 
 def _write(path: Path, parts: list[bytes]) -> str:
@@ -18,7 +18,7 @@ def _write(path: Path, parts: list[bytes]) -> str:
     hasher = blake3.blake3()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        writer = writing.content_writer(fd, size, hasher)
+        writer = writers.content_writer(fd, size, hasher)
         for part in parts:
             writer.add(part)
         writer.finish()
@@ -33,9 +33,9 @@ def _write(path: Path, parts: list[bytes]) -> str:
     [
         [0],
         [2000],
-        [writing.DIRECT_FROM],
-        [writing.DIRECT_FROM + 1],
-        [1, writing.WRITE_BYTES, 4095, 17, writing.WRITE_BYTES - 5, 3 * writing.ALIGN],
+        [writers.DIRECT_FROM],
+        [writers.DIRECT_FROM + 1],
+        [1, writers.WRITE_BYTES, 4095, 17, writers.WRITE_BYTES - 5, 3 * writers.ALIGN],
         [130_000] * 40,
     ],
 )
@@ -45,7 +45,7 @@ def test_content_is_written_exactly(tmp_path, sizes):
     target = tmp_path / "file"
     kind = _write(target, parts)
     assert target.read_bytes() == b"".join(parts)
-    assert kind == ("DirectWriter" if sum(sizes) >= writing.DIRECT_FROM else "BufferedWriter")
+    assert kind == ("DirectWriter" if sum(sizes) >= writers.DIRECT_FROM else "BufferedWriter")
 
 
 def test_a_filesystem_without_direct_io_gets_the_page_cache():
@@ -53,7 +53,7 @@ def test_a_filesystem_without_direct_io_gets_the_page_cache():
     shm = Path("/dev/shm")
     if not shm.is_dir():
         pytest.skip("no /dev/shm here")
-    data = random.Random(7).randbytes(writing.DIRECT_FROM * 3 + 123)
+    data = random.Random(7).randbytes(writers.DIRECT_FROM * 3 + 123)
     with tempfile.TemporaryDirectory(dir=shm) as where:
         target = Path(where) / "file"
         _write(target, [data[: len(data) // 2], data[len(data) // 2 :]])
@@ -71,8 +71,8 @@ def test_a_refused_direct_write_falls_back(tmp_path, monkeypatch):
             raise OSError(22, "Invalid argument")
         return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(writing.os, "pwrite", pwrite)
-    data = random.Random(8).randbytes(writing.WRITE_BYTES + writing.DIRECT_FROM + 5)
+    monkeypatch.setattr(writers.os, "pwrite", pwrite)
+    data = random.Random(8).randbytes(writers.WRITE_BYTES + writers.DIRECT_FROM + 5)
     _write(tmp_path / "file", [data])
     assert refused == [0]
     assert (tmp_path / "file").read_bytes() == data

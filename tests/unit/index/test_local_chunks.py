@@ -1,5 +1,5 @@
-"""Chunks served from the Real: a file still as indexed is read as it is; the chunks of a
-file changed since are checked, and the changed ones are not sent."""
+"""Chunks served from the Real (areas.index.local_chunks): a file still as indexed is read as
+it is; the chunks of a file changed since are checked, and the changed ones are not sent."""
 
 import os
 
@@ -66,30 +66,3 @@ def test_no_range_is_read_from_a_file_changed_since_it_was_indexed(tmp_path):
     files = {b"b" * 32: (str(path), _indexed(path))}
     path.write_bytes(os.urandom(100_000))  # same size, other content: not the blob any more
     assert local_chunks.read_ranges([(b"b" * 32, 0, 1000)], files) == [None]
-
-
-def test_a_pooled_buffer_is_reused_only_once_nothing_refers_to_it():
-    pool = BufferPool()
-    first = pool.take(300_000)
-    first[:3] = b"abc"
-    second = pool.take(300_000)
-    assert second.obj is not first.obj  # the first is still in use
-    kept = first[:3]
-    del first
-    third = pool.take(300_000)
-    assert third.obj is not kept.obj  # a slice of it is still held
-    assert bytes(kept) == b"abc"
-    del kept, second
-    fourth = pool.take(200_000)
-    assert len(fourth) == 200_000
-    assert len(pool._buffers) == 3  # a free one was taken again, none made
-
-
-def test_a_pool_lets_go_of_buffers_nobody_took_for_a_while():
-    pool = BufferPool(idle_seconds=0.0)
-    first = pool.take(300_000)
-    del first
-    second = pool.take(300_000)  # the first is free: taken again, nothing let go
-    assert len(pool._buffers) == 1
-    third = pool.take(300_000)  # none free: a new one is made, the idle ones let go first
-    assert len(pool._buffers) == 1 and third.obj is not second.obj

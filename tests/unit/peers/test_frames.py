@@ -17,7 +17,7 @@ from peers.wire import (
     coalesced,
     frame,
     pack,
-    read_frame,
+    read_stream_frame,
     reply_id,
     unpack,
     unpack_relayed,
@@ -90,8 +90,8 @@ def test_a_frame_of_large_pieces_is_not_copied():
 
 def test_frames_are_read_back_from_a_stream_until_it_ends_or_breaks():
     stream = io.BytesIO(pack({"a": 1}) + pack({"b": b"x" * 70000}) + pack({"c": 3})[:-1])
-    assert read_frame(stream) == {"a": 1}
-    assert bytes(read_frame(stream)["b"]) == b"x" * 70000
-    assert read_frame(stream) is None  # cut short
-    assert read_frame(io.BytesIO(HEADER.pack(MAX_FRAME + 1) + b"y" * 10)) is None
-    assert read_frame(io.BytesIO(b"")) is None
+    assert read_stream_frame(stream) == {"a": 1}
+    assert bytes(read_stream_frame(stream)["b"]) == b"x" * 70000
+    assert read_stream_frame(stream) is None  # cut short
+    assert read_stream_frame(io.BytesIO(HEADER.pack(MAX_FRAME + 1) + b"y" * 10)) is None
+    assert read_stream_frame(io.BytesIO(b"")) is None

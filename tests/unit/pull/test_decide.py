@@ -12,8 +12,8 @@ from areas.pull import (
     Step,
     Version,
     conflict_copy_path,
-    decide,
 )
+from areas.pull.decide import decide
 
 A, B, C = b"A" * 32, b"B" * 32, b"C" * 32  # contents
 ME, PEER = b"\x01" * 32, b"\x02" * 32  # this peer's key, the other's (larger)

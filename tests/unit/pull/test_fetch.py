@@ -1,4 +1,5 @@
-"""The chunk feed: chunks fetched ahead, handed out in any order, each kept until its last use."""
+"""The chunk fetcher (areas.pull.fetch): chunks fetched ahead, handed out in any order, each
+kept until its last use."""
 
 import threading
 from collections import Counter

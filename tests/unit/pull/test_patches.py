@@ -9,7 +9,7 @@ import pytest
 
 from areas.files import ChunkRef, hash_bytes
 from areas.pull import ChunkFetcher, ChunkSource, Wanted, patches
-from tests.test_staged_content import stage
+from tests.unit.files.test_staged_content import stage
 
 KiB = 1024
 MiB = 1024 * KiB

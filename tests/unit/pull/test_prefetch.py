@@ -1,4 +1,4 @@
-"""Pages made ready ahead (areas.ahead.Ahead): in order, as far ahead as depth and weight
+"""Pages made ready ahead (areas.pull.prefetch.Ahead): in order, as far ahead as depth and weight
 allow, what was made and never taken dropped, a failure raised where the pages are taken."""
 
 import threading

@@ -1,4 +1,5 @@
-"""Files staged ahead of their decisions: in order, each taken once, the rest removed."""
+"""Files staged ahead of their decisions (areas.pull.prestage): in order, each taken once, the
+rest removed."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor

@@ -11,9 +11,8 @@ import blake3
 import pytest
 
 from areas.files import ChunkRef, Staged
-from areas.pull import applier as apply
-from areas.stager import NotStaged
-from areas.stager import process as stager
+from areas.pull import sourcing
+from areas.stager import NotStaged, process
 from peers.wire import HEADER, unpack
 
 MiB = 1024 * 1024
@@ -68,7 +67,7 @@ def dial(monkeypatch, link: FakeLink) -> None:
         self.link, self.link_for = link, peer
         return link
 
-    monkeypatch.setattr(stager.Stager, "_link", _link)
+    monkeypatch.setattr(process.Stager, "_link", _link)
 
 
 def run(messages: list, link: FakeLink, monkeypatch) -> list[dict]:
@@ -84,7 +83,7 @@ def run(messages: list, link: FakeLink, monkeypatch) -> list[dict]:
         with lock:
             replies.append(message)
 
-    s = stager.Stager(inbox, reply)
+    s = process.Stager(inbox, reply)
     # Input closed only once every job is answered: closing it means the worker is gone.
     answered = threading.Thread(target=s.run)
     answered.start()
@@ -102,7 +101,7 @@ def run(messages: list, link: FakeLink, monkeypatch) -> list[dict]:
 def test_ranges_are_asked_a_batch_at_a_time():
     chunks = [(0, 3 * MiB), (3 * MiB, 2 * MiB), (5 * MiB, MiB), (7 * MiB, MiB)]
     # Neighbouring chunks make one range; a batch ends once it holds BATCH_BYTES.
-    assert stager.batches_of(chunks) == [[(0, 5 * MiB)], [(5 * MiB, MiB), (7 * MiB, MiB)]]
+    assert process.batches_of(chunks) == [[(0, 5 * MiB)], [(5 * MiB, MiB), (7 * MiB, MiB)]]
 
 
 def test_a_file_is_staged_checked_and_given_its_mode_and_time(tmp_path, monkeypatch):
@@ -177,7 +176,7 @@ def test_when_the_worker_is_gone_files_in_progress_are_removed(tmp_path, monkeyp
     link = Gone(content)
     dial(monkeypatch, link)
     inbox.put(job(tmp_path, content))
-    stager.Stager(inbox, replies.append).run()
+    process.Stager(inbox, replies.append).run()
     assert [(r["ok"], r["error"]) for r in replies] == [(False, "the worker stopped")]
     assert list(tmp_path.iterdir()) == []
 
@@ -189,23 +188,23 @@ def test_a_file_the_stager_did_not_stage_is_staged_by_the_worker(tmp_path, monke
         made.append(args)
         return Staged(str(tmp_path / "tmp"), args[0], 1)
 
-    monkeypatch.setattr(apply, "stage_file", stage_file)
+    monkeypatch.setattr(sourcing, "stage_file", stage_file)
     failed: Future = Future()
     failed.set_exception(NotStaged("the peer could not send a range of it"))
-    stats = apply.ApplyStats()
+    stats = sourcing.ApplyStats()
     args = (str(tmp_path / "file"), b"h" * 32, [ChunkRef(b"h" * 32, 0, 5)], None, 0, 0o644, None)
-    routed = apply.Routed(failed, args, stats)
+    routed = sourcing.Routed(failed, args, stats)
     assert routed.result() == Staged(str(tmp_path / "tmp"), str(tmp_path / "file"), 1)
     assert routed.result() is routed.result() and len(made) == 1  # written once
     assert stats.bytes == 0  # the worker's own fetching counts what it fetched
 
     done: Future = Future()
     done.set_result((Staged("t", "elsewhere", 7), 12345))
-    placed = apply.Routed(done, args, stats).result()
+    placed = sourcing.Routed(done, args, stats).result()
     assert placed == Staged("t", str(tmp_path / "file"), 7)  # placed where the change says
     assert stats.bytes == 12345
 
 
 @pytest.mark.parametrize("size", [0, 1])
 def test_tiny_or_empty_batches_are_none(size):
-    assert stager.batches_of([(0, size)] if size else []) == ([[(0, 1)]] if size else [])
+    assert process.batches_of([(0, size)] if size else []) == ([[(0, 1)]] if size else [])
