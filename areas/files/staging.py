@@ -27,8 +27,6 @@ from areas.files.writers import content_writer
 if TYPE_CHECKING:
     from areas.models import Entry
 
-# Neighbouring chunks of one file are read together, up to this many at once.
-RUN_CHUNKS = 256
 # One-chunk files up to this size are staged in calls that keep the GIL: a pull makes
 # thousands, and retaking the GIL beside busy threads is slow (see areas.files.syscalls).
 SMALL_FILE = 64 * 1024

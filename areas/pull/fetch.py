@@ -1,22 +1,15 @@
-"""Fetching the chunks a window of changes lacks, ahead of the writes that need them.
+"""Fetching the chunks a window lacks, ahead of the writes that need them.
 
-The chunks are asked for in the order the files will be written, in batches, several
-batches on their way at once, by a thread of their own: the peer reads and sends the next
-batches while this peer checks and writes the last ones. What is fetched but not yet written
-is bounded (`ahead_bytes`), unless the writer waits for a chunk beyond that bound, so memory
-stays bounded whatever the size of the files.
+Chunks are asked for in the order the files will be written, in batches, several on their
+way at once, by a thread of their own. The peer sends the next batches while this peer
+writes the last. What is fetched but not yet written is bounded, so memory stays bounded.
 
-Where the plan says in which of the peer's blobs each chunk is, neighbouring chunks are asked
-for as one range of that blob: the peer reads it in one go from a file that still holds the
-blob, without looking up each chunk. The chunks of a range the peer could not give so are
-asked for again by their hashes.
+Neighbouring chunks of one blob are asked for as one range: the peer reads it in one go.
+The chunks of a range it could not give are asked for again by their hashes.
 
-Every chunk is checked against its hash before it is written anywhere, but not always here: a
-piece of a blob of several chunks is checked when it is taken only if the writer asks
-(`take(h, checked=True)`); a writer that hashes the whole file as it writes it, and checks
-that hash before the file is used, does not ask. Hashing each 48 KiB chunk lets go of the GIL
-and must take it back: beside threads running Python that cost up to 3 ms a chunk (measured:
-10 us alone, 2.8 ms beside one busy thread), thousands of times for the large files of a pull.
+Every chunk is checked against its hash before anything it went into is used. A writer
+that hashes the whole file as it writes takes pieces unchecked: hashing each chunk alone
+would let go of the GIL and wait to take it back, thousands of times a pull.
 """
 
 import threading

@@ -172,8 +172,8 @@ class WindowContent:
             ahead = [e for e in ahead if id(e) not in routed]
             self.ahead = FilesAhead(self._stage_ahead, ahead, self.writers)
         self._submit(routed)
-        # Stored once the fetching has started: thousands of chunk rows for a page of large
-        # files (0.1-0.2 s measured) that neither the fetching nor the writing needs.
+        # Stored once the fetching has started: neither the fetching nor the writing needs
+        # these chunk rows, thousands for a page of large files.
         store_blobs(new)
 
     def _to_stage_ahead(self, events: list[RemoteEvent]) -> list[RemoteEvent]:
