@@ -1,11 +1,9 @@
 """Syncthing: two instances on this machine, A sending a folder to B, over 127.0.0.1 only."""
 
 import copy
-import ctypes
 import json
 import os
 import secrets
-import signal
 import subprocess
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -27,7 +25,7 @@ from bench.timing import (
     log,
     poll,
 )
-from tests.appliance import free_port
+from tests.appliance import free_port, stop_with_parent
 
 FOLDER = "bench"
 SYNTHETIC_DIRECTORY_SIZE = 128
@@ -142,12 +140,6 @@ def _configure(me: Instance, peer: Instance) -> None:
     document.write(path)
 
 
-def _die_with_parent() -> None:
-    """If the benchmark is killed, its Syncthing processes go too."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _start(instance: Instance) -> None:
     with open(instance.home / "syncthing.out", "wb") as out:
         instance.process = subprocess.Popen(
@@ -164,7 +156,7 @@ def _start(instance: Instance) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "STNODEFAULTFOLDER": "1", "STNOUPGRADE": "1"},
-            preexec_fn=_die_with_parent,
+            preexec_fn=stop_with_parent,
         )
 
 

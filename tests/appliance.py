@@ -5,6 +5,7 @@ tool would, and can start `realize up` and stop it.
 """
 
 import atexit
+import ctypes
 import itertools
 import json
 import os
@@ -101,7 +102,7 @@ class Appliance:
             env=self.env,
             stdout=self.up_log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_stop_with_parent,
+            preexec_fn=stop_with_parent,
         )
         wait_for(self._serving, f"{self.name}'s web pages")
         return self
@@ -140,10 +141,9 @@ class Appliance:
         drop_database(self.database)
 
 
-def _stop_with_parent() -> None:
-    """If the test process dies, its appliances stop too (and stop their programs)."""
-    import ctypes
-
+def stop_with_parent() -> None:
+    """In a child process: if the process that started it dies, the child gets SIGTERM
+    (appliances then stop their programs; the benchmark's Syncthings stop too)."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
