@@ -1,6 +1,4 @@
-"""Files on disk, no database:
-chunking and hashing files, writing staged files, durability, system calls.
-"""
+"""Files on disk, no database: chunking, hashing, staged files, durability, system calls."""
 
 from areas.files.chunking import (
     MAX_SIZE,

@@ -1,6 +1,4 @@
-"""The index of the Real:
-scans, blobs and chunk lists, history, local chunk reads, row copying, locks.
-"""
+"""The index of the Real: scans, blobs, history, chunk reads, bulk SQL, locks."""
 
 from areas.index.blobs import (
     FRESH_FIELDS,
@@ -10,10 +8,17 @@ from areas.index.blobs import (
     insert_entry_rows,
     store_blobs,
 )
+from areas.index.chunk_reads import (
+    blob_files,
+    local_chunks,
+    read_local_chunk,
+    read_local_chunks,
+    read_ranges,
+)
 from areas.index.history import Change, Kind
-from areas.index.local_chunks import blob_files, read_local_chunk, read_local_chunks, read_ranges
 from areas.index.locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
 from areas.index.scanner import ScanResult, scan_area, scan_paths, stat_fields
+from areas.index.sql import rows
 from areas.index.wire import (
     BadData,
     RemoteEvent,
@@ -43,10 +48,12 @@ __all__ = [
     "event_row_to_wire",
     "index_lock",
     "insert_entry_rows",
+    "local_chunks",
     "read_local_chunk",
     "read_local_chunks",
     "read_ranges",
     "release_advisory_lock",
+    "rows",
     "scan_area",
     "scan_paths",
     "stat_fields",

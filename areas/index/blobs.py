@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from areas.files import MIN_SIZE, ChunkRef, Hashed, single_chunk
-from areas.index.rows import copy_rows, insert_new, rows
+from areas.index.sql import copy_rows, insert_new, rows
 from areas.models import Blob, BlobChunk, Entry
 
 ENTRY_FIELDS = [
@@ -24,7 +24,7 @@ def store_blobs(hashed: Iterable[Hashed]) -> None:
     a concurrent inserter waits, then finds the blob complete.
 
     Blobs up to MIN_SIZE are not stored: each is one chunk, itself, sized by its entries
-    (see chunk_lists and local_chunks.local_chunks). A larger one-chunk blob gets no chunk row."""
+    (see chunk_lists and chunk_reads.local_chunks). A larger one-chunk blob gets no chunk row."""
     by_hash = {h.hash: h for h in hashed if h.size > MIN_SIZE}
     if not by_hash:
         return

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from areas.index.rows import copy_rows, rows
+from areas.index.sql import copy_rows, rows
 from areas.models import Area, HistoryEvent, PeerArea, SeenChange
 
 EVENT_FIELDS = [

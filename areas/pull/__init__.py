@@ -1,10 +1,12 @@
-"""Pulling a peer's changes:
-consensus runs, the sync rule (decide), the applier, fetching ahead, patches.
-"""
+"""Pulling a peer's changes: runs, the rule (decide), the applier, fetching, patches."""
 
 from areas.pull.applier import collapse
 from areas.pull.consensus import history_pages, pull_for_peer, run_consensus
-from areas.pull.decide import (
+from areas.pull.fetch import ChunkFetcher, ChunkSource, Unavailable, Wanted, batches, spans
+from areas.pull.patches import check_keys, diff
+from areas.pull.prefetch import Ahead
+from areas.pull.prestage import FilesAhead
+from areas.pull.rules import (
     CHANGED_HERE,
     DELETED_HERE,
     MINE_NEWER,
@@ -13,11 +15,8 @@ from areas.pull.decide import (
     Step,
     Version,
     conflict_copy_path,
+    decide,
 )
-from areas.pull.fetch import ChunkFetcher, ChunkSource, Unavailable, Wanted, batches, spans
-from areas.pull.patches import check_keys, diff
-from areas.pull.prefetch import Ahead
-from areas.pull.prestage import FilesAhead
 from areas.pull.runs import consensus_now, consensus_report, start_consensus
 
 __all__ = [
@@ -40,6 +39,7 @@ __all__ = [
     "conflict_copy_path",
     "consensus_now",
     "consensus_report",
+    "decide",
     "diff",
     "history_pages",
     "pull_for_peer",

@@ -1,4 +1,4 @@
-"""Applying a peer's changes here: each change decided (areas.pull.decide), then carried
+"""Applying a peer's changes here: each change decided (areas.pull.rules), then carried
 out on disk and recorded in the index and history.
 
 A window's files are staged first (areas.pull.sourcing). They become visible in batches:
@@ -44,9 +44,9 @@ from areas.index import (
     stat_fields,
 )
 from areas.models import Area, Conflict, Entry
-from areas.pull.decide import Do, Step, Version, decide
 from areas.pull.fetch import ChunkFetcher, Unavailable
 from areas.pull.prestage import Outcome
+from areas.pull.rules import Do, Step, Version, decide
 from areas.pull.sourcing import Routed, WindowContent
 from areas.pull.stats import ApplyStats
 

@@ -3,7 +3,7 @@
 Chunks this peer has are read from its Real; the others are fetched ahead of the writes, in
 the order the writes want them. Large new files go to the stager (areas.stager), a process
 of the worker's own. The rest are staged by a writer thread, or inline when small. Which
-change a staged file serves is decided later (areas.pull.decide).
+change a staged file serves is decided later (areas.pull.rules).
 """
 
 import logging

@@ -8,7 +8,7 @@ import pytest
 
 from areas.files import ChunkRef, hash_bytes
 from areas.index import chunk_lists, store_blobs
-from areas.index.local_chunks import local_chunks
+from areas.index.chunk_reads import local_chunks
 from areas.models import Area, Blob, BlobChunk, Entry
 
 

@@ -1,4 +1,4 @@
-"""The sync rule (areas.pull.decide), case by case: what a peer's change does here."""
+"""The sync rule (areas.pull.rules), case by case: what a peer's change does here."""
 
 import pytest
 
@@ -13,7 +13,7 @@ from areas.pull import (
     Version,
     conflict_copy_path,
 )
-from areas.pull.decide import decide
+from areas.pull.rules import decide
 
 A, B, C = b"A" * 32, b"B" * 32, b"C" * 32  # contents
 ME, PEER = b"\x01" * 32, b"\x02" * 32  # this peer's key, the other's (larger)

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 
 from areas.files import chunk_hash
-from areas.index.rows import rows
+from areas.index.sql import rows
 from peers.wire import BufferPool
 
 # Neighbouring chunks of one file are read together, up to this many at once.

@@ -1,10 +1,10 @@
-"""Chunks served from the Real (areas.index.local_chunks): a file still as indexed is read as
+"""Chunks served from the Real (areas.index.chunk_reads): a file still as indexed is read as
 it is; the chunks of a file changed since are checked, and the changed ones are not sent."""
 
 import os
 
 from areas.files import chunk_hash
-from areas.index import local_chunks
+from areas.index import chunk_reads
 from peers.wire import BufferPool
 
 
@@ -20,8 +20,8 @@ def test_a_file_as_indexed_is_served_without_hashing_it_again(tmp_path, monkeypa
     path.write_bytes(data)
     where = _where(path, [(0, data[:100_000]), (100_000, data[100_000:])])
     hashed = []
-    monkeypatch.setattr(local_chunks, "chunk_hash", lambda d: hashed.append(d) or chunk_hash(d))
-    found = local_chunks.read_local_chunks(list(where), where)
+    monkeypatch.setattr(chunk_reads, "chunk_hash", lambda d: hashed.append(d) or chunk_hash(d))
+    found = chunk_reads.read_local_chunks(list(where), where)
     assert [bytes(found[h]) for h in where] == [data[:100_000], data[100_000:]]
     assert hashed == []
 
@@ -35,7 +35,7 @@ def test_the_changed_chunks_of_a_changed_file_are_not_served(tmp_path):
     changed = bytearray(data)
     changed[150_000] ^= 0xFF  # same size, different content in the second chunk
     path.write_bytes(bytes(changed))
-    found = local_chunks.read_local_chunks(list(where), where)
+    found = chunk_reads.read_local_chunks(list(where), where)
     assert bytes(found[chunk_hash(first)]) == first
     assert chunk_hash(second) not in found
 
@@ -52,7 +52,7 @@ def test_ranges_of_a_blob_are_read_from_a_file_still_as_indexed(tmp_path):
     blob = b"b" * 32
     files = {blob: (str(path), _indexed(path))}
     wanted = [(blob, 200_000, 50_000), (blob, 0, 1000), (blob, 299_000, 5000), (b"x" * 32, 0, 10)]
-    found = local_chunks.read_ranges(wanted, files, BufferPool())
+    found = chunk_reads.read_ranges(wanted, files, BufferPool())
     assert bytes(found[0]) == data[200_000:250_000]
     assert bytes(found[1]) == data[:1000]
     assert found[2] is None  # past the end of the file
@@ -65,4 +65,4 @@ def test_no_range_is_read_from_a_file_changed_since_it_was_indexed(tmp_path):
     path.write_bytes(data)
     files = {b"b" * 32: (str(path), _indexed(path))}
     path.write_bytes(os.urandom(100_000))  # same size, other content: not the blob any more
-    assert local_chunks.read_ranges([(b"b" * 32, 0, 1000)], files) == [None]
+    assert chunk_reads.read_ranges([(b"b" * 32, 0, 1000)], files) == [None]
