@@ -46,7 +46,7 @@ def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
         shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
         pulled = shared.pulled_seq
         staging = prepare_area(area)
-        links = getattr(remote, "links", None)
+        links = remote.links
         if staging is not None and links is not None and links.usable:
             STAGING.start()
         with (
@@ -70,7 +70,7 @@ def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
     return stats
 
 
-def history_pages(remote, area_name: str, since: int) -> Iterator[tuple[list, int]]:
+def history_pages(remote: Remote, area_name: str, since: int) -> Iterator[tuple[list, int]]:
     """The peer's changes since `since`, a page at a time: (events, where the next starts).
 
     The next page is asked for on its own connection while the caller applies this one."""
