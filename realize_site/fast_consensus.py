@@ -9,7 +9,7 @@ import socket
 import sys
 
 from peers.wire import ProtocolError, pack, recv_frame, unpack
-from realize_site.lib import PEERD_SOCKET, realize_home
+from realize_site.lib import peerd_socket, realize_home
 
 
 def consensus(args: list[str]) -> int | None:
@@ -20,7 +20,7 @@ def consensus(args: list[str]) -> int | None:
     area, peer = parsed
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(realize_home() / PEERD_SOCKET))
+        sock.connect(str(peerd_socket(realize_home())))
     except OSError:
         sock.close()
         return None

@@ -195,17 +195,12 @@ _sync_file_range = getattr(_releasing, "sync_file_range", None)
 SYNC_FILE_RANGE_WRITE = 2
 
 
-def _raise_errno(what: str) -> None:
-    code = ctypes.get_errno()
-    raise OSError(code, f"{what}: {os.strerror(code)}")
-
-
 def syncfs(fd: int) -> None:
     """syncfs(2): every dirty file of the filesystem holding fd reaches the disk."""
     if _syncfs is None:
         os.sync()
     elif _syncfs(fd) != 0:
-        _raise_errno("syncfs")
+        raise _error("syncfs")
 
 
 def start_writeback(fd: int) -> None:
@@ -217,7 +212,7 @@ def start_writeback(fd: int) -> None:
 def inotify_init1(flags: int) -> int:
     fd = _releasing.inotify_init1(flags)
     if fd < 0:
-        _raise_errno("inotify")
+        raise _error("inotify")
     return fd
 
 
