@@ -93,7 +93,7 @@ def run_peer_remove(options: dict, out: TextIO) -> None:
 def _traffic() -> dict | None:
     """Bytes sent to and received from each peer since peerd started; None if not running."""
     try:
-        with PeerdClient(timeout=10) as client:
+        with PeerdClient(timeout=10, restart_wait=0) as client:
             return client.request(None, "traffic")
     except (PeerdUnavailable, OSError):
         return None

@@ -108,6 +108,11 @@ def init_local_peer(identity: Identity, name: str, listen: str | None) -> tuple[
         return local, False
 
 
+# The refused keys kept: the latest seen. Each has proven its key, but keys cost nothing to
+# make, so the list is bounded all the same.
+STRANGERS_KEPT = 50
+
+
 def record_stranger(key: bytes, address: str, direction: str) -> None:
     """Remember a refused key so the dashboard can offer to add it."""
     if Peer.objects.by_key(key) is not None:
@@ -120,4 +125,6 @@ def record_stranger(key: bytes, address: str, direction: str) -> None:
         Stranger.objects.get_or_create(
             public_key=key, defaults={"address": address, "direction": direction}
         )
+        older = Stranger.objects.order_by("-last_seen", "-id").values_list("id", flat=True)
+        Stranger.objects.filter(id__in=list(older[STRANGERS_KEPT:])).delete()
     events.household_changed()

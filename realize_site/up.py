@@ -11,6 +11,7 @@ from django.conf import settings
 
 from peers.identity import BadAddress, load_identity, parse_address
 from peers.models import LocalPeer
+from realize_site.lib import up_state_file
 from realize_site.supervisor import Program, Supervisor
 
 DEFAULT_WEB = "127.0.0.1:8000"
@@ -34,7 +35,7 @@ def run_dir() -> Path:
 def state() -> dict | None:
     """What `realize up` is running now for this instance, or None."""
     try:
-        return json.loads((run_dir() / "up.json").read_text())
+        return json.loads(up_state_file(settings.REALIZE_HOME).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
@@ -124,7 +125,7 @@ def run_up(options: dict, out: TextIO) -> None:
     supervisor = Supervisor(
         programs(web_host, web_port),
         log_dir=settings.REALIZE_HOME / "logs",
-        state_file=run_dir() / "up.json",
+        state_file=up_state_file(settings.REALIZE_HOME),
         say=say,
         env=dict(os.environ),
         cwd=run_dir(),

@@ -1,8 +1,11 @@
 """How the worker and the CLI reach peers: requests through peerd's Unix socket."""
 
 import itertools
+import json
 import logging
+import os
 import socket
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,9 +20,15 @@ from peers.wire import (
     unpack,
     unpack_relayed,
 )
-from realize_site.lib import peerd_socket
+from realize_site.lib import peerd_socket, up_state_file
 
 log = logging.getLogger(__name__)
+# While `realize up` runs, a peerd that died is started again within seconds: a client waits
+# this long for it (at most its own timeout).
+RESTART_WAIT = 30.0
+RETRY_EVERY = 0.5
+NOT_RUNNING = "the peer daemon is not running (start the appliance with 'realize up')"
+RESTARTING = "the peer daemon is restarting and did not come back in time: try again"
 
 
 class PeerdUnavailable(ConnectionError):
@@ -29,22 +38,29 @@ class PeerdUnavailable(ConnectionError):
 class PeerdClient:
     """A blocking client: one request at a time, or a pipeline of many (not thread-safe)."""
 
-    def __init__(self, timeout: float = 600.0):
+    def __init__(self, timeout: float = 600.0, restart_wait: float = RESTART_WAIT):
         self.timeout = timeout
+        self.restart_wait = min(restart_wait, timeout)
         self._ids = itertools.count(1)
         self._sock: socket.socket | None = None
 
     def _connect(self) -> socket.socket:
+        """peerd's socket; while `realize up` runs, waiting for a peerd it is restarting."""
         if self._sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(str(peerd_socket(settings.REALIZE_HOME)))
-            except OSError:
-                sock.close()
-                raise PeerdUnavailable(
-                    "the peer daemon is not running (start the appliance with 'realize up')"
-                ) from None
+            deadline = time.monotonic() + self.restart_wait
+            while True:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(str(peerd_socket(settings.REALIZE_HOME)))
+                    break
+                except OSError:
+                    sock.close()
+                if not appliance_up():
+                    raise PeerdUnavailable(NOT_RUNNING)
+                if time.monotonic() >= deadline:
+                    raise PeerdUnavailable(RESTARTING)
+                time.sleep(RETRY_EVERY)
             self._sock = sock
         return self._sock
 
@@ -122,6 +138,24 @@ class PeerdClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def appliance_up() -> bool:
+    """Whether `realize up` runs for this instance (its state file, and its process alive)."""
+    try:
+        state = json.loads(up_state_file(settings.REALIZE_HOME).read_text())
+        pid = int(state["supervisor"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False  # a state file left by an up that was killed
+    except PermissionError:
+        pass
+    return True
 
 
 def _relayed(data: bytearray) -> dict:

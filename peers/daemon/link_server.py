@@ -5,7 +5,9 @@ data link leaves the event loop after its preamble: one thread does the socket I
 go of the GIL), another prepares the next answers meanwhile.
 
 The handshake is peerd's own: only household keys are trusted, a stranger is refused and
-recorded. Anything malformed closes this link and nothing else.
+recorded once its handshake proves its key. Until then the link holds a gate's ticket
+(peers.daemon.gate), and the handshake has HANDSHAKE_TIMEOUT in all (the socket's timeout is
+one deadline for a whole TLS handshake). Anything malformed closes this link and nothing else.
 """
 
 import logging
@@ -20,6 +22,7 @@ from concurrent.futures import Future
 
 from django.db import close_old_connections, connection
 
+from peers.daemon.gate import Ticket
 from peers.identity import tls
 from peers.wire import (
     DATA_OPS,
@@ -47,30 +50,32 @@ class LinkServer:
     """One data link, from its TLS handshake to its end (run() in a thread of its own).
 
     `member_name(key)` names a household key's peer (None for a stranger); `answer(key, op,
-    args, buffers)` computes a result in the preparing thread; `refused(claimed, exc)` is told
-    of a failed handshake; `ended(link)` when the link is over.
+    args, buffers)` computes a result in the preparing thread; `stranger(key)` is told of a key
+    outside the household that completed the handshake; `ticket` is given back once the peer
+    is known or the link ends; `ended(link)` when the link is over.
     """
 
     def __init__(
         self,
         raw: socket.socket,
         address: str,
-        claimed: str,
         context: ssl.SSLContext,
         name: str,
         member_name: Callable[[bytes], str | None],
         answer: Callable[[bytes, str, dict], object],
-        refused: Callable[[str, Exception], None],
+        stranger: Callable[[bytes], None],
+        ticket: Ticket,
         ended: Callable[["LinkServer"], None],
     ):
-        self.raw, self.address, self.claimed = raw, address, claimed
+        self.raw, self.address = raw, address
         self.context, self.name = context, name
-        self.member_name, self.answer, self.refused, self.ended = (
+        self.member_name, self.answer, self.stranger, self.ended = (
             member_name,
             answer,
-            refused,
+            stranger,
             ended,
         )
+        self.ticket = ticket
         self.peer_name = "?"
         self.peer_key = b""
         self.bytes_sent = 0
@@ -91,6 +96,7 @@ class LinkServer:
         except (OSError, ProtocolError, ssl.SSLError, ValueError) as exc:
             log.info("data link from %s (%s) ended: %s", self.address, self.peer_name, exc)
         finally:
+            self.ticket.release()
             self.close()
             self._work.put(None)
             if preparer is not None:
@@ -102,16 +108,15 @@ class LinkServer:
         self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
         self.raw.settimeout(HANDSHAKE_TIMEOUT)
         self.raw.sendall(READY)
-        try:
-            self.sock = self.context.wrap_socket(self.raw, server_side=True)
-        except ssl.SSLError as exc:
-            self.refused(self.claimed, exc)
-            raise
+        self.sock = self.context.wrap_socket(self.raw, server_side=True)
         key = tls.peer_key(self.sock)
         name = self.member_name(key) if key else None
         if name is None:
+            if key:
+                self.stranger(key)
             raise ProtocolError("certificate of a key outside the household")
         self.peer_key, self.peer_name = key, name
+        self.ticket.release()
         self._send([*frame(hello(self.name))])
         theirs = self._frame()
         check_hello(theirs)

@@ -10,13 +10,16 @@ import logging
 import os
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from peers import household
 from peers.daemon.connection import Connection
+from peers.daemon.gate import Gate, Ticket
 from peers.daemon.link_server import LinkServer
 from peers.daemon.threads import db
 from peers.identity import Identity, format_address, parse_address, peer_id, tls
@@ -34,14 +37,16 @@ from peers.wire import (
     read_frame,
     write_frame,
 )
-from realize_site.lib import peerd_socket
+from realize_site.lib import first_line, peerd_socket
 
 log = logging.getLogger("peerd")
 REFRESH_EVERY = 2.0
-# How much a connection's reader buffers before pausing the socket: a large frame arrives
-# without the transport pausing and resuming at asyncio's small default.
+# How much an authenticated connection's reader buffers before pausing the socket: a large
+# frame arrives without the transport pausing and resuming at asyncio's small default.
 STREAM_LIMIT = 4 * 1024 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
+# Connections turned away at the gate are logged at most this often (a flood is one line).
+GATE_LOG_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class PeerDaemon:
         self.client_ctx: ssl.SSLContext | None = None
         self.handler = handler
         self.ready = asyncio.Event()
+        self.gate = Gate()
+        self._gate_logged = 0.0
+        self._outage: str | None = None  # what the refresh loop last failed on
 
     # --- the household ----------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -142,7 +150,7 @@ class PeerDaemon:
     async def _dial(self, member: Member) -> None:
         host, port = parse_address(member.address)
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=STREAM_LIMIT), HANDSHAKE_TIMEOUT
+            asyncio.open_connection(host, port, limit=len(READY)), HANDSHAKE_TIMEOUT
         )
         try:
             await self._preamble(reader, writer)
@@ -156,6 +164,7 @@ class PeerDaemon:
             key = tls.peer_key(writer.get_extra_info("ssl_object"))
             if key != member.key:
                 raise ProtocolError(f"{member.address} is not {member.name}")
+            _authenticated(reader)
             await self._start(reader, writer, member, dialed_by_us=True)
         except BaseException:
             writer.close()
@@ -167,7 +176,10 @@ class PeerDaemon:
         TLS starts only once neither side has unread bytes, so no handshake byte is lost."""
         writer.write(MAGIC + self.identity.peer_id.encode() + b"\n")
         await writer.drain()
-        answer = await asyncio.wait_for(reader.readuntil(b"\n"), HANDSHAKE_TIMEOUT)
+        try:
+            answer = await asyncio.wait_for(reader.readexactly(len(READY)), HANDSHAKE_TIMEOUT)
+        except asyncio.IncompleteReadError:
+            raise ProtocolError("not a Realize peer") from None
         if answer != READY:
             raise ProtocolError("not a Realize peer")
 
@@ -176,46 +188,63 @@ class PeerDaemon:
         host, port = parse_address(member.address)
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=STREAM_LIMIT), HANDSHAKE_TIMEOUT
+                asyncio.open_connection(host, port, limit=len(READY)), HANDSHAKE_TIMEOUT
             )
+        except (OSError, TimeoutError):
+            return
+        try:
             await self._preamble(reader, writer)
+            # The server's CertificateVerify, checked whatever the context trusts, proves the key.
             await asyncio.wait_for(
                 writer.start_tls(tls.probe_context(self.identity), server_hostname=None),
                 HANDSHAKE_TIMEOUT,
             )
             key = tls.peer_key(writer.get_extra_info("ssl_object"))
-            writer.close()
-        except (OSError, ssl.SSLError, TimeoutError, ProtocolError, asyncio.IncompleteReadError):
+        except (OSError, ssl.SSLError, TimeoutError, ProtocolError):
             return
+        finally:
+            writer.close()
         if key:
             log.warning("refused %s: unknown key at %s", member.address, member.name)
-            await db(household.record_stranger, key, member.address, "outgoing")
+            await self._record_stranger(key, member.address, "outgoing")
 
     # --- incoming ---------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Until TLS proves a key, a connection is anyone's: its reader holds a preamble's worth
+        (the listener's limit), it has HANDSHAKE_TIMEOUT in all, and the gate bounds how many
+        wait at once."""
         peername = writer.get_extra_info("peername")
+        host = str(peername[0]) if peername else "?"
         address = format_address(peername[0], peername[1]) if peername else "?"
+        ticket = self.gate.enter(host)
+        if ticket is None:
+            self._turned_away(host)
+            writer.transport.abort()
+            return
         claimed = None
         try:
-            line = await asyncio.wait_for(reader.readuntil(b"\n"), HANDSHAKE_TIMEOUT)
-            if len(line) > PREAMBLE_MAX or not line.startswith(MAGIC):
-                raise ProtocolError("not a Realize peer")
-            words = line[len(MAGIC) :].split()
-            claimed = words[0].decode("ascii", "replace") if words else ""
-            if words[1:] == [DATA_WORD]:
-                self._serve_data_link(writer, address, claimed)
-                return
-            writer.write(READY)
-            await writer.drain()
-            try:
-                await asyncio.wait_for(writer.start_tls(self.server_ctx), HANDSHAKE_TIMEOUT)
-            except ssl.SSLError as exc:
-                await self._refused(claimed, address, exc)
-                raise
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                line = await reader.readuntil(b"\n")
+                if len(line) > PREAMBLE_MAX or not line.startswith(MAGIC):
+                    raise ProtocolError("not a Realize peer")
+                words = line[len(MAGIC) :].split()
+                claimed = words[0].decode("ascii", "replace") if words else ""
+                if words[1:] == [DATA_WORD]:
+                    self._serve_data_link(writer, address, claimed, ticket)
+                    ticket = None  # the link gives it back
+                    return
+                writer.write(READY)
+                await writer.drain()
+                stranger, context = self._handshake_for(claimed)
+                await writer.start_tls(context)
             key = tls.peer_key(writer.get_extra_info("ssl_object"))
             member = self.members.get(key)
             if member is None:
+                if key and key == stranger:
+                    await self._refused(key, address, "incoming")
                 raise ProtocolError("certificate of a key outside the household")
+            ticket.release()
+            _authenticated(reader)
             await self._start(reader, writer, member, dialed_by_us=False)
         except (
             OSError,
@@ -225,26 +254,62 @@ class PeerDaemon:
             ConnectionError,
             asyncio.LimitOverrunError,
             asyncio.IncompleteReadError,
+            ValueError,
         ) as exc:
             log.info("dropped connection from %s (%s): %s", address, claimed or "?", exc)
-            writer.close()
+            writer.transport.abort()  # no TLS goodbye to wait on for someone unproven
+        finally:
+            if ticket is not None:
+                ticket.release()
 
-    def _serve_data_link(self, writer: asyncio.StreamWriter, address: str, claimed: str) -> None:
+    def _turned_away(self, host: str) -> None:
+        now = time.monotonic()
+        if now - self._gate_logged >= GATE_LOG_EVERY:
+            self._gate_logged = now
+            log.warning(
+                "too many connections in their handshake (%d in all): closing new ones from %s",
+                self.gate.count(),
+                host,
+            )
+
+    def _handshake_for(self, claimed: str) -> tuple[bytes | None, ssl.SSLContext]:
+        """The TLS context for a preamble's claim, and the stranger's key if it names one.
+
+        For a key that is no member's (nor ours) the handshake trusts that key alone: a
+        stranger is recorded only once it has proven it holds the key it named."""
+        try:
+            key = peer_id.decode(claimed)
+        except peer_id.BadPeerId:
+            return None, self.server_ctx
+        if key in self.members or key == self.identity.public_key:
+            return None, self.server_ctx
+        try:
+            return key, tls.proof_context(self.identity, key)
+        except ValueError:  # a key no certificate can carry
+            return None, self.server_ctx
+
+    def _serve_data_link(
+        self, writer: asyncio.StreamWriter, address: str, claimed: str, ticket: Ticket
+    ) -> None:
         """A worker's data link, served by threads off the event loop (peers.daemon.link_server)."""
         raw = writer.get_extra_info("socket").dup()
         writer.transport.abort()  # the loop lets go of its descriptor; ours is a copy
         loop = asyncio.get_running_loop()
+        stranger, context = self._handshake_for(claimed)
+
+        def proven(key: bytes) -> None:
+            if key == stranger:
+                asyncio.run_coroutine_threadsafe(self._refused(key, address, "incoming"), loop)
+
         link = LinkServer(
             raw,
             address,
-            claimed,
-            self.server_ctx,
+            context,
             self.name,
             member_name=lambda key: getattr(self.members.get(key), "name", None),
             answer=self.handler.answer_link,
-            refused=lambda claimed, exc: asyncio.run_coroutine_threadsafe(
-                self._refused(claimed, address, exc), loop
-            ),
+            stranger=proven,
+            ticket=ticket,
             ended=lambda link: loop.call_soon_threadsafe(self._link_ended, link),
         )
         self.data_links.add(link)
@@ -260,14 +325,16 @@ class PeerDaemon:
             received + link.bytes_received,
         )
 
-    async def _refused(self, claimed: str, address: str, exc: Exception) -> None:
+    async def _refused(self, key: bytes, address: str, direction: str) -> None:
+        """A stranger proved its key in a handshake: refused, and shown to be added."""
+        log.warning("refused unknown peer %s from %s", peer_id.encode(key), address)
+        await self._record_stranger(key, "", direction)
+
+    async def _record_stranger(self, key: bytes, address: str, direction: str) -> None:
         try:
-            key = peer_id.decode(claimed)
-        except peer_id.BadPeerId:
-            return
-        if key not in self.members:
-            log.warning("refused unknown peer %s from %s: %s", peer_id.encode(key), address, exc)
-            await db(household.record_stranger, key, "", "incoming")
+            await db(household.record_stranger, key, address, direction)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("could not record a stranger: database unavailable: %s", first_line(exc))
 
     # --- a connection's life ----------------------------------------------------------------
     async def _start(self, reader, writer, member: Member, dialed_by_us: bool) -> None:
@@ -369,13 +436,34 @@ class PeerDaemon:
         raise ConnectionError(f"peer {name!r} is not connected")
 
     # --- running ----------------------------------------------------------------------------
+    async def _refresh_logged(self) -> None:
+        """A refresh whose failures are one line per outage, not a traceback every time."""
+        try:
+            await self.refresh()
+        except (OperationalError, InterfaceError) as exc:
+            if self._outage is None:
+                log.warning("database unavailable: %s", first_line(exc))
+            self._outage = self._outage or "database"
+            return
+        except Exception:
+            if self._outage is None:
+                log.exception("could not refresh the household")
+            self._outage = self._outage or "refresh"
+            return
+        if self._outage == "database":
+            log.warning("database available again")
+        elif self._outage:
+            log.info("the household is refreshed again")
+        self._outage = None
+
     async def run(self) -> None:
         await self.handler.start(self)
         await self.refresh()
         servers = []
         if self.listen:
             host, port = parse_address(self.listen)
-            servers.append(await asyncio.start_server(self._accept, host, port, limit=STREAM_LIMIT))
+            # A preamble's worth until authenticated (_authenticated lifts it).
+            servers.append(await asyncio.start_server(self._accept, host, port, limit=PREAMBLE_MAX))
             log.info("listening on %s as %s", self.listen, self.identity.peer_id)
         path = peerd_socket(settings.REALIZE_HOME)
         path.unlink(missing_ok=True)
@@ -391,10 +479,7 @@ class PeerDaemon:
         try:
             while True:
                 await asyncio.sleep(REFRESH_EVERY)
-                try:
-                    await self.refresh()
-                except Exception:
-                    log.exception("could not refresh the household")
+                await self._refresh_logged()
         finally:
             await self.handler.stop()
             for server in servers:
@@ -405,3 +490,10 @@ class PeerDaemon:
                 await conn.close()
             path.unlink(missing_ok=True)
 
+
+def _authenticated(reader: asyncio.StreamReader) -> None:
+    """Let a proven peer's reader buffer large frames (STREAM_LIMIT).
+
+    Before, a reader buffers a preamble's worth: asyncio has no public way to change a
+    reader's limit, so its attribute is set."""
+    reader._limit = STREAM_LIMIT

@@ -32,6 +32,11 @@ def client_context(identity: Identity, keys: list[bytes]) -> ssl.SSLContext:
     return _context(ssl.PROTOCOL_TLS_CLIENT, identity, keys)
 
 
+def proof_context(identity: Identity, key: bytes) -> ssl.SSLContext:
+    """Trusts only `key`: a stranger that completes a handshake has shown it holds that key."""
+    return server_context(identity, [key])
+
+
 def probe_context(identity: Identity) -> ssl.SSLContext:
     """Accepts any certificate: used only to learn which key a refused server has."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

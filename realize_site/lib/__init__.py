@@ -6,6 +6,7 @@ from realize_site.lib.home import (
     peerd_socket,
     realize_home,
     secret_key,
+    up_state_file,
     write_private_file,
 )
 from realize_site.lib.names import name_problem
@@ -18,5 +19,6 @@ __all__ = [
     "peerd_socket",
     "realize_home",
     "secret_key",
+    "up_state_file",
     "write_private_file",
 ]

@@ -7,6 +7,8 @@ from pathlib import Path
 # peerd's Unix socket, in REALIZE_HOME (named here, where the command line finds it without
 # starting Django).
 PEERD_SOCKET = "peerd.sock"
+# What `realize up` runs now (its supervisor writes it): peerd's clients wait for a restart.
+UP_STATE = "run/up.json"
 
 
 def realize_home() -> Path:
@@ -17,6 +19,10 @@ def realize_home() -> Path:
 
 def peerd_socket(home: Path) -> Path:
     return home / PEERD_SOCKET
+
+
+def up_state_file(home: Path) -> Path:
+    return home / UP_STATE
 
 
 def write_private_file(path: Path, data: bytes) -> bool:
