@@ -126,6 +126,14 @@ class Entry(models.Model):
     ctime_ns = models.BigIntegerField(default=0)
     # The peer (public key) whose change put this version here.
     origin = models.BinaryField(max_length=32, default=b"")
+    # The identity of the last change recorded at this path (its origin peer, its number
+    # there; 0: not known). A snapshot sends it, so a peer that applied it skips it.
+    change_origin = models.BinaryField(max_length=32, default=b"", db_default=b"")
+    change_seq = models.BigIntegerField(default=0, db_default=0)
+    # Where the content last moved from this path went (a rename, a conflict copy).
+    moved_to = models.CharField(max_length=4096, blank=True, default="", db_default="")
+    # The content this version (or the deleted one) replaced here: an older version.
+    base_hash = models.BinaryField(max_length=32, null=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -174,6 +182,9 @@ class HistoryEvent(models.Model):
     # The change's identity: the peer it started on (public key), its number there.
     origin = models.BinaryField(max_length=32)
     origin_seq = models.BigIntegerField()
+    # Identities of earlier changes folded into this one (areas.pull.applier.collapse), so
+    # they travel on: each a 32-byte origin and an 8-byte number (areas.index.wire).
+    also = models.BinaryField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -418,3 +429,18 @@ class SeenChange(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["area", "origin", "origin_seq"], name="seenchange")
         ]
+
+class SeenPrefix(models.Model):
+    """Every change of `origin` up to `upto` is known here: what an applied snapshot reflected.
+
+    A snapshot carries only the last change of each path; the earlier changes it folded in
+    are recognised by this, so they are not applied late over later ones."""
+
+    area = models.ForeignKey(
+        Area, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )  # indexed by the unique (area, origin) index; no constraint (see Blob)
+    origin = models.BinaryField(max_length=32)
+    upto = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["area", "origin"], name="seenprefix")]

@@ -22,6 +22,12 @@ def rows(query: str, params: list) -> list[tuple]:
         return cursor.fetchall()
 
 
+def execute(query: str, params: list) -> None:
+    """Run a write query written for PostgreSQL, with parameters as `rows` takes them."""
+    with _cursor() as cursor:
+        cursor.execute(query, params, prepare=False)
+
+
 def _cursor():
     """A psycopg cursor sending parameters apart from the query, binary where it can.
 

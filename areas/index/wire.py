@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from areas.files import MAX_SIZE, ChunkRef, check_relative_path
 from areas.index.history import Kind
+from areas.index.identities import MAX_ALSO, unpack_identities
 from areas.models import Entry
 
 HASH_BYTES = 32
@@ -31,12 +32,16 @@ class RemoteEvent:
     origin_seq: int
     # Identities of earlier changes of the path folded into this one (areas.pull.applier.collapse).
     also: tuple[tuple[bytes, int], ...] = ()
+    # From a snapshot (the peer's history was trimmed): the state of a path, not a change.
+    snapshot: bool = False
 
 
 def event_row_to_wire(row: tuple) -> dict:
     """A history event from its row (seq, kind, path, old_path, blob_hash, base_hash, size,
-    mtime_ns, mode, origin, origin_seq)."""
-    seq, kind, path, old_path, blob, base, size, mtime_ns, mode, origin, origin_seq = row
+    mtime_ns, mode, origin, origin_seq, also)."""
+    seq, kind, path, old_path, blob, base, size, mtime_ns, mode, origin, origin_seq, also = row
+    if kind == Kind.RENAME and not old_path:
+        kind = Kind.CREATE  # recorded so by an earlier version: sent as peers accept it
     return {
         "seq": seq,
         "kind": kind,
@@ -49,12 +54,17 @@ def event_row_to_wire(row: tuple) -> dict:
         "mode": mode,
         "origin": bytes(origin),
         "origin_seq": origin_seq,
+        "also": [[o, n] for o, n in unpack_identities(also)],
     }
 
 
 def entry_to_wire(entry: Entry, seq: int) -> dict:
-    """An entry as a snapshot event: a create of its content, or a tombstone's delete."""
+    """An entry as a snapshot event: a create of its content, or a tombstone's delete.
+
+    It carries the identity of the last change of the path, so a peer that applied that
+    change skips it: a version it deleted since does not come back."""
     deleted = entry.blob_hash is None
+    known = entry.change_seq > 0
     return {
         "seq": seq,
         "kind": Kind.DELETE if deleted else Kind.CREATE,
@@ -65,9 +75,8 @@ def entry_to_wire(entry: Entry, seq: int) -> dict:
         "size": 0 if deleted else entry.size,
         "mtime_ns": entry.mtime_ns,
         "mode": entry.mode,
-        "origin": bytes(entry.origin),
-        # A snapshot carries no change identities: 0 means "not known".
-        "origin_seq": 0,
+        "origin": bytes(entry.change_origin) if known else bytes(entry.origin),
+        "origin_seq": entry.change_seq if known else 0,  # 0: not known
     }
 
 
@@ -85,7 +94,7 @@ def _int(value, what: str, low: int, high: int) -> int:
     return value
 
 
-def event_from_wire(data) -> RemoteEvent:
+def event_from_wire(data, snapshot: bool = False) -> RemoteEvent:
     if not isinstance(data, dict):
         raise BadData("an event must be a map")
     kind = data.get("kind")
@@ -112,7 +121,20 @@ def event_from_wire(data) -> RemoteEvent:
         mode=_int(data.get("mode"), "mode", 0, 0o7777),
         origin=_hash(data.get("origin"), "origin", optional=False),
         origin_seq=_int(data.get("origin_seq"), "origin sequence number", 0, 1 << 62),
+        also=_identities(data.get("also", [])),
+        snapshot=snapshot,
     )
+
+
+def _identities(data) -> tuple[tuple[bytes, int], ...]:
+    if not isinstance(data, list) or len(data) > MAX_ALSO:
+        raise BadData("bad folded identities")
+    found = []
+    for item in data:
+        if not isinstance(item, list) or len(item) != 2:
+            raise BadData("bad folded identity")
+        found.append((_hash(item[0], "origin", False), _int(item[1], "origin number", 1, 1 << 62)))
+    return tuple(found)
 
 
 def chunk_list_from_wire(data, size: int, base: list[ChunkRef] | None = None) -> list[ChunkRef]:

@@ -6,6 +6,7 @@ synced to disk together, then each renamed into place only if the path still hol
 version the index knows. What reached the disk is recorded, even when a later change fails.
 """
 
+import errno
 import logging
 import os
 from concurrent.futures import Future
@@ -172,9 +173,17 @@ class Applier:
 
     def _version(self, path: str) -> Version | None:
         entry = self._entry(path)
-        if entry is None or not entry.exists:
+        if entry is None:
             return None
-        return Version(bytes(entry.blob_hash), entry.mode, entry.mtime_ns, bytes(entry.origin))
+        change = (bytes(entry.change_origin), entry.change_seq)
+        base = bytes(entry.base_hash) if entry.base_hash is not None else None
+        if not entry.exists:
+            if entry.deleted_hash is None:
+                return None
+            blob = bytes(entry.deleted_hash)
+            return Version(blob, gone=True, moved_to=entry.moved_to, base=base, change=change)
+        blob, origin = bytes(entry.blob_hash), bytes(entry.origin)
+        return Version(blob, entry.mode, entry.mtime_ns, origin, base=base, change=change)
 
     def _carry_out(self, step: Step, e: RemoteEvent) -> None:
         path, identity = step.path, {} if step.own else self._identity(e)
@@ -187,7 +196,14 @@ class Applier:
         elif step.do == Do.DELETE:
             self._remove(path, step.base, e, identity)
         elif step.do == Do.MOVE:
-            self._move(e, identity)
+            if step.copy:
+                copy = self._move_aside(path, self._entry(path), step.copy)
+                self._conflict(path, copy, step.kept, e, step.conflict)
+            elif step.conflict:
+                self._conflict(e.path, path, step.kept, e, step.conflict)
+            self._move(e, path, identity)
+        elif step.do == Do.REMEMBER:
+            self._remember(path, step.base, e)
         elif step.do == Do.KEEP_MINE:
             self._conflict(path, "", step.kept, e, step.conflict)
         elif step.do == Do.THEIRS_WIN:
@@ -229,7 +245,8 @@ class Applier:
         """Write what the window changed: entries, conflicts, history, applied identities."""
         self.expose_pending()
         now = timezone.now()
-        new = [e for e in self.dirty.values() if e.pk is None]
+        new = [e for e in self.dirty.values() if e.pk is None and e.exists]
+        remembered = [e for e in self.dirty.values() if e.pk is None and not e.exists]
         old = [e for e in self.dirty.values() if e.pk is not None]
         for e in self.dirty.values():
             e.updated_at = now
@@ -237,13 +254,14 @@ class Applier:
         self.dirs.clear()
         with transaction.atomic():
             insert_entry_rows([*self.fresh.values(), *(entry_values(e) for e in new)])
+            Entry.objects.bulk_create(remembered, batch_size=2000)
             Entry.objects.bulk_update(old, ENTRY_FIELDS, batch_size=2000)
             Conflict.objects.bulk_create(self.conflicts)
             history.append(self.area, self.changes, self.local_key)
             # The identities of the changes just appended are marked seen by append.
             recorded = {(c.origin, c.origin_seq) for c in self.changes if c.origin}
             history.mark_seen(self.area, sorted(self.applied - recorded))
-        for path in [*self.fresh, *(e.path for e in new)]:
+        for path in [*self.fresh, *(e.path for e in [*new, *remembered])]:
             self.entries.pop(path, None)  # inserted without a key: read again if needed
         self.fresh.clear()
         self.dirty.clear()
@@ -266,11 +284,21 @@ class Applier:
         self.changes.append(Change(Kind.DELETE, path, None, base, **identity))
         self.stats.files += 1
 
-    def _move(self, e: RemoteEvent, identity: dict) -> None:
-        source, target = self._entry(e.old_path), self._entry(e.path)
-        old_full, new_full = self.paths.full(e.old_path), self.paths.full(e.path)
+    def _remember(self, path: str, deleted: bytes, e: RemoteEvent) -> None:
+        """A tombstone for a path never here: nothing on disk, nothing to record."""
+        entry = Entry(area=self.area, path=path, deleted_hash=deleted, origin=e.origin)
+        entry.change_origin, entry.change_seq = e.origin, e.origin_seq
+        self.entries[path] = entry
+        self._touch(entry)
+
+    def _move(self, e: RemoteEvent, path: str, identity: dict) -> None:
+        """Rename the change's source to `path` (its target, or a conflict copy's name)."""
+        source, target = self._entry(e.old_path), self._entry(path)
+        old_full, new_full = self.paths.full(e.old_path), self.paths.full(path)
         check_disk(old_full, source)
         check_disk(new_full, target)
+        if target is not None and target.exists and bytes(target.blob_hash) != e.blob:
+            raise FileExistsError(errno.EEXIST, "another version is there", path)
         if self.staging_dir is None:
             new_full.parent.mkdir(parents=True, exist_ok=True)
         else:
@@ -281,11 +309,11 @@ class Applier:
         st = os.lstat(new_full)
         source.bury()
         self._touch(source)
-        self._save_entry(e.path, target, e.blob, st, e.origin)
+        self._save_entry(path, target, e.blob, st, e.origin)
         self.changes.append(
             Change(
                 Kind.RENAME,
-                e.path,
+                path,
                 e.blob,
                 None,
                 st.st_size,
@@ -382,7 +410,8 @@ class Applier:
         """The applied change keeps its identity; a snapshot's (0) is unknown."""
         if not e.origin_seq:
             return {}
-        return {"origin": e.origin, "origin_seq": e.origin_seq}
+        # The changes folded into it travel on with it (areas.index.identities).
+        return {"origin": e.origin, "origin_seq": e.origin_seq, "also": e.also}
 
     def _move_aside(self, path: str, entry: Entry, copy: str) -> str:
         full, copy_full = self.paths.full(path), self.paths.full(copy)
@@ -435,29 +464,56 @@ def collapse(events: list[RemoteEvent]) -> tuple[list[RemoteEvent], list[tuple[b
     """Fold each chain of changes of one path into one change: (events, folded away).
 
     A change whose base is the version the previous change of the same path made continues
-    it: create X then edit X to Y is a create of Y; create then delete is nothing at all.
+    it: create X then edit X to Y is a create of Y; create then delete is the state "gone"
+    (a delete of that version only, as a snapshot's tombstone is).
     Only the last version's content is then fetched, which also gets past versions the peer
-    no longer has. A rename ends the chains of both its paths.
+    no longer has. A rename ends the chain of its source; a change of the moved content
+    after it makes it a delete of the source and that change at the target.
     """
     out: list[RemoteEvent | None] = []
     last: dict[str, int] = {}
     gone: list[tuple[bytes, int]] = []
+    born: dict[int, bytes] = {}  # a chain that began with a create: the content it made
     for e in events:
         if e.kind == Kind.RENAME:
-            last.pop(e.path, None)
-            last.pop(e.old_path, None)
+            i = last.pop(e.old_path, None)
+            made = out[i] if i is not None else None
+            if made is not None and made.kind == Kind.RENAME and made.old_path == e.path:
+                if made.blob == e.blob:  # moved there and back: nothing moved
+                    out[i] = None
+                    gone.extend((*made.also, *_identity_of(made), *e.also, *_identity_of(e)))
+                    continue
+            if made is not None and made.kind != Kind.RENAME and made.base is None:
+                if made.blob == e.blob:  # made, then moved: made at the new path
+                    ids = (*made.also, *_identity_of(made))
+                    out[i] = replace(e, seq=made.seq, kind=Kind.CREATE, old_path="", also=ids)
+                    last[e.path] = i
+                    continue
+            last[e.path] = len(out)
             out.append(e)
             continue
         i = last.get(e.path)
+        if i is not None and out[i] is not None and out[i].kind == Kind.RENAME:
+            if out[i].blob == e.base:
+                # Moved, then changed: a delete of the source and the change at the target,
+                # so the change is decided where its base is, not against a moved copy.
+                r = out[i]
+                out[i] = replace(r, kind=Kind.DELETE, path=r.old_path, old_path="", blob=None,
+                                 base=r.blob)  # fmt: skip
+            i = None
         if i is None or out[i] is None or out[i].blob != e.base:
             last[e.path] = len(out)
+            if e.base is None and e.blob is not None:
+                born[len(out)] = e.blob
             out.append(e)
             continue
         first = out[i]
         ids = (*first.also, *_identity_of(first))
         if e.kind == Kind.DELETE and first.base is None:
-            out[i] = None  # made and removed again: nothing to do here
-            gone.extend((*ids, *e.also, *_identity_of(e)))
+            # Made and removed again: where a copy of that version is, it goes too (a
+            # conflict copy both peers made); a path never here keeps its tombstone.
+            base = born.get(i, e.base)  # a copy made elsewhere holds what was made
+            out[i] = replace(e, seq=first.seq, base=base, snapshot=True, also=(*ids, *e.also))
             last.pop(e.path)
             continue
         kind = e.kind

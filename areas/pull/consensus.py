@@ -16,6 +16,7 @@ from areas.index import (
     CONSENSUS,
     BadData,
     event_from_wire,
+    history,
     index_lock,
     release_advisory_lock,
     scan_area,
@@ -63,6 +64,8 @@ def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
                     else:
                         apply_window(Applier(area, remote, me, stats, staging), window)
                 pulled = page.following
+                if page.snapshot and stats.retry_from is None:
+                    history.mark_prefixes(area, page.snapshot)
                 PeerArea.objects.filter(pk=shared.pk).update(
                     pulled_seq=_cursor(pulled, stats), last_seen=timezone.now()
                 )
@@ -92,7 +95,8 @@ def history_pages(remote: Remote, area_name: str, since: int) -> Iterator[tuple[
                 following = answer.get("next")
                 if not isinstance(following, int) or following < 0:
                     raise BadData("bad history cursor")
-                batch = [event_from_wire(e) for e in answer["events"]]
+                snapshot = answer.get("snapshot") is True
+                batch = [event_from_wire(e, snapshot) for e in answer["events"]]
                 more = answer.get("more") or answer.get("scanning")
                 coming = ask(following) if more else None
                 yield batch, following

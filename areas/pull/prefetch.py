@@ -33,6 +33,8 @@ class ReadyPage:
     windows: list[list[RemoteEvent]]
     # The first window's applier, prepared, on a connection to the peer of its own.
     first: Applier | None
+    # A snapshot's events, all of them: what it reflects is known here once it is applied.
+    snapshot: list[RemoteEvent] | None = None
 
     @property
     def size(self) -> int:
@@ -169,9 +171,10 @@ class PagesAhead:
         if item is None:
             return None
         batch, following = item
+        snapshot = batch if batch and batch[0].snapshot else None
         windows = plan(self.area, batch, self.local_key)
         if not windows:
-            return ReadyPage(following, windows, None)
+            return ReadyPage(following, windows, None, snapshot)
         first = Applier(self.area, self.remote.fork(), self.local_key, self.stats, self.staging)
         try:
             first.prepare(windows[0], after=self._last_fetcher)
@@ -179,7 +182,7 @@ class PagesAhead:
             discard(first)
             raise
         self._last_fetcher = first.content.source.fetcher
-        return ReadyPage(following, windows, first)
+        return ReadyPage(following, windows, first, snapshot)
 
     def __iter__(self) -> Iterator[ReadyPage]:
         return iter(self._ahead)

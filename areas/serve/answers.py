@@ -184,7 +184,7 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
     if not isinstance(since, int) or since < 0:
         raise ValueError("bad cursor")
     limit = min(int(limit or HISTORY_LIMIT), HISTORY_LIMIT)
-    shared = _shared(peer, area)
+    _shared(peer, area)  # known from now on: history is trimmed only once it has applied it
     head = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
     if since < history.floor(area) or since > head:
         # Part of the history the peer needs is trimmed: send the whole state instead.
@@ -196,7 +196,7 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
             ).order_by("path")
             events = [entry_to_wire(e, head) for e in entries]
         return {"events": events, "next": head, "more": False, "snapshot": True}
-    _ack(shared, area, since)
+    # Asking for a page acknowledges nothing: the asker acks what it has applied (`ack`).
     # Rows, not model objects: a page is thousands of events. The asker's own changes are
     # not sent back, so a page that is not full ends at the head read above.
     found = rows(_EVENTS, [area.pk, since, key, limit])
@@ -209,7 +209,7 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
 
 _EVENTS = (
     "SELECT seq, kind, path, old_path, blob_hash, base_hash, size, mtime_ns, mode, origin,"
-    " origin_seq FROM areas_historyevent WHERE area_id = %s AND seq > %s AND origin <> %s"
+    " origin_seq, also FROM areas_historyevent WHERE area_id = %s AND seq > %s AND origin <> %s"
     " ORDER BY seq LIMIT %s"
 )
 
