@@ -1,10 +1,16 @@
-"""Subcommands about areas: area add/list, consensus."""
+"""Subcommands about areas: area add/list, consensus; the areas' part of status."""
 
+import io
+import json
+import os
 from typing import TextIO
 
-from areas.models import Area
+from areas.forms import directory_problem
+from areas.models import Area, ConsensusRun
 from areas.pull import consensus_now
-from areas.register import add_area
+from areas.register import AreaError, add_area
+from peers import cli as peers_cli
+from peers.models import LocalPeer
 
 
 def register(commands) -> None:
@@ -27,7 +33,13 @@ def register(commands) -> None:
 
 
 def run_area_add(options: dict, out: TextIO) -> None:
-    area = add_area(options["name"], options["path"], options["mode"])
+    path = options["path"]
+    if "\x00" not in path:
+        path = os.path.abspath(os.path.expanduser(path))  # on a command line, from here
+    problem = directory_problem(path)
+    if problem:
+        raise AreaError(problem)
+    area = add_area(options["name"], path, options["mode"])
     out.write(f"Added area {area.name} at {area.path} ({area.mode})\n")
 
 
@@ -44,3 +56,47 @@ def run_area_list(options: dict, out: TextIO) -> None:
 
 def run_consensus_now(options: dict, out: TextIO) -> None:
     consensus_now(options["area"], options["peer"], out)
+
+
+def areas_state() -> list[dict]:
+    """Each area, with the failures that stand: per peer, the last run's error if it failed."""
+    failing: dict[int, list[dict]] = {}
+    for run in ConsensusRun.objects.failing():
+        when = run.finished_at or run.started_at or run.requested_at
+        failing.setdefault(run.area_id, []).append(
+            {"peer": run.peer_name, "error": run.error, "at": when.isoformat()}
+        )
+    return [
+        {
+            "name": area.name,
+            "path": area.path,
+            "mode": area.mode,
+            "files": area.files,
+            "open_conflicts": area.open_conflicts,
+            "failing": failing.get(area.pk, []),
+        }
+        for area in Area.objects.with_counts()
+    ]
+
+
+def run_status(options: dict, out: TextIO) -> None:
+    """peers.cli's status, then the areas and what failed there."""
+    household = io.StringIO()
+    peers_cli.run_status(options, household)
+    if options["json"]:
+        state = json.loads(household.getvalue())
+        state["areas"] = areas_state() if state["local"] is not None else []
+        out.write(json.dumps(state, indent=2) + "\n")
+        return
+    out.write(household.getvalue())
+    if LocalPeer.get() is None:
+        return  # not initialised: peers.cli said so
+    areas = areas_state()
+    out.write(f"Areas: {len(areas)}\n")
+    for area in areas:
+        out.write(f"  {area['name']}  {area['path']}  ({area['mode']}, {area['files']} files)\n")
+        for failure in area["failing"]:
+            out.write(
+                f"    last run with {failure['peer']} failed at {failure['at']}: "
+                f"{failure['error']}\n"
+            )

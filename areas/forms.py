@@ -1,6 +1,33 @@
+import errno
+import os
+
 from django import forms
 
 from areas.models import Area
+
+
+def directory_problem(path: str) -> str | None:
+    """Why `path` cannot be looked at as an area's directory (one line for a person), or None.
+
+    The checks the system would otherwise make for us, badly: a relative path would be taken
+    from the process's own directory, and a name too long raises instead of answering.
+    add_area checks the rest (exists, is a directory, overlaps)."""
+    path = os.path.expanduser(path.strip())
+    if not path:
+        return None  # add_area says a directory is needed
+    if "\x00" in path:
+        return "the path contains a NUL character"
+    if not os.path.isabs(path):
+        return f"the path must be absolute (start with /): {path}"
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # add_area says what is missing
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return "the path or one of its names is too long"
+        return f"cannot look at {path}: {exc.strerror or exc}"
+    return None
 
 
 class AddAreaForm(forms.Form):
@@ -10,7 +37,8 @@ class AddAreaForm(forms.Form):
     path = forms.CharField(
         label="Directory",
         max_length=4096,
-        help_text="An existing directory on this machine, not inside another area.",
+        help_text="An existing directory on this machine (a full path, from /), "
+        "not inside another area.",
         widget=forms.TextInput(attrs={"size": 64, "spellcheck": "false", "autocomplete": "off"}),
     )
     mode = forms.ChoiceField(
@@ -21,3 +49,10 @@ class AddAreaForm(forms.Form):
         initial=Area.Mode.REAL,
         widget=forms.RadioSelect,
     )
+
+    def clean_path(self) -> str:
+        path = self.cleaned_data["path"]
+        problem = directory_problem(path)
+        if problem:
+            raise forms.ValidationError(problem[:1].upper() + problem[1:] + ".")
+        return path

@@ -1,23 +1,32 @@
 """The areas' data and its behaviour: a consensus run's life, and shared queries."""
 
 import contextlib
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 
 from celery import current_app
-from django.db import connection, models, transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db import DatabaseError, connection, models, transaction
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from areas import events
 from peers.models import Peer
+from realize_site.lib import first_line
+
+log = logging.getLogger(__name__)
 
 # Waiters (`realize consensus`) LISTEN on this channel: a run's end wakes them at once.
 FINISHED_CHANNEL = "realize_run_finished"
 # The Celery task that carries out a run (areas.tasks), queued by name: the model does not
 # import the engine that the task runs.
 CONSENSUS_TASK = "areas.consensus"
+# A pending run whose task was sent this many seconds ago, or never, may have lost it (a broker
+# that was down, a process that died between commit and send): it is sent again. A second send
+# is harmless: claim() takes a run once.
+REQUEUE_AFTER = 30.0
 
 
 def _count(queryset: models.QuerySet) -> Coalesce:
@@ -238,7 +247,8 @@ class ConsensusRunQuerySet(models.QuerySet):
     ) -> "ConsensusRun":
         """Queue a run for the worker, or join one pending for the same area and peer.
 
-        The task is queued once the run is committed."""
+        The task is sent once the run is committed. A joined run whose task may be lost is
+        sent again, so a lost send cannot hold the area and peer for good."""
         with transaction.atomic():
             waiting = (
                 self.select_for_update()
@@ -246,18 +256,28 @@ class ConsensusRunQuerySet(models.QuerySet):
                 .first()
             )
             if waiting is not None:
+                if waiting.send_is_stale():
+                    transaction.on_commit(waiting.queue)
                 return waiting
             run = self.create(area=area, peer=peer, peer_name=peer.name, trigger=trigger)
             run.announce()
-            transaction.on_commit(
-                lambda: current_app.send_task(CONSENSUS_TASK, (run.pk,), countdown=countdown)
-            )
+            transaction.on_commit(lambda: run.queue(countdown))
         return run
+
+    def requeue_pending(self, stale_only: bool = False) -> int:
+        """Send pending runs' tasks again: how many were sent. All of them at the worker's
+        start; `stale_only`, those sent REQUEUE_AFTER seconds ago or never (peerd, every
+        minute). Their tasks may have been lost with the broker, or never sent."""
+        sent = 0
+        for run in self.filter(status=ConsensusRun.Status.PENDING).order_by("pk"):
+            if not stale_only or run.send_is_stale():
+                sent += run.queue()
+        return sent
 
     def claim(self, run_id: int) -> "ConsensusRun | None":
         """Take a pending run to carry it out; None if taken or not pending (safe to repeat)."""
         claimed = self.filter(pk=run_id, status=ConsensusRun.Status.PENDING).update(
-            status=ConsensusRun.Status.RUNNING, started_at=timezone.now()
+            status=ConsensusRun.Status.RUNNING, started_at=timezone.now(), worker_pid=os.getpid()
         )
         if not claimed:
             return None
@@ -274,6 +294,7 @@ class ConsensusRunQuerySet(models.QuerySet):
             trigger=ConsensusRun.ASKED_BY_PEER,
             status=ConsensusRun.Status.RUNNING,
             started_at=timezone.now(),
+            worker_pid=os.getpid(),
         )
         run.announce()
         return run
@@ -281,19 +302,77 @@ class ConsensusRunQuerySet(models.QuerySet):
     def abandon_interrupted(self, by_peer: bool) -> int:
         """Runs left 'running' by a process that died are over: mark them failed.
 
-        Called at start by the worker (its runs) and peerd (runs peers asked of it).
-        The next run starts from the cursors.
+        Called at start by the worker (its runs) and peerd (runs peers asked of it); runs
+        of the other kind whose process is gone end too. The next run starts from the cursors.
         """
         runs = self.filter(status=ConsensusRun.Status.RUNNING)
         if by_peer:
             runs = runs.filter(trigger=ConsensusRun.ASKED_BY_PEER)
         else:
             runs = runs.exclude(trigger=ConsensusRun.ASKED_BY_PEER)
-        return runs.update(
+        return self._abandon(runs) + self.abandon_orphaned()
+
+    def abandon_orphaned(self) -> int:
+        """Runs 'running' in a process that is gone are over: mark them failed.
+
+        A worker's child killed mid-run is replaced without the worker restarting, so
+        abandon_interrupted never sees its run."""
+        running = self.filter(status=ConsensusRun.Status.RUNNING, worker_pid__isnull=False)
+        gone = [pk for pk, pid in running.values_list("pk", "worker_pid") if not _alive(pid)]
+        return self._abandon(self.filter(pk__in=gone, status=ConsensusRun.Status.RUNNING))
+
+    def _abandon(self, runs: "ConsensusRunQuerySet") -> int:
+        """Mark these running runs failed, and tell dashboards and waiters."""
+        ended = list(runs.values_list("pk", flat=True))
+        count = self.filter(pk__in=ended, status=ConsensusRun.Status.RUNNING).update(
             status=ConsensusRun.Status.FAILED,
             finished_at=timezone.now(),
             error="interrupted: the process running it stopped",
         )
+        for run in self.select_related("area").filter(pk__in=ended):
+            run.announce()
+            run.notify_finished()
+        return count
+
+    def end_failed(self, run_id: int, error: BaseException, retry_for: float) -> bool:
+        """End as failed the run this process claimed, if it is still 'running'.
+
+        For a run whose own end could not be recorded (the database went away): retried on a
+        fresh connection until the database is back, for up to `retry_for` seconds. Whether
+        this ended it."""
+        deadline = time.monotonic() + retry_for
+        delay = 0.5
+        while True:
+            try:
+                connection.close()  # a broken connection is not reused
+                run = (
+                    self.select_related("area")
+                    .filter(pk=run_id, status=ConsensusRun.Status.RUNNING, worker_pid=os.getpid())
+                    .first()
+                )
+                if run is None:
+                    return False
+                run.finish(0, 0, 0, [], error=error)
+                return True
+            except DatabaseError as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("consensus run %s left running: %s", run_id, first_line(exc))
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def failing(self, area: Area | None = None) -> list["ConsensusRun"]:
+        """For each area and peer, its last run to end, if that failed (a full disk, a peer
+        that refuses): what stays wrong until a later run succeeds."""
+        over = self.filter(status__in=[ConsensusRun.Status.DONE, ConsensusRun.Status.FAILED])
+        if area is not None:
+            over = over.filter(area=area)
+        last = (
+            over.select_related("area")
+            .order_by("area__name", "peer_name", F("finished_at").desc(nulls_last=True), "-pk")
+            .distinct("area__name", "peer_name")
+        )
+        return [run for run in last if run.status == ConsensusRun.Status.FAILED]
 
     def recent(self, area: Area | None = None, limit: int = 20) -> list["ConsensusRun"]:
         runs = self.select_related("area").order_by("-requested_at", "-pk")
@@ -328,8 +407,14 @@ class ConsensusRun(models.Model):
     bytes_out = models.BigIntegerField(default=0)
     conflicts = models.IntegerField(default=0)
     error = models.TextField(blank=True)
+    # When its task was last sent to the worker (None: never, the broker was unreachable).
+    queued_at = models.DateTimeField(null=True)
+    # The process carrying it out, while running: a run whose process is gone is over.
+    worker_pid = models.IntegerField(null=True)
 
     objects = ConsensusRunQuerySet.as_manager()
+    # Why this process's last send of the task failed (None if it did not).
+    queue_error: str | None = None
 
     class Meta:
         ordering = ["-requested_at"]
@@ -375,11 +460,40 @@ class ConsensusRun(models.Model):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [FINISHED_CHANNEL, str(self.pk)])
 
-    def wait(self, pickup_wait: float, check_every: float) -> "ConsensusRun":
+    def send_is_stale(self) -> bool:
+        """Whether its task was never sent (as far as we know), or REQUEUE_AFTER seconds ago."""
+        if self.queued_at is None:
+            return True
+        return (timezone.now() - self.queued_at).total_seconds() >= REQUEUE_AFTER
+
+    def queue(self, countdown: float = 0) -> bool:
+        """Send its task to the worker; whether the broker took it.
+
+        A failed send is logged, and the run stays pending: a later request, a waiter or the
+        worker's start sends it again."""
+        try:
+            current_app.send_task(CONSENSUS_TASK, (self.pk,), countdown=countdown)
+        except Exception as exc:  # noqa: BLE001 - kombu's and redis' errors alike
+            self.queue_error = first_line(exc)
+            log.warning("consensus run %s not queued yet: %s", self.pk, self.queue_error)
+            return False
+        self.queue_error = None
+        self.queued_at = timezone.now()
+        ConsensusRun.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            queued_at=self.queued_at
+        )
+        return True
+
+    def wait(
+        self, pickup_wait: float, check_every: float, resend_after: float = REQUEUE_AFTER
+    ) -> "ConsensusRun":
         """This run once over, woken by its end's notice or polled every `check_every` seconds.
 
-        RuntimeError if no worker picked it up within `pickup_wait` seconds."""
+        A run still pending is sent again after `resend_after` seconds, then less and less
+        often. RuntimeError if no worker picked it up within `pickup_wait` seconds."""
         requested = time.monotonic()
+        resend_at = requested + resend_after
+        queued = self.queue_error is None
         with finished_notices() as wait:
             while True:
                 with connection.cursor() as cursor:
@@ -390,9 +504,36 @@ class ConsensusRun(models.Model):
                     self.refresh_from_db()
                     return self
                 pending = status == self.Status.PENDING
-                if pending and time.monotonic() - requested > pickup_wait:
+                now = time.monotonic()
+                if pending and now - requested > pickup_wait:
+                    if not queued:
+                        raise RuntimeError(
+                            f"cannot queue the run: the broker (Redis) is unreachable "
+                            f"({self.queue_error})"
+                        )
                     raise RuntimeError("no worker picked up the run: is 'realize up' running?")
+                if pending and now >= resend_at:
+                    queued = self.queue() or queued
+                    resend_after *= 2
+                    resend_at = now + resend_after
                 wait(check_every)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (on this machine)."""
+    if pid <= 0:  # not a process (kill would reach a group)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(") ")[2][:1] != "Z"
+    except OSError:
+        return True
 
 
 @contextlib.contextmanager
@@ -429,6 +570,7 @@ class SeenChange(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["area", "origin", "origin_seq"], name="seenchange")
         ]
+
 
 class SeenPrefix(models.Model):
     """Every change of `origin` up to `upto` is known here: what an applied snapshot reflected.

@@ -5,12 +5,24 @@ from celery.signals import worker_init, worker_process_init, worker_ready
 
 from areas.models import CONSENSUS_TASK, ConsensusRun
 from areas.pull import run_consensus
-from realize_site.lib import collector
+from realize_site.lib import collector, first_line, one_line
+
+# How long a run whose end could not be recorded waits for the database to come back.
+END_RETRY_FOR = 300.0
 
 
 @shared_task(name=CONSENSUS_TASK, ignore_result=True, acks_late=True)
 def consensus_task(run_id: int) -> None:
-    run_consensus(run_id)
+    # A child killed mid-run was replaced: its run is over.
+    ConsensusRun.objects.abandon_orphaned()
+    try:
+        run_consensus(run_id)
+    except Exception as exc:
+        # The run could not record its end (the database went away, most likely): it must
+        # not stay 'running' for good.
+        reason = RuntimeError(one_line(exc) or f"internal error: {first_line(exc)}")
+        ConsensusRun.objects.end_failed(run_id, reason, retry_for=END_RETRY_FOR)
+        raise
 
 
 @worker_init.connect
@@ -26,3 +38,5 @@ def _child_init(**kwargs) -> None:
 @worker_ready.connect
 def _worker_ready(**kwargs) -> None:
     ConsensusRun.objects.abandon_interrupted(by_peer=False)
+    # Pending runs whose task was lost (the broker was down, a process died before sending).
+    ConsensusRun.objects.requeue_pending()

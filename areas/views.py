@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
@@ -11,6 +11,7 @@ from areas.pull import start_consensus
 from areas.register import AreaError, add_area
 from peers.client import PeerdUnavailable
 from peers.wire import ProtocolError, RemoteError
+from realize_site.lib import name_problem
 
 # A browser waits for the answer: peerd is local and answers "areas" quickly, or not at all.
 PEERD_TIMEOUT = 10.0
@@ -24,22 +25,34 @@ def areas_page(request: HttpRequest) -> HttpResponse:
             area = add_area(data["name"], data["path"], data["mode"])
         except AreaError as exc:
             form.add_error(None, _sentence(str(exc)))
+        except OSError as exc:  # the directory changed under us since the form's checks
+            form.add_error("path", _sentence(f"cannot use {data['path']}: {exc.strerror or exc}"))
         else:
             messages.success(request, f"Added area {area.name} at {area.path}.")
             return redirect("areas")
     return render(request, "areas/list.html", {"areas": Area.objects.overview(), "form": form})
 
 
-def area_page(request: HttpRequest, name: str) -> HttpResponse:
-    area = Area.objects.filter(name=name).with_counts().first()
+def _area_or_404(name: str, queryset=None) -> Area:
+    """The area of this URL name; 404 for a name no area can have (one with NUL would reach
+    the database and fail there)."""
+    if name_problem(name, "area"):
+        raise Http404("No such area")
+    area = (queryset if queryset is not None else Area.objects).filter(name=name).first()
     if area is None:
         raise Http404(f"No area named {name}")
+    return area
+
+
+def area_page(request: HttpRequest, name: str) -> HttpResponse:
+    area = _area_or_404(name, Area.objects.with_counts())
     return render(
         request,
         "areas/detail.html",
         {
             "area": area,
             "runs": ConsensusRun.objects.recent(area, limit=50),
+            "failures": ConsensusRun.objects.failing(area),
             "conflicts": area.unresolved_conflicts(),
         },
     )
@@ -47,7 +60,7 @@ def area_page(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 def run_consensus_now(request: HttpRequest, name: str) -> HttpResponse:
-    area = get_object_or_404(Area, name=name)
+    area = _area_or_404(name)
     try:
         runs = start_consensus(area, "browser", timeout=PEERD_TIMEOUT)
     except PeerdUnavailable as exc:
@@ -57,7 +70,15 @@ def run_consensus_now(request: HttpRequest, name: str) -> HttpResponse:
     except OperationalError as exc:
         messages.error(request, f"Could not queue the run for the worker: {exc}.")
     else:
-        if runs:
+        unqueued = [run for run in runs if run.queue_error]
+        if unqueued:
+            names = ", ".join(run.peer_name for run in unqueued)
+            messages.error(
+                request,
+                f"Consensus with {names} could not be queued: the broker (Redis) is "
+                f"unreachable ({unqueued[0].queue_error}). It is sent again on the next try.",
+            )
+        elif runs:
             names = ", ".join(run.peer_name for run in runs)
             messages.success(request, f"Consensus started with {names}.")
         else:

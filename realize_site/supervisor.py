@@ -2,8 +2,10 @@
 
 Each program runs in its own session, so a Ctrl-C in the terminal reaches only the
 supervisor, which then stops the programs in order (SIGTERM to each process group, SIGKILL to
-what is left after a grace period). The state (pids, restarts) is kept in a JSON file that
-`realize status` and tests read.
+what is left after a grace period). A program's group is its processes: what one that died
+left behind (a pool's children, multiprocessing's resource tracker) is killed before it is
+started again. The state (pids, restarts) is kept in a JSON file that `realize status` and
+tests read.
 """
 
 import json
@@ -101,6 +103,8 @@ class Supervisor:
             code = program.process.poll() if program.process else None
             if code is None:
                 continue
+            # Its children outlive it otherwise, one set more at each restart.
+            _signal_group(program.process, signal.SIGKILL)
             if now - program.started_at >= STABLE_AFTER:
                 program.backoff = BACKOFF_FIRST
             delay = program.backoff
@@ -116,7 +120,14 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         self.say("stopping")
-        running = [p for p in self.programs if p.process and p.process.poll() is None]
+        running = []
+        for program in self.programs:
+            if program.process is None or program.restart_at is not None:
+                continue  # not started, or dead and its group already killed
+            if program.process.poll() is None:
+                running.append(program)
+            else:  # died since it was last looked at: what it left behind
+                _signal_group(program.process, signal.SIGKILL)
         for program in reversed(running):
             _signal_group(program.process, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE

@@ -69,9 +69,15 @@ def hash_group(files: list[File]) -> list[Found | None]:
     return [hash_one(file) for file in files]
 
 
-def _child_start() -> None:
-    """In a hashing process, ignore Ctrl-C: the parent stops it by closing its pipes."""
+def _child_start(parent: int) -> None:
+    """In a hashing process, ignore Ctrl-C: the parent stops it by closing its pipes.
+
+    A parent killed outright closes nothing, and its siblings keep the pipes open: the
+    kernel ends the child with it instead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    heldcalls.die_with_parent(signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the kernel was asked
+        os._exit(1)
 
 
 class _Processes:
@@ -91,7 +97,10 @@ class _Processes:
                     # Spawned, not forked: the process asking runs threads and an event loop.
                     context = multiprocessing.get_context("spawn")
                     self._pool = ProcessPoolExecutor(
-                        WORKERS, mp_context=context, initializer=_child_start
+                        WORKERS,
+                        mp_context=context,
+                        initializer=_child_start,
+                        initargs=(os.getpid(),),
                     )
                 except (OSError, AssertionError, ValueError) as exc:
                     log.warning("hashing in threads: no process pool here (%s)", exc)

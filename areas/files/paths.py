@@ -5,8 +5,11 @@ from pathlib import Path
 
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
-# Files this appliance writes while it works; never indexed, never accepted from a peer.
-TEMP_PREFIX = ".realize-tmp-"
+# Files this appliance writes while it works, named so a person who meets one in an area
+# knows it (a file still arriving); never indexed, never watched, never accepted from a peer.
+TEMP_PREFIX = ".realize-partial-"
+# The name earlier releases gave them: what those left behind stays hidden too.
+_IGNORED_PREFIXES = (TEMP_PREFIX, ".realize-tmp-")
 
 
 class BadPath(ValueError):
@@ -29,13 +32,14 @@ def check_relative_path(path: str) -> str:
             raise BadPath(f"path {path!r} has an empty, '.' or '..' component")
         if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
             raise BadPath("path component too long")
-        if part.startswith(TEMP_PREFIX):
+        if is_ignored(part):
             raise BadPath("reserved name")
     return path
 
 
 def is_ignored(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX)
+    """Whether a file name is one of this appliance's temporary files."""
+    return name.startswith(_IGNORED_PREFIXES)
 
 
 def local_path(root: str | Path, relative: str) -> Path:

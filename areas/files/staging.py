@@ -21,7 +21,7 @@ import blake3
 import areas.files.syscalls as syscalls
 from areas.files.chunking import ChunkRef, chunk_hash
 from areas.files.durable import sync_filesystem
-from areas.files.paths import TEMP_PREFIX
+from areas.files.paths import TEMP_PREFIX, is_ignored
 from areas.files.writers import content_writer
 
 if TYPE_CHECKING:
@@ -326,5 +326,5 @@ def clean_temporary_files(root: Path) -> None:
     """Remove what an interrupted write left behind (never visible under a real name)."""
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            if name.startswith(TEMP_PREFIX):
+            if is_ignored(name):
                 Path(dirpath, name).unlink(missing_ok=True)

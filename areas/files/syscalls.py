@@ -224,3 +224,15 @@ def inotify_add_watch(fd: int, directory: str, mask: int) -> int:
 
 def inotify_rm_watch(fd: int, wd: int) -> None:
     _releasing.inotify_rm_watch(fd, wd)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int) -> bool:
+    """Have the kernel send `sig` to this process when the thread that started it ends.
+
+    For helper processes that must not outlive a parent killed outright (no cleanup runs
+    then). Whether the kernel took it (Linux only)."""
+    prctl = getattr(_releasing, "prctl", None)
+    return prctl is not None and prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(sig)) == 0

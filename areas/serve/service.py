@@ -4,6 +4,7 @@ import asyncio
 import logging
 from typing import Any
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from areas.models import ConsensusRun, PeerArea
@@ -13,6 +14,8 @@ from peers.daemon import Connection, db
 from peers.wire import BufferPool
 
 log = logging.getLogger(__name__)
+# How often peerd looks for pending runs whose task may have been lost.
+REQUEUE_EVERY = 60.0
 
 
 class AreaService:
@@ -22,6 +25,7 @@ class AreaService:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.watcher: Watcher | None = None
         self._watching: asyncio.Task | None = None
+        self._requeuing: asyncio.Task | None = None
 
     async def start(self, daemon) -> None:
         self.loop = asyncio.get_running_loop()
@@ -29,10 +33,22 @@ class AreaService:
         await db(ConsensusRun.objects.abandon_interrupted, True)
         self.watcher = Watcher(daemon)
         self._watching = asyncio.create_task(self.watcher.run())
+        self._requeuing = asyncio.create_task(self._requeue_lost_runs())
+
+    async def _requeue_lost_runs(self) -> None:
+        """A run whose task was lost (the broker down when it was sent) is sent again: no
+        area and peer stay held by a pending run that nothing will take."""
+        while True:
+            await asyncio.sleep(REQUEUE_EVERY)
+            try:
+                await db(ConsensusRun.objects.requeue_pending, True)
+            except DatabaseError:
+                pass  # the database is away: the next round tries again
 
     async def stop(self) -> None:
-        if self._watching is not None:
-            self._watching.cancel()
+        for task in (self._watching, self._requeuing):
+            if task is not None:
+                task.cancel()
 
     async def handle(self, daemon, conn: Connection, op: str, args: dict) -> Any:
         return await handle(daemon, conn, op, args)

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from areas.files import TEMP_PREFIX
 from tests.appliance import REALIZE, wait_for
 from tests.household import make_household
 
@@ -59,7 +60,7 @@ def test_sigkill_mid_transfer_leaves_no_partial_file(pair):
         def writing():
             # Incoming files are written in beta's home (the area is on the same filesystem).
             sizes = []
-            for p in (beta.home / "staging").glob("*/.realize-tmp-*"):
+            for p in (beta.home / "staging").glob(f"*/{TEMP_PREFIX}*"):
                 try:
                     sizes.append(p.stat().st_size)
                 except FileNotFoundError:

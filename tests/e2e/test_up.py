@@ -70,6 +70,50 @@ def test_a_crashed_process_is_restarted(appliances):
     assert not any(alive(pid) for pid in after.values())
 
 
+def group(pgid: int) -> list[int]:
+    """The live processes of process group `pgid` (what `realize up` started as one program)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                state, _ppid, group_id = stat.read().rpartition(") ")[2].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group_id) == pgid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def test_a_killed_peerd_leaves_no_process_behind(appliances):
+    """peerd's hashing processes and multiprocessing's resource tracker end with it, even
+    when it is killed outright and cleans nothing up, so kills do not pile up processes."""
+    from areas.files import hashing
+
+    alpha = appliances("alpha").up()
+    killed: list[int] = []
+    helpers = 2 + hashing.WORKERS  # peerd, its hashing processes, the resource tracker
+    try:
+        for kill in range(2):
+            peerd = child_pids(alpha)["peerd"]
+            wait_for(lambda p=peerd: len(group(p)) >= helpers, "peerd's hashing processes")
+            os.kill(peerd, signal.SIGKILL)
+            killed.append(peerd)
+
+            def restarted(old=peerd):
+                pid = alpha.up_state()["programs"]["peerd"]["pid"]
+                return pid and pid != old
+
+            wait_for(restarted, "peerd to be restarted")
+            wait_for(lambda p=peerd: not group(p), f"what peerd left at kill {kill + 1} to end", 30)
+        assert alpha.stop() == 0
+    finally:
+        for pgid in killed:  # what a failure left is not left for good
+            for pid in group(pgid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_one_up_per_instance(appliances):
     alpha = appliances("alpha").up()
     second = alpha.run("up", "--no-mount", "--web", "127.0.0.1:1", check=False)

@@ -39,6 +39,8 @@ class Command(BaseCommand):
         areas_cli.register(commands)
         peerd.register(commands)
         up_cli.register(commands)
+        # `realize status`: the household's state (peers), then the areas'.
+        commands.choices["status"].set_defaults(run=areas_cli.run_status)
 
     def handle(self, *args, **options) -> None:
         try:

@@ -224,3 +224,69 @@ async def test_runs_and_new_areas_reach_the_dashboard(tmp_path):
     )
     await dashboard.disconnect()
     await database_sync_to_async(connections.close_all)()
+
+
+# Input the system cannot take: a message, never a 500.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("relative/dir", "The path must be absolute (start with /): relative/dir."),
+        ("{tmp}/" + "x" * 300, "The path or one of its names is too long."),
+        ("{tmp}/" + "x" * 300 + "/inner", "The path or one of its names is too long."),
+    ],
+)
+def test_a_path_the_system_cannot_take_is_a_form_error(admin_client, tmp_path, path, message):
+    form = {"name": "new", "path": path.format(tmp=tmp_path), "mode": "real"}
+    response = admin_client.post(reverse("areas"), form)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Area.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_url_no_area_can_have_is_not_found(admin_client, docs):
+    assert admin_client.get("/areas/%00/").status_code == 404
+    assert admin_client.post("/areas/%00/consensus/").status_code == 404
+    assert admin_client.get("/areas/" + "d" * 300 + "/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_area_page_shows_a_failure_until_a_run_with_that_peer_succeeds(admin_client, docs):
+    now = timezone.now()
+    earlier = now - timezone.timedelta(minutes=5)
+    for peer_name, runs in {
+        "beta": [("done", earlier, ""), ("failed", now, "[Errno 28] No space left on device")],
+        "gamma": [("failed", earlier, "gamma went away"), ("done", now, "")],
+    }.items():
+        for status, at, error in runs:
+            ConsensusRun.objects.create(
+                area=docs, peer_name=peer_name, status=status, finished_at=at, error=error
+            )
+    ConsensusRun.objects.create(area=docs, peer_name="beta", status="pending")  # not an end
+
+    html = admin_client.get(reverse("area", args=["docs"])).content.decode()
+    assert 'data-failing="beta"' in html and 'data-failing="gamma"' not in html
+    assert "The last consensus with beta failed at" in html
+    assert "No space left on device" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_when_the_broker_is_down_says_so_and_keeps_the_run(
+    admin_client, docs, peerd, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+
+    class Down:
+        def send_task(self, *args, **kwargs):
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("areas.models.current_app", Down())
+    peer("beta")
+    peerd({"beta": ["docs"]})
+    response = admin_client.post(reverse("area_consensus", args=["docs"]))
+    page = messages_after(admin_client, response)
+    assert "Consensus with beta could not be queued: the broker (Redis) is unreachable" in page
+    assert ConsensusRun.objects.get().status == "pending"  # sent again by the next request

@@ -152,3 +152,48 @@ def test_a_small_file_turned_into_a_pipe_does_not_stop_the_scan(tmp_path):
     path.unlink()
     os.mkfifo(path)
     assert hashing.hash_small(walked) is None
+
+
+def test_the_hashing_processes_die_with_a_process_killed_outright():
+    """A process killed with SIGKILL cleans nothing up: its hashing processes (and with them
+    multiprocessing's resource tracker) must not live on, holding memory, one set per kill."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys, multiprocessing.resource_tracker as tracker\n"
+        "from areas.files import hashing\n"
+        "hashing.use_processes()\n"
+        "pids = [*hashing._processes.get()._processes, tracker._resource_tracker._pid]\n"
+        "print(*pids, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[3],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    helpers = [int(pid) for pid in parent.stdout.readline().split()]
+    try:
+        assert len(helpers) == hashing.WORKERS + 1 and all(map(_alive, helpers))
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: not any(map(_alive, helpers)), "the hashing processes to end", 30)
+    finally:
+        for pid in helpers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.stdin.close()
+        parent.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, reaped by nobody here, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(") ")[2][:1] != "Z"
+    except FileNotFoundError:
+        return False

@@ -41,3 +41,25 @@ def test_on_another_filesystem_files_are_written_beside_their_place(tmp_path):
         assert list(area.iterdir()) == []
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_files_being_written_in_an_area_are_named_for_people_and_hidden(tmp_path):
+    """A file staged beside its place (an area on another filesystem than the home) is seen
+    by whoever looks at the area: its name says what it is. The scanner, the watcher and
+    peers leave it alone, and what earlier releases named `.realize-tmp-*` too."""
+    from areas.files import check_relative_path, clean_temporary_files, is_ignored
+    from areas.files.paths import BadPath
+    from areas.files.staging import temporary_name
+    from areas.index.scanner import walk
+
+    name = os.path.basename(temporary_name(tmp_path))
+    assert name.startswith(".realize-partial-") and name == f"{TEMP_PREFIX}{name[17:]}"
+    for hidden in (name, ".realize-tmp-0123abcd-1"):
+        assert is_ignored(hidden)
+        with pytest.raises(BadPath):
+            check_relative_path(f"photos/{hidden}")
+        (tmp_path / hidden).write_bytes(b"half a file")
+    (tmp_path / "notes.txt").write_bytes(b"whole")
+    assert [rel for rel, _full, _st in walk(tmp_path)] == ["notes.txt"]
+    clean_temporary_files(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
