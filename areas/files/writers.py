@@ -127,6 +127,10 @@ class DirectWriter:
                 self._write(WRITE_BYTES)
 
     def finish(self) -> None:
+        """Write what is left and give the buffer back; once only, even when writing fails
+        (a full disk), so a second call does nothing."""
+        if self.buffer is None:
+            return
         try:
             if self.filled:
                 end = self.offset + self.filled
@@ -137,6 +141,7 @@ class DirectWriter:
         finally:
             self.view.release()
             _buffers.give(self.buffer)
+            self.buffer = None
 
     def _write(self, length: int) -> None:
         """Write the buffer's first `length` bytes (filled content, then padding) at the offset."""

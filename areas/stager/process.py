@@ -108,8 +108,11 @@ class Stager:
         while (job := self.finishing.get()) is not None:
             if self.over:  # the worker is gone: nobody would take it
                 self._fail(job, "the worker stopped")
-            else:
+                continue
+            try:
                 self._finish(job)
+            except Exception as exc:  # noqa: BLE001 - the worker waits for an answer to each job
+                self._fail(job, f"staging failed: {exc}", kind="os")
 
     def _take_messages(self, block: bool) -> None:
         while not self.over:
@@ -216,8 +219,8 @@ class Stager:
 
     def _finish(self, job: Job) -> None:
         try:
-            job.writer.finish()
-            job.writer = None
+            writer, job.writer = job.writer, None  # finished once, even if this fails
+            writer.finish()
             if job.hasher.digest() != job.blob:
                 raise JobFailed("what the peer sent does not match its hash")
             device = seal_staged(job.fd, job.mode, job.mtime_ns)

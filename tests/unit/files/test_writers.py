@@ -76,3 +76,33 @@ def test_a_refused_direct_write_falls_back(tmp_path, monkeypatch):
     _write(tmp_path / "file", [data])
     assert refused == [0]
     assert (tmp_path / "file").read_bytes() == data
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB filesystem of its own (tmpfs), to fill."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_fails_the_write_once_and_gives_the_buffer_back_once(small_disk):
+    """The stager finishes a failed job's writer again as it cleans up: that must do nothing
+    (it once raised, killing the stager's finishing thread, and gave a buffer back twice)."""
+    fd = os.open(small_disk / "big", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        writer = writers.content_writer(fd, 3 * 1024 * 1024)
+        with pytest.raises(OSError) as failed:
+            writer.add(os.urandom(3 * 1024 * 1024))
+            writer.finish()
+        assert failed.value.errno == 28  # ENOSPC
+        writer.finish()  # again, as a cleanup does: nothing happens
+    finally:
+        os.close(fd)
