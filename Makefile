@@ -3,6 +3,8 @@
 #   make test   set up (with the test tools: Chromium, Playwright, ruff, import-linter),
 #               check the code's layers, and run every test
 #   make bench  set up and run the benchmarks
+#   make faults set up (as for test) and run the fault suite in full (tests/faults: ten
+#               tries of each fault); its table goes to faults-report.md
 
 VENV   := .venv
 REALIZE := $(VENV)/bin/realize
@@ -14,7 +16,7 @@ export REALIZE_HOME ?= $(HOME)/.realize
 export DATABASE_URL ?= postgresql:///realize
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test bench lint setup setup-test
+.PHONY: run test bench faults lint setup setup-test
 
 setup:
 	@scripts/bootstrap.sh
@@ -32,6 +34,10 @@ lint: setup-test
 
 test: setup-test lint
 	$(VENV)/bin/python -m pytest
+
+faults: setup-test
+	REALIZE_FAULT_TRIES=10 REALIZE_FAULT_FULL=1 REALIZE_FAULT_REPORT=faults-report.md \
+		$(VENV)/bin/python -m pytest tests/faults -q -p no:randomly
 
 bench: setup-test
 	$(VENV)/bin/python -m bench $(if $(BENCH_DIR),--dir $(BENCH_DIR))
