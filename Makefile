@@ -37,7 +37,7 @@ test: setup-test lint
 
 faults: setup-test
 	REALIZE_FAULT_TRIES=10 REALIZE_FAULT_FULL=1 REALIZE_FAULT_REPORT=faults-report.md \
-		$(VENV)/bin/python -m pytest tests/faults -q -p no:randomly
+		$(VENV)/bin/python -m pytest tests/faults -q -p no:randomly --timeout 3600
 
 bench: setup-test
 	$(VENV)/bin/python -m bench $(if $(BENCH_DIR),--dir $(BENCH_DIR))

@@ -200,9 +200,9 @@ def _put(
     if (change.mtime_ns, change.origin) > (mine.mtime_ns, mine.origin):
         copy = conflict_copy_path(path, mine.origin or local_key, mine.mtime_ns)
         return [Step(Do.THEIRS_WIN, path, copy=copy, conflict=THEIRS_NEWER, kept=current, own=own)]
-    copy = conflict_copy_path(path, change.origin, change.mtime_ns)
-    held = _live(here, copy)
-    if held is not None and held.blob == change.blob:
+    # Never over another version that has the copy's name (one edited since, say).
+    copy = _free(here, conflict_copy_path(path, change.origin, change.mtime_ns), change.blob)
+    if _live(here, copy) is not None:
         return []  # that copy is made already
     return [Step(Do.MINE_WIN, path, copy=copy, conflict=MINE_NEWER, kept=current, own=own)]
 
