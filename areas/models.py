@@ -135,14 +135,15 @@ class Entry(models.Model):
     ctime_ns = models.BigIntegerField(default=0)
     # The peer (public key) whose change put this version here.
     origin = models.BinaryField(max_length=32, default=b"")
-    # The identity of the last change recorded at this path (its origin peer, its number
-    # there; 0: not known). A snapshot sends it, so a peer that applied it skips it.
-    change_origin = models.BinaryField(max_length=32, default=b"", db_default=b"")
-    change_seq = models.BigIntegerField(default=0, db_default=0)
-    # Where the content last moved from this path went (a rename, a conflict copy).
-    moved_to = models.CharField(max_length=4096, blank=True, default="", db_default="")
-    # The content this version (or the deleted one) replaced here: an older version.
-    base_hash = models.BinaryField(max_length=32, null=True)
+    # What this version or tombstone descends from (areas.index.versions, areas.pull.rules):
+    # the version vector of the change that made it; every change of the path decided here
+    # (empty: the same); a tombstone's deleted content's; and the stamp conflicts weigh.
+    version = models.BinaryField(default=b"", db_default=b"")
+    known = models.BinaryField(default=b"", db_default=b"")
+    deleted_version = models.BinaryField(default=b"", db_default=b"")
+    stamp = models.BinaryField(default=b"", db_default=b"")
+    # Made by a move: the new path of a rename, or the tombstone of its old one.
+    moved = models.BooleanField(default=False, db_default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -191,9 +192,16 @@ class HistoryEvent(models.Model):
     # The change's identity: the peer it started on (public key), its number there.
     origin = models.BinaryField(max_length=32)
     origin_seq = models.BigIntegerField()
-    # Identities of earlier changes folded into this one (areas.pull.applier.collapse), so
-    # they travel on: each a 32-byte origin and an 8-byte number (areas.index.wire).
-    also = models.BinaryField(null=True)
+    # The version vectors (areas.index.versions) the change gave its path and a rename its
+    # source, and that of the content a delete or a rename took away; the stamps of the
+    # path and of a rename's source.
+    version = models.BinaryField(null=True)
+    old_version = models.BinaryField(null=True)
+    base_version = models.BinaryField(null=True)
+    stamp = models.BinaryField(null=True)
+    old_stamp = models.BinaryField(null=True)
+    # A part of a peer's rename, recorded alone (its delete, or its put).
+    moved = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -553,36 +561,3 @@ def finished_notices() -> Iterator[Callable[[float], bool]]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"UNLISTEN {FINISHED_CHANNEL}")
-
-
-class SeenChange(models.Model):
-    """A change this peer has applied or made, by identity: its origin peer and number there.
-
-    The same change arriving again through another peer is recognised and skipped."""
-
-    area = models.ForeignKey(
-        Area, on_delete=models.CASCADE, related_name="seen", db_index=False, db_constraint=False
-    )  # indexed by the unique (area, origin, origin_seq) index; no constraint (see Blob)
-    origin = models.BinaryField(max_length=32)
-    origin_seq = models.BigIntegerField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["area", "origin", "origin_seq"], name="seenchange")
-        ]
-
-
-class SeenPrefix(models.Model):
-    """Every change of `origin` up to `upto` is known here: what an applied snapshot reflected.
-
-    A snapshot carries only the last change of each path; the earlier changes it folded in
-    are recognised by this, so they are not applied late over later ones."""
-
-    area = models.ForeignKey(
-        Area, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )  # indexed by the unique (area, origin) index; no constraint (see Blob)
-    origin = models.BinaryField(max_length=32)
-    upto = models.BigIntegerField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["area", "origin"], name="seenprefix")]

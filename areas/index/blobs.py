@@ -13,7 +13,7 @@ from areas.models import Blob, BlobChunk, Entry
 
 ENTRY_FIELDS = [
     "area", "path", "blob_hash", "size", "mtime_ns", "mode", "inode", "ctime_ns", "origin",
-    "updated_at",
+    "version", "known", "stamp", "moved", "updated_at",
 ]  # fmt: skip
 
 
@@ -85,7 +85,10 @@ def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
 
 
 # The fields of a row of entry_row, after the area.
-FRESH_FIELDS = ["path", "blob_hash", "size", "mtime_ns", "mode", "inode", "ctime_ns", "origin"]
+FRESH_FIELDS = [
+    "path", "blob_hash", "size", "mtime_ns", "mode", "inode", "ctime_ns", "origin", "version",
+    "known", "stamp", "moved",
+]  # fmt: skip
 
 
 def entry_values(e: Entry) -> tuple:
@@ -100,11 +103,17 @@ def entry_values(e: Entry) -> tuple:
         e.inode,
         e.ctime_ns,
         e.origin,
+        e.version,
+        e.known,
+        e.stamp,
+        e.moved,
     )
 
 
 def entry_row(area_id: int, path: str, blob: bytes, st: os.stat_result, origin: bytes) -> tuple:
-    """A new entry's row for insert_entry_rows: a file as indexed now."""
+    """A new entry's row for insert_entry_rows: a file as indexed now. Its version, known,
+    stamp and moved (the last four) come from the history (areas.index.history.append), or
+    the applier for a peer's change."""
     return (
         area_id,
         path,
@@ -115,6 +124,10 @@ def entry_row(area_id: int, path: str, blob: bytes, st: os.stat_result, origin: 
         st.st_ino,
         st.st_ctime_ns,
         origin,
+        b"",
+        b"",
+        b"",
+        False,
     )
 
 

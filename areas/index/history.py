@@ -3,19 +3,30 @@
 Peers read it from their cursor on; events every sharing peer has applied are trimmed.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from areas.index.identities import pack_identities
 from areas.index.sql import copy_rows, execute, rows
-from areas.models import Area, HistoryEvent, PeerArea, SeenChange, SeenPrefix
+from areas.index.versions import (
+    NO_STAMP,
+    Stamp,
+    Vector,
+    bump,
+    merge,
+    pack,
+    pack_stamp,
+    unpack,
+    unpack_stamp,
+)
+from areas.models import Area, HistoryEvent, PeerArea
 
 EVENT_FIELDS = [
     "area", "seq", "kind", "path", "old_path", "blob_hash", "base_hash",
-    "size", "mtime_ns", "mode", "origin", "origin_seq", "created_at", "also",
+    "size", "mtime_ns", "mode", "origin", "origin_seq", "created_at", "version",
+    "old_version", "base_version", "stamp", "old_stamp", "moved",
 ]  # fmt: skip
 
 Kind = HistoryEvent.Kind
@@ -34,12 +45,23 @@ class Change:
     # The change's identity when it came from a peer; None for a change made here.
     origin: bytes | None = None
     origin_seq: int | None = None
-    # Identities of earlier changes folded into it (see areas.pull.applier.collapse).
-    also: tuple[tuple[bytes, int], ...] = ()
+    # A peer's change: what it carried (areas.index.wire.RemoteEvent). A change made here
+    # gets its own from the path (see append), but for a conflict copy's, given here: every
+    # peer that makes the same copy gives it the same.
+    version: Vector = ()
+    old_version: Vector = ()
+    base_version: Vector = ()
+    stamp: Stamp = NO_STAMP
+    old_stamp: Stamp = NO_STAMP
+    # A part of a peer's rename, recorded alone.
+    moved: bool = False
 
 
 def append(area: Area, changes: list[Change], local_key: bytes) -> None:
-    """Give the changes the area's next sequence numbers and remember them as seen."""
+    """Give the changes the area's next sequence numbers.
+
+    A change made here also moves its paths on (Entry.version and the rest): see _own.
+    A peer's change keeps what it came with; the applier gives the entries theirs."""
     if not changes:
         return
     with transaction.atomic(savepoint=False):
@@ -47,16 +69,17 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
         last = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
         first = last - len(changes) + 1
         now = timezone.now()
+        own = _own(area, [(c, first + i) for i, c in enumerate(changes) if not c.origin], local_key)
         rows = []
         for i, c in enumerate(changes):
-            origin = c.origin or local_key
-            origin_seq = c.origin_seq if c.origin else first + i
+            seq = first + i
             # A rename without its source would be refused by every peer: it is a create.
             kind = Kind.CREATE if c.kind == Kind.RENAME and not c.old_path else c.kind
+            made = own.get(seq, c)
             rows.append(
                 (
                     area.pk,
-                    first + i,
+                    seq,
                     kind,
                     c.path,
                     c.old_path,
@@ -65,41 +88,98 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
                     c.size,
                     c.mtime_ns,
                     c.mode,
-                    origin,
-                    origin_seq,
+                    c.origin or local_key,
+                    c.origin_seq if c.origin else seq,
                     now,
-                    pack_identities(c.also) if c.origin else None,
+                    pack(made.version),
+                    pack(made.old_version) if kind == Kind.RENAME else None,
+                    pack(made.base_version) or None,
+                    pack_stamp(made.stamp) or None,
+                    pack_stamp(made.old_stamp) if kind == Kind.RENAME else None,
+                    c.moved and kind != Kind.RENAME,
                 )
             )
         copy_rows(HistoryEvent, EVENT_FIELDS, rows)
-        _mark_entries(area, rows)
-        # A change made here is known as seen by its origin (see seen): no row for it.
-        mark_seen(area, [(r[10], r[11]) for c, r in zip(changes, rows, strict=True) if c.origin])
         area.history_seq = last
 
 
-def _mark_entries(area: Area, rows: list[tuple]) -> None:
-    """Give each path these changes touched the identity of the last one (Entry.change_seq).
+@dataclass
+class _Path:
+    version: Vector
+    known: Vector
+    stamp: Stamp
+    moved: bool = False
 
-    A rename marks its source too, with where its content went. A put records
-    the content it replaced: a version older than this one (Entry.base_hash)."""
-    last: dict[str, tuple[bytes, int, str, bytes | None, bool]] = {}
-    for row in rows:
-        kind, path, old_path, blob, base = row[2], row[3], row[4], row[5], row[6]
-        origin, origin_seq = row[10], row[11]
-        if kind == Kind.RENAME and old_path:
-            last[old_path] = (origin, origin_seq, path, None, False)
-        last[path] = (origin, origin_seq, "", base, blob is not None)
-    marks = list(zip(*last.values(), strict=True)) if last else [[]] * 5
+
+def _own(area: Area, own: list[tuple[Change, int]], local_key: bytes) -> dict[int, Change]:
+    """What changes made here give their paths, saved on the entries (seq -> the change
+    with its versions).
+
+    Each change's version includes every change of the path decided here, and its own
+    number; a delete's and a rename's source remember the version they took away. A
+    path's stamp is the strongest content it ever had: its own, a renamed file's."""
+    paths = {p for c, _ in own for p in (c.path, c.old_path) if p}
+    if not paths:
+        return {}
+    state = {
+        path: _Path(unpack(v), unpack(k) or unpack(v), unpack_stamp(st))
+        for path, v, k, st in rows(
+            "SELECT path, version, known, stamp FROM areas_entry"
+            " WHERE area_id = %s AND path = ANY(%s)",
+            [area.pk, list(paths)],
+        )
+    }
+    empty = _Path((), (), NO_STAMP)
+    deleted: dict[str, Vector] = {}
+    found = {}
+    for c, seq in own:
+        target = state.get(c.path, empty)
+        base_version = ()
+        if c.kind == Kind.DELETE:
+            base_version = deleted[c.path] = target.version
+            state[c.path] = _bumped(target, local_key, seq, target.stamp)
+        elif c.version:  # a conflict copy
+            state[c.path] = _Path(c.version, merge(target.known, c.version), c.stamp)
+        else:
+            stamp = max(target.stamp, (c.mtime_ns, c.blob_hash or b""))
+            if c.old_path:
+                # The moved file's history joins the new path's (its stamp is the
+                # stronger); the source's tombstone keeps its own (old_stamp).
+                source = state.get(c.old_path, empty)
+                base_version = deleted[c.old_path] = source.version
+                stamp = max(stamp, source.stamp)
+                state[c.old_path] = _bumped(source, local_key, seq, source.stamp)
+            state[c.path] = _bumped(target, local_key, seq, stamp)
+            if c.old_path:
+                state[c.path].moved = state[c.old_path].moved = True
+        old = state[c.old_path] if c.old_path else empty
+        found[seq] = replace(c, version=state[c.path].version, old_version=old.version,
+                             base_version=base_version, stamp=state[c.path].stamp,
+                             old_stamp=old.stamp)  # fmt: skip
     execute(
-        "UPDATE areas_entry e SET change_origin = u.origin, change_seq = u.origin_seq,"
-        " moved_to = CASE WHEN u.moved_to <> '' THEN u.moved_to ELSE e.moved_to END,"
-        " base_hash = CASE WHEN u.put THEN u.base ELSE e.base_hash END"
-        " FROM unnest(%b::text[], %b::bytea[], %b::bigint[], %b::text[], %b::bytea[],"
-        " %b::bool[]) AS u(path, origin, origin_seq, moved_to, base, put)"
+        "UPDATE areas_entry e SET version = u.version, known = u.known, stamp = u.stamp,"
+        " moved = u.moved,"
+        " deleted_version = CASE WHEN u.gone THEN u.deleted ELSE e.deleted_version END"
+        " FROM unnest(%b::text[], %b::bytea[], %b::bytea[], %b::bytea[], %b::bool[],"
+        " %b::bool[], %b::bytea[]) AS u(path, version, known, stamp, moved, gone, deleted)"
         " WHERE e.area_id = %s AND e.path = u.path",
-        [list(last), *[list(m) for m in marks], area.pk],
+        [
+            list(state),
+            [pack(p.version) for p in state.values()],
+            [pack(p.known) if p.known != p.version else b"" for p in state.values()],
+            [pack_stamp(p.stamp) for p in state.values()],
+            [p.moved for p in state.values()],
+            [path in deleted for path in state],
+            [pack(deleted.get(path, ())) for path in state],
+            area.pk,
+        ],
     )
+    return found
+
+
+def _bumped(path: _Path, local_key: bytes, seq: int, stamp: Stamp) -> _Path:
+    version = bump(path.known, local_key, seq)
+    return _Path(version, version, stamp)
 
 
 def floor(area: Area) -> int:
@@ -115,49 +195,3 @@ def trim(area: Area) -> int:
         return 0
     deleted, _ = HistoryEvent.objects.filter(area=area, seq__lte=min(acks)).delete()
     return deleted
-
-
-def seen(area: Area, ids: list[tuple[bytes, int]], local_key: bytes) -> set[tuple[bytes, int]]:
-    """Which of these change identities this peer has already applied or made.
-
-    Its own changes (origin `local_key`) have no seen rows: they are all seen."""
-    made = {(o, n) for o, n in ids if o == local_key}
-    prefixes = {
-        bytes(o): upto for o, upto in SeenPrefix.objects.filter(area=area).values_list(
-            "origin", "upto")
-    }  # fmt: skip
-    made |= {(o, n) for o, n in ids if n <= prefixes.get(o, 0)}
-    ids = [i for i in ids if i not in made]
-    if not ids:
-        return made
-    found = rows(
-        "SELECT s.origin, s.origin_seq FROM areas_seenchange s"
-        " JOIN unnest(%b::bytea[], %b::bigint[]) AS i(origin, origin_seq)"
-        " ON s.origin = i.origin AND s.origin_seq = i.origin_seq WHERE s.area_id = %s",
-        [[o for o, _ in ids], [n for _, n in ids], area.pk],
-    )
-    return made | {(bytes(o), n) for o, n in found}
-
-
-def mark_seen(area: Area, ids: list[tuple[bytes, int]]) -> None:
-    copy_rows(
-        SeenChange,
-        ["area", "origin", "origin_seq"],
-        ((area.pk, o, n) for o, n in ids),
-        ignore_conflicts=True,
-    )
-
-
-def mark_prefixes(area: Area, events) -> None:
-    """After a snapshot is applied, whole: each origin's changes up to the latest it carried
-    are known here (SeenPrefix)."""
-    latest: dict[bytes, int] = {}
-    for e in events:
-        if e.origin_seq > latest.get(e.origin, 0):
-            latest[e.origin] = e.origin_seq
-    for origin, upto in latest.items():
-        found, made = SeenPrefix.objects.get_or_create(
-            area=area, origin=origin, defaults={"upto": upto}
-        )
-        if not made and found.upto < upto:
-            SeenPrefix.objects.filter(pk=found.pk, upto__lt=upto).update(upto=upto)

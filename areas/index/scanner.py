@@ -246,8 +246,9 @@ class _Recorder:
     def record_deletes(self) -> None:
         changes = []
         for path, entry in sorted(self.gone.items()):
+            # With the deleted file's time: a change made apart is weighed against it.
             changes.append(
-                Change(Kind.DELETE, path, blob_hash=None, base_hash=bytes(entry.blob_hash))
+                Change(Kind.DELETE, path, None, bytes(entry.blob_hash), 0, entry.mtime_ns)
             )
             entry.bury()
         self._save(changes, [], list(self.gone.values()))

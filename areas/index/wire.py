@@ -4,7 +4,15 @@ from dataclasses import dataclass
 
 from areas.files import MAX_SIZE, ChunkRef, check_relative_path
 from areas.index.history import Kind
-from areas.index.identities import MAX_ALSO, unpack_identities
+from areas.index.versions import (
+    MAX_ITEMS,
+    NO_STAMP,
+    Stamp,
+    Vector,
+    unpack,
+    unpack_stamp,
+    vector,
+)
 from areas.models import Entry
 
 HASH_BYTES = 32
@@ -30,16 +38,30 @@ class RemoteEvent:
     mode: int
     origin: bytes
     origin_seq: int
-    # Identities of earlier changes of the path folded into this one (areas.pull.applier.collapse).
-    also: tuple[tuple[bytes, int], ...] = ()
+    # The version the change gives its path, and a rename its source (areas.index.versions).
+    version: Vector = ()
+    old_version: Vector = ()
+    # A snapshot's: every change of the path its peer had decided (() : the version's).
+    known: Vector = ()
+    # A delete's or a rename's: the version of the content it deleted or moved.
+    base_version: Vector = ()
+    # The strongest content (modification time, hash) the path had in the history of this
+    # version: what a conflict weighs (areas.pull.rules).
+    stamp: Stamp = NO_STAMP
+    # A rename's: the stamp its source had (its tombstone keeps it).
+    old_stamp: Stamp = NO_STAMP
+    # Made by a move: a part of a rename, relayed; a snapshot's state a rename made.
+    moved: bool = False
     # From a snapshot (the peer's history was trimmed): the state of a path, not a change.
     snapshot: bool = False
 
 
 def event_row_to_wire(row: tuple) -> dict:
     """A history event from its row (seq, kind, path, old_path, blob_hash, base_hash, size,
-    mtime_ns, mode, origin, origin_seq, also)."""
-    seq, kind, path, old_path, blob, base, size, mtime_ns, mode, origin, origin_seq, also = row
+    mtime_ns, mode, origin, origin_seq, version, old_version, base_version, stamp, old_stamp,
+    moved)."""
+    seq, kind, path, old_path, blob, base, size, mtime_ns, mode, origin, origin_seq = row[:11]
+    version, old_version, base_version, stamp, old_stamp, moved = row[11:]
     if kind == Kind.RENAME and not old_path:
         kind = Kind.CREATE  # recorded so by an earlier version: sent as peers accept it
     return {
@@ -54,17 +76,25 @@ def event_row_to_wire(row: tuple) -> dict:
         "mode": mode,
         "origin": bytes(origin),
         "origin_seq": origin_seq,
-        "also": [[o, n] for o, n in unpack_identities(also)],
+        "version": _vector_to_wire(unpack(version)),
+        "old_version": _vector_to_wire(unpack(old_version)) if kind == Kind.RENAME else [],
+        "base_version": _vector_to_wire(unpack(base_version)),
+        "stamp": list(unpack_stamp(stamp)),
+        "old_stamp": list(unpack_stamp(old_stamp)),
+        "moved": bool(moved),
     }
+
+
+def _vector_to_wire(v: Vector) -> list[list]:
+    return [[origin, number] for origin, number in v]
 
 
 def entry_to_wire(entry: Entry, seq: int) -> dict:
     """An entry as a snapshot event: a create of its content, or a tombstone's delete.
 
-    It carries the identity of the last change of the path, so a peer that applied that
-    change skips it: a version it deleted since does not come back."""
+    It carries the path's version, so a peer whose version includes it skips it: a
+    version it deleted since does not come back."""
     deleted = entry.blob_hash is None
-    known = entry.change_seq > 0
     return {
         "seq": seq,
         "kind": Kind.DELETE if deleted else Kind.CREATE,
@@ -75,8 +105,13 @@ def entry_to_wire(entry: Entry, seq: int) -> dict:
         "size": 0 if deleted else entry.size,
         "mtime_ns": entry.mtime_ns,
         "mode": entry.mode,
-        "origin": bytes(entry.change_origin) if known else bytes(entry.origin),
-        "origin_seq": entry.change_seq if known else 0,  # 0: not known
+        "origin": bytes(entry.origin),
+        "origin_seq": 0,  # a state, not a change
+        "version": _vector_to_wire(unpack(entry.version)),
+        "known": _vector_to_wire(unpack(entry.known)),
+        "base_version": _vector_to_wire(unpack(entry.deleted_version)) if deleted else [],
+        "stamp": list(unpack_stamp(entry.stamp)),
+        "moved": entry.moved,
     }
 
 
@@ -121,20 +156,42 @@ def event_from_wire(data, snapshot: bool = False) -> RemoteEvent:
         mode=_int(data.get("mode"), "mode", 0, 0o7777),
         origin=_hash(data.get("origin"), "origin", optional=False),
         origin_seq=_int(data.get("origin_seq"), "origin sequence number", 0, 1 << 62),
-        also=_identities(data.get("also", [])),
+        version=_vector(data.get("version")),
+        old_version=_vector(data.get("old_version")) if kind == Kind.RENAME else (),
+        known=_vector(data.get("known", []), optional=True),
+        base_version=_vector(data.get("base_version", []), optional=True),
+        stamp=_stamp(data.get("stamp", [0, b""])),
+        old_stamp=_stamp(data.get("old_stamp", [0, b""])),
+        moved=_bool(data.get("moved", False), "moved"),
         snapshot=snapshot,
     )
 
 
-def _identities(data) -> tuple[tuple[bytes, int], ...]:
-    if not isinstance(data, list) or len(data) > MAX_ALSO:
-        raise BadData("bad folded identities")
+def _vector(data, optional: bool = False) -> Vector:
+    """A version vector: a change without one could never be told from a late copy."""
+    if not isinstance(data, list) or not (0 if optional else 1) <= len(data) <= MAX_ITEMS:
+        raise BadData("bad version")
     found = []
     for item in data:
         if not isinstance(item, list) or len(item) != 2:
-            raise BadData("bad folded identity")
-        found.append((_hash(item[0], "origin", False), _int(item[1], "origin number", 1, 1 << 62)))
-    return tuple(found)
+            raise BadData("bad version item")
+        found.append((_hash(item[0], "origin", False), _int(item[1], "version number", 1, 1 << 62)))
+    return vector(found)
+
+
+def _bool(value, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise BadData(f"bad {what}")
+    return value
+
+
+def _stamp(data) -> Stamp:
+    if not isinstance(data, list) or len(data) != 2:
+        raise BadData("bad stamp")
+    when, blob = data
+    if blob == b"":
+        return (_int(when, "stamp time", 0, 0), b"")
+    return (_int(when, "stamp time", -(1 << 62), 1 << 62), _hash(blob, "stamp", False))
 
 
 def chunk_list_from_wire(data, size: int, base: list[ChunkRef] | None = None) -> list[ChunkRef]:

@@ -18,6 +18,7 @@ from areas.pull.rules import (
     Version,
     conflict_copy_path,
     decide,
+    news,
 )
 from areas.pull.runs import consensus_now, consensus_report, start_consensus
 
@@ -45,6 +46,7 @@ __all__ = [
     "consensus_report",
     "decide",
     "diff",
+    "news",
     "history_pages",
     "pull_for_peer",
     "run_consensus",

@@ -11,7 +11,7 @@ import logging
 import os
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -41,13 +41,24 @@ from areas.index import (
     entry_values,
     history,
     insert_entry_rows,
+    rows,
     scan_paths,
     stat_fields,
+)
+from areas.index.versions import (
+    NO_STAMP,
+    Stamp,
+    Vector,
+    includes,
+    pack,
+    pack_stamp,
+    unpack,
+    unpack_stamp,
 )
 from areas.models import Area, Conflict, Entry
 from areas.pull.fetch import ChunkFetcher, Unavailable
 from areas.pull.prestage import Outcome
-from areas.pull.rules import Do, Step, Version, decide
+from areas.pull.rules import Deleted, Do, Step, Version, decide, news
 from areas.pull.sourcing import Routed, WindowContent
 from areas.pull.stats import ApplyStats
 
@@ -67,6 +78,11 @@ ENTRY_FIELDS = [
     "inode",
     "mode",
     "origin",
+    "version",
+    "known",
+    "deleted_version",
+    "stamp",
+    "moved",
     "updated_at",
 ]
 
@@ -81,7 +97,37 @@ class _Pending:
     kind: str
     base: bytes | None
     identity: dict
+    state: "_State | None"
     staging: "Future | Outcome | Routed"  # of the Staged file
+
+
+@dataclass(frozen=True)
+class _State:
+    """What a path descends from after a step (Entry.version, known and stamp; a
+    tombstone's deleted content). A change of this peer's own has none: the history gives
+    it its own (areas.index.history.append)."""
+
+    version: Vector
+    known: Vector
+    stamp: Stamp
+    deleted: Deleted | None = None
+    moved: bool = False
+
+    @classmethod
+    def of(cls, step: Step) -> "_State":
+        return cls(step.version, step.known, step.stamp, step.deleted, step.moved)
+
+    def packed(self) -> tuple[bytes, bytes, bytes, bool]:
+        """Entry.version, known (empty: the same), stamp and moved."""
+        known = pack(self.known) if self.known != self.version else b""
+        return pack(self.version), known, pack_stamp(self.stamp), self.moved
+
+    def give(self, entry: Entry) -> None:
+        entry.version, entry.known, entry.stamp, entry.moved = self.packed()
+        if self.deleted is not None:
+            entry.deleted_hash = self.deleted.blob
+            entry.mtime_ns = self.deleted.mtime_ns
+            entry.deleted_version = pack(self.deleted.version)
 
 
 
@@ -106,7 +152,6 @@ class Applier:
         # the window needs them again (most never are; model objects cost).
         self.fresh: dict[str, tuple] = {}
         self.conflicts: list[Conflict] = []
-        self.applied: set[tuple[bytes, int]] = set()
         # Directories whose entries changed: synced before the window is recorded.
         self.dirs: set[str] = set()
         self.pending: dict[str, _Pending] = {}
@@ -138,7 +183,8 @@ class Applier:
 
     # --- decisions --------------------------------------------------------------------------
     def run(self, e: RemoteEvent) -> None:
-        """Apply one change; its identity is recorded once all it wrote is in place."""
+        """Apply one change; it is recorded, and its version kept, once all it wrote is in
+        place. A change that failed is not: the next consensus finds it new again."""
         try:
             self.apply(e)
         except (CorruptContent, Unavailable) as exc:
@@ -146,15 +192,8 @@ class Applier:
         except (OSError, DiskChanged) as exc:
             self.stats.failed(e, getattr(exc, "strerror", None) or str(exc))
             return
-        if id(e) not in self.pending_events:
-            self._applied(e)
         if len(self.pending) >= STAGE_FILES or self.pending_bytes >= STAGE_BYTES:
             self.expose_pending()
-
-    def _applied(self, e: RemoteEvent) -> None:
-        if e.origin_seq:
-            self.applied.add((e.origin, e.origin_seq))
-        self.applied.update(e.also)
 
     def apply(self, event: RemoteEvent, retry: bool = True) -> None:
         try:
@@ -172,49 +211,47 @@ class Applier:
             self.apply(event, retry=False)
 
     def _version(self, path: str) -> Version | None:
-        entry = self._entry(path)
-        if entry is None:
-            return None
-        change = (bytes(entry.change_origin), entry.change_seq)
-        base = bytes(entry.base_hash) if entry.base_hash is not None else None
-        if not entry.exists:
-            if entry.deleted_hash is None:
-                return None
-            blob = bytes(entry.deleted_hash)
-            return Version(blob, gone=True, moved_to=entry.moved_to, base=base, change=change)
-        blob, origin = bytes(entry.blob_hash), bytes(entry.origin)
-        return Version(blob, entry.mode, entry.mtime_ns, origin, base=base, change=change)
+        return _version_of(self._entry(path))
 
     def _carry_out(self, step: Step, e: RemoteEvent) -> None:
-        path, identity = step.path, {} if step.own else self._identity(e)
+        path, state, relayed = step.path, _State.of(step), _relayed(e, step.path)
         if step.do == Do.SET_STATUS:
-            self._set_status(path, self._entry(path), e, identity)
+            self._set_status(path, self._entry(path), e, relayed, state)
         elif step.do == Do.WRITE:
             if step.conflict:
                 self._conflict(path, "", None, e, step.conflict)
-            self._write(path, e, self._entry(path), step.kind, step.base, identity)
+            self._write(path, e, self._entry(path), step.kind, step.base, relayed, state)
         elif step.do == Do.DELETE:
-            self._remove(path, step.base, e, identity)
+            aside = bool(step.copy)
+            if aside:
+                copy = self._move_aside(path, step)
+                self._conflict(path, copy, step.kept, e, step.conflict)
+            self._remove(path, step.base, e, relayed, state, aside)
         elif step.do == Do.MOVE:
             if step.copy:
-                copy = self._move_aside(path, self._entry(path), step.copy)
+                copy = self._move_aside(path, step)
                 self._conflict(path, copy, step.kept, e, step.conflict)
             elif step.conflict:
-                self._conflict(e.path, path, step.kept, e, step.conflict)
-            self._move(e, path, identity)
-        elif step.do == Do.REMEMBER:
-            self._remember(path, step.base, e)
-        elif step.do == Do.KEEP_MINE:
-            self._conflict(path, "", step.kept, e, step.conflict)
+                self._conflict(e.path, path if step.own else "", step.kept, e, step.conflict)
+            self._move(e, step)
+        elif step.do == Do.KEEP:
+            if step.conflict:
+                self._conflict(path, "", step.kept, e, step.conflict)
+            self._keep(path, state, e)
         elif step.do == Do.THEIRS_WIN:
-            copy = self._move_aside(path, self._entry(path), step.copy)
+            entry, kind, base = None, Kind.CREATE, None
+            if step.copy:
+                copy = self._move_aside(path, step)
+            else:  # copied before (and maybe deleted since): replaced
+                copy, entry, kind, base = "", self._entry(path), Kind.OVERWRITE, step.kept
             self._conflict(path, copy, step.kept, e, step.conflict)
-            self._write(path, e, None, Kind.CREATE, None, identity)
+            self._write(path, e, entry, kind, base, relayed, state)
         elif step.do == Do.MINE_WIN:
-            copy_entry = self._entry(step.copy)
             self._conflict(path, step.copy, step.kept, e, step.conflict)
-            # The copy is this peer's making: it carries no identity of the change.
-            self._write(step.copy, e, copy_entry, Kind.CREATE, None, {})
+            # The copy is this peer's making: a change of its own, with the copied version.
+            made = {"version": step.copy_version, "stamp": step.copy_stamp}
+            self._write(step.copy, e, self._entry(step.copy), Kind.CREATE, None, made, None)
+            self._keep(path, state, e)
 
     def load(self, events: list[RemoteEvent]) -> None:
         paths = {p for e in events for p in (e.path, e.old_path) if p}
@@ -242,7 +279,7 @@ class Applier:
         self.dirty[entry.path] = entry
 
     def flush(self) -> None:
-        """Write what the window changed: entries, conflicts, history, applied identities."""
+        """Write what the window changed: entries, conflicts, history."""
         self.expose_pending()
         now = timezone.now()
         new = [e for e in self.dirty.values() if e.pk is None and e.exists]
@@ -258,46 +295,55 @@ class Applier:
             Entry.objects.bulk_update(old, ENTRY_FIELDS, batch_size=2000)
             Conflict.objects.bulk_create(self.conflicts)
             history.append(self.area, self.changes, self.local_key)
-            # The identities of the changes just appended are marked seen by append.
-            recorded = {(c.origin, c.origin_seq) for c in self.changes if c.origin}
-            history.mark_seen(self.area, sorted(self.applied - recorded))
-        for path in [*self.fresh, *(e.path for e in [*new, *remembered])]:
-            self.entries.pop(path, None)  # inserted without a key: read again if needed
+        # Inserted without a key, or given a version by append: read again if needed.
+        own = [p for c in self.changes if not c.origin for p in (c.path, c.old_path) if p]
+        for path in [*self.fresh, *(e.path for e in [*new, *remembered]), *own]:
+            self.entries.pop(path, None)
         self.fresh.clear()
         self.dirty.clear()
-        self.changes, self.conflicts, self.applied = [], [], set()
+        self.changes, self.conflicts = [], []
 
 
 
 
     # --- effects ----------------------------------------------------------------------------
-    def _remove(self, path: str, base: bytes | None, e: RemoteEvent, identity: dict) -> None:
+    def _remove(
+        self, path: str, base, e: RemoteEvent, identity: dict, state: _State, aside: bool
+    ) -> None:
+        """Delete the file (`aside`: moved to a conflict copy already) and record it."""
         entry = self._entry(path)
-        full = self.paths.full(path)
-        check_disk(full, entry)
-        full.unlink()
-        self.dirs.add(str(full.parent))
-        remove_empty_parents(self.root, full)
-        entry.bury()
-        entry.origin = e.origin
+        if not aside:
+            full = self.paths.full(path)
+            check_disk(full, entry)
+            full.unlink()
+            self.dirs.add(str(full.parent))
+            remove_empty_parents(self.root, full)
+            entry.bury()
+        state.give(entry)
         self._touch(entry)
-        self.changes.append(Change(Kind.DELETE, path, None, base, **identity))
+        self.changes.append(Change(Kind.DELETE, path, None, base, 0, e.mtime_ns, **identity))
         self.stats.files += 1
 
-    def _remember(self, path: str, deleted: bytes, e: RemoteEvent) -> None:
-        """A tombstone for a path never here: nothing on disk, nothing to record."""
-        entry = Entry(area=self.area, path=path, deleted_hash=deleted, origin=e.origin)
-        entry.change_origin, entry.change_seq = e.origin, e.origin_seq
-        self.entries[path] = entry
+    def _keep(self, path: str, state: _State, e: RemoteEvent) -> None:
+        """Nothing on disk changes: the path (a tombstone, where nothing is here) takes the
+        state the rule gave it. Nothing to record."""
+        entry = self._entry(path)
+        if entry is None:
+            entry = Entry(area=self.area, path=path, origin=e.origin)
+            self.entries[path] = entry
+        state.give(entry)
         self._touch(entry)
 
-    def _move(self, e: RemoteEvent, path: str, identity: dict) -> None:
-        """Rename the change's source to `path` (its target, or a conflict copy's name)."""
-        source, target = self._entry(e.old_path), self._entry(path)
-        old_full, new_full = self.paths.full(e.old_path), self.paths.full(path)
+    def _move(self, e: RemoteEvent, step: Step) -> None:
+        """Rename the step's source to its path: the change's target, over the version it
+        replaces there, or a conflict copy's name (then the copy is this peer's own)."""
+        path = step.path
+        source, target = self._entry(step.source), self._entry(path)
+        old_full, new_full = self.paths.full(step.source), self.paths.full(path)
         check_disk(old_full, source)
         check_disk(new_full, target)
-        if target is not None and target.exists and bytes(target.blob_hash) != e.blob:
+        replaced = (e.blob, step.base, step.kept)
+        if target is not None and target.exists and bytes(target.blob_hash) not in replaced:
             raise FileExistsError(errno.EEXIST, "another version is there", path)
         if self.staging_dir is None:
             new_full.parent.mkdir(parents=True, exist_ok=True)
@@ -308,31 +354,44 @@ class Applier:
         remove_empty_parents(self.root, old_full)
         st = os.lstat(new_full)
         source.bury()
+        gone = step.deleted
+        _State(step.source_version, step.source_known, gone.stamp, gone, True).give(source)
         self._touch(source)
-        self._save_entry(path, target, e.blob, st, e.origin)
-        self.changes.append(
-            Change(
-                Kind.RENAME,
-                path,
-                e.blob,
-                None,
-                st.st_size,
-                st.st_mtime_ns,
-                e.mode,
-                old_path=e.old_path,
-                **identity,
+        stat = (st.st_size, st.st_mtime_ns, e.mode)
+        if step.own:
+            self._save_entry(path, target, e.blob, st, e.origin, None)
+            relayed = _relayed(e, step.source)
+            self.changes.append(
+                Change(Kind.DELETE, step.source, None, e.blob, 0, e.mtime_ns, **relayed)
             )
-        )
+            self.changes.append(
+                Change(Kind.CREATE, path, e.blob, None, *stat, version=step.version,
+                       stamp=step.stamp)  # fmt: skip
+            )
+        else:
+            self._save_entry(path, target, e.blob, st, e.origin, _State.of(step))
+            relayed = _relayed(e, path)
+            self.changes.append(
+                Change(Kind.RENAME, path, e.blob, None, *stat, old_path=step.source, **relayed)
+            )
         self.stats.files += 1
 
     def _write(
-        self, path: str, e: RemoteEvent, entry: Entry | None, kind, base, identity: dict
+        self,
+        path: str,
+        e: RemoteEvent,
+        entry: Entry | None,
+        kind,
+        base,
+        identity: dict,
+        state: _State | None,
     ) -> None:
-        """Stage the file; it is put in place (and recorded) by expose_pending."""
+        """Stage the file; it is put in place (and recorded) by expose_pending. `state`:
+        the path's after it (None: a change of this peer's own)."""
         if path in self.pending:
             self.expose_pending()
         staging = self.content.stage(e, self.paths.full_name(path))
-        self.pending[path] = _Pending(e, path, entry, kind, base, identity, staging)
+        self.pending[path] = _Pending(e, path, entry, kind, base, identity, state, staging)
         self.pending_events.add(id(e))
         self.pending_bytes += e.size
 
@@ -373,16 +432,17 @@ class Applier:
                 raise
             self.dirs.add(os.path.dirname(file.full))
             e = p.event
-            self._save_entry(p.path, p.expect, e.blob, st, e.origin)
+            self._save_entry(p.path, p.expect, e.blob, st, e.origin, p.state)
             self.changes.append(
                 Change(
                     p.kind, p.path, e.blob, p.base, st.st_size, st.st_mtime_ns, e.mode, **p.identity
                 )
             )
             self.stats.files += 1
-            self._applied(e)
 
-    def _set_status(self, path: str, entry: Entry, e: RemoteEvent, identity: dict) -> None:
+    def _set_status(
+        self, path: str, entry: Entry, e: RemoteEvent, identity: dict, state: _State
+    ) -> None:
         """Give the file (its content unchanged) the change's permissions and time."""
         full = self.paths.full(path)
         check_disk(full, entry)
@@ -391,7 +451,7 @@ class Applier:
         if entry.mtime_ns != e.mtime_ns:
             os.utime(full, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
         st = os.lstat(full)
-        self._save_entry(path, entry, e.blob, st, e.origin)
+        self._save_entry(path, entry, e.blob, st, e.origin, state)
         self.changes.append(
             Change(
                 Kind.EDIT,
@@ -406,42 +466,43 @@ class Applier:
         )
         self.stats.files += 1
 
-    def _identity(self, e: RemoteEvent) -> dict:
-        """The applied change keeps its identity; a snapshot's (0) is unknown."""
-        if not e.origin_seq:
-            return {}
-        # The changes folded into it travel on with it (areas.index.identities).
-        return {"origin": e.origin, "origin_seq": e.origin_seq, "also": e.also}
-
-    def _move_aside(self, path: str, entry: Entry, copy: str) -> str:
+    def _move_aside(self, path: str, step: Step) -> str:
+        """Move this peer's version at `path` to the step's conflict copy: a create of its
+        own, with the version copied (so every peer making that copy makes the same)."""
+        entry, copy = self._entry(path), step.copy
         full, copy_full = self.paths.full(path), self.paths.full(copy)
-        n = 0
-        while copy_full.exists():
-            n += 1
-            copy_full = copy_full.with_name(f"{copy_full.stem}-{n}{copy_full.suffix}")
-        copy = str(PurePosixPath(path).with_name(copy_full.name))
         check_disk(full, entry)
+        copied = self._entry(copy)
+        check_disk(copy_full, copied)  # only the same content is there, if anything
+        blob = bytes(entry.blob_hash)
+        if copied is not None and copied.exists and bytes(copied.blob_hash) != blob:
+            raise FileExistsError(errno.EEXIST, "another version is there", copy)
         os.rename(full, copy_full)
         self.dirs.add(str(copy_full.parent))
         st = os.lstat(copy_full)
-        blob = bytes(entry.blob_hash)
-        self._save_entry(copy, self._entry(copy), blob, st, bytes(entry.origin))
+        self._save_entry(copy, copied, blob, st, bytes(entry.origin), None)
         entry.bury()
         self._touch(entry)
         self.changes.append(
-            Change(
-                Kind.RENAME, copy, blob, None, st.st_size, st.st_mtime_ns, entry.mode, old_path=path
-            )
+            Change(Kind.CREATE, copy, blob, None, st.st_size, st.st_mtime_ns, entry.mode,
+                   version=step.copy_version, stamp=step.copy_stamp)  # fmt: skip
         )
         return copy
 
-    def _save_entry(self, path, entry: Entry | None, blob: bytes, st, origin: bytes) -> None:
+    def _save_entry(
+        self, path, entry: Entry | None, blob: bytes, st, origin: bytes, state: _State | None
+    ) -> None:
+        """`state`: the path's now (None: a change of this peer's own, given it by the
+        history)."""
         if entry is None and path in self.entries and self.entries[path] is None:
-            self.fresh[path] = entry_row(self.area.pk, path, blob, st, origin)
+            row = entry_row(self.area.pk, path, blob, st, origin)
+            self.fresh[path] = (*row[:-4], *state.packed()) if state is not None else row
             return
         entry = entry or self._entry(path) or Entry(area=self.area, path=path)
         for key, value in {**stat_fields(st), "blob_hash": blob, "origin": origin}.items():
             setattr(entry, key, value)
+        if state is not None:
+            state.give(entry)
         self._touch(entry)
 
     def _conflict(self, path, copy, kept, e: RemoteEvent, description: str) -> None:
@@ -460,73 +521,68 @@ class Applier:
 
 
 
-def collapse(events: list[RemoteEvent]) -> tuple[list[RemoteEvent], list[tuple[bytes, int]]]:
-    """Fold each chain of changes of one path into one change: (events, folded away).
+def _version_of(entry: Entry | None) -> Version | None:
+    if entry is None:
+        return None
+    version, stamp = unpack(entry.version), unpack_stamp(entry.stamp)
+    known = unpack(entry.known) or version
+    if not entry.exists:
+        deleted = bytes(entry.deleted_hash) if entry.deleted_hash is not None else None
+        return Version(deleted, mtime_ns=entry.mtime_ns, gone=True, version=version,
+                       known=known, deleted_version=unpack(entry.deleted_version),
+                       stamp=stamp)  # fmt: skip
+    blob, origin = bytes(entry.blob_hash), bytes(entry.origin)
+    return Version(blob, entry.mode, entry.mtime_ns, origin, version=version, known=known,
+                   stamp=stamp)  # fmt: skip
 
-    A change whose base is the version the previous change of the same path made continues
-    it: create X then edit X to Y is a create of Y; create then delete is the state "gone"
-    (a delete of that version only, as a snapshot's tombstone is).
-    Only the last version's content is then fetched, which also gets past versions the peer
-    no longer has. A rename ends the chain of its source; a change of the moved content
-    after it makes it a delete of the source and that change at the target.
+
+def _relayed(e: RemoteEvent, path: str) -> dict:
+    """How the history records a peer's change at one of its paths: its identity, and what
+    it carried for that path."""
+    moved_from = e.kind == Kind.RENAME and path == e.old_path
+    return {
+        "origin": e.origin,
+        "origin_seq": e.origin_seq,
+        "version": e.old_version if moved_from else e.version,
+        "old_version": e.old_version if e.kind == Kind.RENAME and not moved_from else (),
+        "base_version": e.base_version,
+        "stamp": e.old_stamp if moved_from else e.stamp,
+        "old_stamp": e.old_stamp if e.kind == Kind.RENAME and not moved_from else NO_STAMP,
+        "moved": e.kind == Kind.RENAME or e.moved,  # a part of a rename, if recorded alone
+    }
+
+
+def collapse(events: list[RemoteEvent]) -> list[RemoteEvent]:
+    """Fold each chain of changes of one path into its last change.
+
+    A change whose version includes the previous change's of the same path continues it:
+    create X then edit X to Y is a create of Y; create then delete is a delete (a tombstone
+    where the path was never seen). Only the last version's content is then fetched, which
+    also gets past versions the peer no longer has. A rename ends the chains of both its
+    paths: it is applied as it was made.
     """
     out: list[RemoteEvent | None] = []
     last: dict[str, int] = {}
-    gone: list[tuple[bytes, int]] = []
-    born: dict[int, bytes] = {}  # a chain that began with a create: the content it made
     for e in events:
         if e.kind == Kind.RENAME:
-            i = last.pop(e.old_path, None)
-            made = out[i] if i is not None else None
-            if made is not None and made.kind == Kind.RENAME and made.old_path == e.path:
-                if made.blob == e.blob:  # moved there and back: nothing moved
-                    out[i] = None
-                    gone.extend((*made.also, *_identity_of(made), *e.also, *_identity_of(e)))
-                    continue
-            if made is not None and made.kind != Kind.RENAME and made.base is None:
-                if made.blob == e.blob:  # made, then moved: made at the new path
-                    ids = (*made.also, *_identity_of(made))
-                    out[i] = replace(e, seq=made.seq, kind=Kind.CREATE, old_path="", also=ids)
-                    last[e.path] = i
-                    continue
-            last[e.path] = len(out)
+            last.pop(e.old_path, None)
+            last.pop(e.path, None)
             out.append(e)
             continue
         i = last.get(e.path)
-        if i is not None and out[i] is not None and out[i].kind == Kind.RENAME:
-            if out[i].blob == e.base:
-                # Moved, then changed: a delete of the source and the change at the target,
-                # so the change is decided where its base is, not against a moved copy.
-                r = out[i]
-                out[i] = replace(r, kind=Kind.DELETE, path=r.old_path, old_path="", blob=None,
-                                 base=r.blob)  # fmt: skip
-            i = None
-        if i is None or out[i] is None or out[i].blob != e.base:
-            last[e.path] = len(out)
-            if e.base is None and e.blob is not None:
-                born[len(out)] = e.blob
-            out.append(e)
-            continue
-        first = out[i]
-        ids = (*first.also, *_identity_of(first))
-        if e.kind == Kind.DELETE and first.base is None:
-            # Made and removed again: where a copy of that version is, it goes too (a
-            # conflict copy both peers made); a path never here keeps its tombstone.
-            base = born.get(i, e.base)  # a copy made elsewhere holds what was made
-            out[i] = replace(e, seq=first.seq, base=base, snapshot=True, also=(*ids, *e.also))
-            last.pop(e.path)
-            continue
-        kind = e.kind
-        if first.base is None:
-            kind = Kind.CREATE
-        elif first.kind == Kind.DELETE and e.kind == Kind.CREATE:
-            kind = Kind.OVERWRITE  # deleted, then made again: replaces the first version
-        out[i] = replace(e, seq=first.seq, kind=kind, base=first.base, also=(*ids, *e.also))
-    return [e for e in out if e is not None], gone
-
-
-def _identity_of(e: RemoteEvent) -> tuple[tuple[bytes, int], ...]:
-    return ((e.origin, e.origin_seq),) if e.origin_seq else ()
+        first = out[i] if i is not None else None
+        if first is not None and includes(e.version, first.version):
+            out[i] = None
+            if e.kind != Kind.DELETE:
+                if first.kind != Kind.DELETE and first.base is None:
+                    e = replace(e, kind=Kind.CREATE, base=None)  # made, then changed
+                elif first.kind == Kind.DELETE and e.kind == Kind.CREATE:
+                    e = replace(e, kind=Kind.OVERWRITE, base=first.base)  # made again
+                else:
+                    e = replace(e, base=first.base)
+        last[e.path] = len(out)
+        out.append(e)
+    return [e for e in out if e is not None]
 
 
 def prepare_area(area: Area) -> Path | None:
@@ -549,12 +605,17 @@ _searched: dict[int, str] = {}
 
 
 def plan(area: Area, events: list[RemoteEvent], local_key: bytes) -> list[list[RemoteEvent]]:
-    """A page of a peer's events as windows to apply: those not seen here yet, each chain of
-    changes of a path folded into one."""
-    ids = [(e.origin, e.origin_seq) for e in events if e.origin_seq]
-    already = history.seen(area, ids, local_key)
-    events, gone = collapse([e for e in events if (e.origin, e.origin_seq) not in already])
-    history.mark_seen(area, gone)
+    """A page of a peer's events as windows to apply: those bringing a version this peer's
+    does not include, each chain of changes of a path folded into one."""
+    paths = list({p for e in events for p in (e.path, e.old_path) if p})
+    versions = {
+        path: Version(None, known=unpack(k) or unpack(v))
+        for path, v, k in rows(
+            "SELECT path, version, known FROM areas_entry WHERE area_id = %s AND path = ANY(%s)",
+            [area.pk, paths],
+        )
+    }
+    events = collapse([e for e in events if news(e, versions.get)])
     windows, start = [], 0
     while start < len(events):
         window, size = [], 0

@@ -16,7 +16,6 @@ from areas.index import (
     CONSENSUS,
     BadData,
     event_from_wire,
-    history,
     index_lock,
     release_advisory_lock,
     scan_area,
@@ -64,8 +63,6 @@ def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
                     else:
                         apply_window(Applier(area, remote, me, stats, staging), window)
                 pulled = page.following
-                if page.snapshot and stats.retry_from is None:
-                    history.mark_prefixes(area, page.snapshot)
                 PeerArea.objects.filter(pk=shared.pk).update(
                     pulled_seq=_cursor(pulled, stats), last_seen=timezone.now()
                 )

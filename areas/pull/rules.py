@@ -1,15 +1,22 @@
 """What a peer's change does here: the sync rule, as a pure function.
 
-A change applies when its base is this peer's current version of the path. Otherwise:
-- both sides changed the content: the version with the later mtime (then the larger origin
-  key) keeps the path on every peer; the other is kept beside it as a conflict copy named
-  after its peer and time, so every peer ends with the same two files;
-- one side deleted, the other changed: the change wins (nothing is lost), noted as a conflict;
-- both sides reached the same content: nothing to do.
+Every version of a path carries a version vector (areas.index.versions). A change applies
+when it includes this peer's version of the path, and does nothing when this peer has
+decided on it already (it came late: through another peer, or in a snapshot). Otherwise
+the two were made apart, a conflict, decided the same way on every peer whatever the
+order the versions arrive in:
+- both have content: the stronger keeps the path, the other goes beside it as a conflict
+  copy named after its peer and time. Stronger: the one whose history at this path holds
+  the content with the later modification time (its stamp), then its own time, then the
+  larger hash. A copy gets the version it copies, so peers making the same copy agree,
+  and a copy deleted is not made again;
+- one side deleted, the other changed: the change wins (nothing is lost), noted as a
+  conflict, unless the content deleted would have beaten it: then it goes to a copy;
+- both reached the same content: one version, no conflict.
+The path then knows both, so neither acts again.
 
-A tombstone counts: a version deleted here never comes back unless a peer changed it since,
-and then as a conflict. A rename is a move only where its source is the version it moved;
-elsewhere it puts its file at the new path and leaves the source alone.
+A rename is a delete of its source and a put at its target, each decided so; where both
+apply and the source holds the moved content, the file is moved.
 
 `decide` looks at versions and returns steps; the applier (areas.pull.applier) carries
 them out on disk and in the database.
@@ -17,11 +24,12 @@ them out on disk and in the database.
 
 import datetime
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
 
 from areas.index import Kind, RemoteEvent
+from areas.index.versions import NO_STAMP, Stamp, Vector, includes, merge
 from peers.identity import peer_id
 
 DELETED_HERE = "deleted here, changed on the peer: kept the change"
@@ -36,46 +44,76 @@ MOVED_CHANGED_HERE = "changed here, moved on the peer: kept both"
 class Version:
     """This peer's version of a path, as the index knows it.
 
-    `gone`: a tombstone; `blob` is then the version deleted here."""
+    `version`: the vector of the change that made what is here. `known`: every change
+    of the path decided here (it includes `version`).
+    `gone`: a tombstone; `blob`, `mtime_ns` and `deleted_version` are then the content
+    deleted (its version () where not known)."""
 
-    blob: bytes
+    blob: bytes | None
     mode: int = 0o644
     mtime_ns: int = 0
     origin: bytes = b""
     gone: bool = False
-    # Where the content last moved from this path went (a rename, a conflict copy).
-    moved_to: str = ""
-    # The content this version replaced here (an edit's base): older than this version.
-    base: bytes | None = None
-    # The identity of the last change of the path here (origin peer, number there; 0 unknown).
-    change: tuple[bytes, int] = (b"", 0)
+    version: Vector = ()
+    known: Vector = ()
+    deleted_version: Vector = ()
+    stamp: Stamp = NO_STAMP
+    # Made by a move (a rename's new path, or the tombstone of its old one).
+    moved: bool = False
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """The content a tombstone deleted: a change made apart from the delete is weighed
+    against it, as it would have been had it arrived first."""
+
+    blob: bytes | None
+    mtime_ns: int
+    version: Vector
+    stamp: Stamp = NO_STAMP
 
 
 class Do(StrEnum):
     SET_STATUS = "set-status"  # the same content: give it the change's mode and mtime
     WRITE = "write"  # put the change's content at the path
-    DELETE = "delete"  # remove the file
-    MOVE = "move"  # rename old_path to path (first setting a version there aside to `copy`)
-    KEEP_MINE = "keep-mine"  # a delete of a version changed here: keep it, note a conflict
+    DELETE = "delete"  # remove the file (or move it aside to `copy`)
+    # Rename `source` to path: over the version there that it replaces (`base`, or `kept`
+    # once set aside to `copy`, if not copied before).
+    MOVE = "move"
+    KEEP = "keep"  # nothing on disk: the path (a tombstone if nothing is here) takes `version`
     THEIRS_WIN = "theirs-win"  # move this version aside to `copy`, write theirs at the path
-    MINE_WIN = "mine-win"  # keep this version, write theirs at `copy`
-    REMEMBER = "remember"  # a delete of a path unknown here: keep its tombstone
+    MINE_WIN = "mine-win"  # keep this version (or tombstone), write theirs at `copy`
 
 
 @dataclass(frozen=True)
 class Step:
     do: Do
     path: str
+    # The path's vectors after the step (Version.version and .known), and its stamp.
+    version: Vector = ()
+    known: Vector = ()
+    stamp: Stamp = NO_STAMP
     # WRITE: how the history records the change, and the base it records.
     kind: str | None = None
     base: bytes | None = None
-    # The conflict copy's name (THEIRS_WIN, MINE_WIN).
+    # The conflict copy's name (THEIRS_WIN, MINE_WIN, DELETE), and its version: that of the
+    # version copied, so every peer that makes the same copy makes the same version.
     copy: str = ""
+    copy_version: Vector = ()
+    copy_stamp: Stamp = NO_STAMP
     # A conflict to record, and the version here it kept (None: none was here).
     conflict: str = ""
     kept: bytes | None = None
-    # Recorded as this peer's own change, without the remote change's identity.
+    # MOVE: the path moved from, and its tombstone's vectors.
+    source: str = ""
+    source_version: Vector = ()
+    source_known: Vector = ()
+    # DELETE, KEEP of a tombstone, MOVE's source: what the tombstone deleted.
+    deleted: Deleted | None = None
+    # The file written or moved to the path is this peer's own change (a conflict copy).
     own: bool = False
+    # The path's state after the step was made by a move (Version.moved).
+    moved: bool = False
 
 
 Here = Callable[[str], Version | None]
@@ -84,25 +122,195 @@ Here = Callable[[str], Version | None]
 def decide(change: RemoteEvent, here: Here, local_key: bytes) -> list[Step]:
     """The steps that apply `change`; `here(path)` is this peer's version of a path, a
     tombstone, or None (nothing known there). No step: nothing to do."""
-    if _late(change, here):
-        return []
-    if change.kind == Kind.DELETE:
-        return _delete(change, here)
     if change.kind == Kind.RENAME:
         return _rename(change, here, local_key)
-    return _put(change, here, local_key, own=False)
+    if change.kind == Kind.DELETE:
+        gone = Deleted(change.base, change.mtime_ns, change.base_version, change.stamp)
+        return _delete(change, change.path, change.version, _known(change), gone, here)
+    return _put(change, here, local_key)
 
 
-def _late(change: RemoteEvent, here: Here) -> bool:
-    """Whether a path here already holds a later change of the same peer: this one is
-    behind it (it came late, through another peer, after a snapshot had the later one)."""
-    for path in (change.path, change.old_path):
-        version = here(path) if path else None
-        if version is not None and change.origin_seq:
-            origin, number = version.change
-            if origin == change.origin and number > change.origin_seq:
-                return True
-    return False
+def news(change: RemoteEvent, here: Here) -> bool:
+    """Whether the change brings a version this peer has not decided on yet."""
+    parts = [(change.path, change.version)]
+    if change.kind == Kind.RENAME:
+        parts.append((change.old_path, change.old_version))
+    return any(_new(here(path), version) for path, version in parts)
+
+
+def _new(was: Version | None, version: Vector) -> bool:
+    return was is None or not includes(was.known, version)
+
+
+def _by_move(change: RemoteEvent) -> bool:
+    """Whether the change moved content (a rename, or a part of one relayed)."""
+    return change.kind == Kind.RENAME or change.moved
+
+
+def _known(change: RemoteEvent) -> Vector:
+    """What the change's side had decided of its path (a snapshot's state may know more
+    than the change that made it)."""
+    return merge(change.version, change.known)
+
+
+def _delete(
+    change: RemoteEvent, path: str, version: Vector, theirs: Vector, gone: Deleted, here: Here
+) -> list[Step]:
+    """`version`: the tombstone's; `theirs`: what its side had decided of the path; `gone`:
+    the content it deleted."""
+    was = here(path)
+    if not _new(was, version):
+        return []
+    moved = _by_move(change)
+    if was is None:
+        # Remembered, so the version deleted there does not come back with a late copy.
+        return [Step(Do.KEEP, path, version, theirs, gone.stamp, deleted=gone, moved=moved)]
+    known = merge(was.known, theirs)
+    if was.gone:
+        # Deleted on both sides: the tombstones remember the same content everywhere.
+        mine = Deleted(was.blob, was.mtime_ns, was.deleted_version, was.stamp)
+        kept = gone if _beats(gone, mine) else mine
+        merged = merge(was.version, version)
+        return [Step(Do.KEEP, path, merged, known, kept.stamp, deleted=kept, moved=was.moved)]
+    if includes(theirs, was.version) or _same_content(change, was, gone.blob):
+        # The delete was made knowing this version (or this very content).
+        if not gone.version:
+            gone = Deleted(was.blob, was.mtime_ns, was.version, was.stamp)
+        return [Step(Do.DELETE, path, version, known, gone.stamp, base=was.blob, deleted=gone,
+                     moved=moved)]  # fmt: skip
+    mine = Deleted(was.blob, was.mtime_ns, was.version, was.stamp)
+    note = "" if change.snapshot else CHANGED_HERE
+    if gone.version and not includes(was.version, gone.version) and _beats(gone, mine):
+        # Made apart from the content deleted there, which would have kept the path: this
+        # version goes beside it, as a conflict copy, and the delete stands.
+        copy = _copy_name(here, path, was.origin, was.mtime_ns, was.blob)
+        if _made(here, copy, was.version):
+            copy = ""  # made already, and maybe deleted since: not again
+        return [Step(Do.DELETE, path, version, known, gone.stamp, base=was.blob, deleted=gone,
+                     copy=copy, copy_version=was.version, copy_stamp=was.stamp, conflict=note,
+                     kept=was.blob, moved=moved)]  # fmt: skip
+    # Changed here without knowing of the delete: the change stays.
+    kept = was.blob if note else None
+    return [Step(Do.KEEP, path, was.version, known, was.stamp, conflict=note, kept=kept,
+                 moved=was.moved)]  # fmt: skip
+
+
+def _same_content(change: RemoteEvent, was: Version, blob: bytes | None) -> bool:
+    """Two versions made apart with the same content, neither by a move (a peer that joined
+    with an old copy of the area, say): taken for one, so a delete of either takes both.
+
+    A move is left out: the content it moved in or out is another file's, which a delete
+    of this one does not touch."""
+    return was.blob == blob and not (_by_move(change) or was.moved)
+
+
+def _put(change: RemoteEvent, here: Here, local_key: bytes, note: str = "") -> list[Step]:
+    path, version = change.path, change.version
+    was = here(path)
+    if not _new(was, version):
+        return []
+    theirs, stamp, moved = _known(change), change.stamp, _by_move(change)
+    if was is None:
+        return [Step(Do.WRITE, path, version, theirs, stamp, kind=Kind.CREATE, conflict=note,
+                     moved=moved)]  # fmt: skip
+    known = merge(was.known, theirs)
+    after = includes(theirs, was.version)  # made knowing the version here
+    if was.gone:
+        gone = Deleted(was.blob, was.mtime_ns, was.deleted_version, was.stamp)
+        if not after and _same_content(change, was, change.blob):
+            # The very content deleted here, made apart: the delete stands (a peer holding
+            # it deletes it too, see _delete).
+            return [Step(Do.KEEP, path, was.version, known, was.stamp, deleted=gone)]
+        if not after and gone.version and not includes(theirs, gone.version):
+            if _beats(gone, Deleted(change.blob, change.mtime_ns, version, change.stamp)):
+                # Made apart from the content deleted here, which would have kept the path:
+                # it goes beside it, as a conflict copy, and the delete stands.
+                return _copy_theirs(change, here, was, known, note or DELETED_HERE, gone)
+        note = note or ("" if after else DELETED_HERE)
+        return [Step(Do.WRITE, path, version, known, stamp, kind=Kind.CREATE, conflict=note,
+                     moved=moved)]  # fmt: skip
+    if was.blob == change.blob:
+        both = version if after else merge(was.version, version)
+        stamp = stamp if after else max(stamp, was.stamp)
+        moved = moved if after else was.moved
+        if (was.mode, was.mtime_ns) != (change.mode, change.mtime_ns):
+            if after or _wins(change, was):
+                return [Step(Do.SET_STATUS, path, both, known, stamp, moved=moved)]
+        return [Step(Do.KEEP, path, both, known, stamp, moved=moved)]
+    if after:
+        # Made from the version here: it replaces it.
+        kind = Kind.OVERWRITE if change.kind == Kind.RENAME else change.kind
+        return [Step(Do.WRITE, path, version, known, stamp, kind=kind, base=was.blob,
+                     conflict=note, moved=moved)]  # fmt: skip
+    # Made apart, both with content: one version keeps the path everywhere.
+    if _wins(change, was):
+        copy = _copy_name(here, path, was.origin or local_key, was.mtime_ns, was.blob)
+        if _made(here, copy, was.version):
+            copy = ""  # made already, and maybe deleted since: not again
+        return [Step(Do.THEIRS_WIN, path, version, known, stamp, copy=copy,
+                     copy_version=was.version, copy_stamp=was.stamp,
+                     conflict=note or THEIRS_NEWER, kept=was.blob, moved=moved)]  # fmt: skip
+    return _copy_theirs(change, here, was, known, note or MINE_NEWER)
+
+
+def _copy_theirs(
+    change: RemoteEvent, here: Here, was: Version, known: Vector, note: str, gone=None
+) -> list[Step]:
+    """The change's version goes to a conflict copy; the path keeps the version here."""
+    path = change.path
+    copy = _copy_name(here, path, change.origin, change.mtime_ns, change.blob)
+    if _made(here, copy, change.version):
+        return [Step(Do.KEEP, path, was.version, known, was.stamp, deleted=gone,
+                     moved=was.moved)]  # fmt: skip
+    return [Step(Do.MINE_WIN, path, was.version, known, was.stamp, copy=copy,
+                 copy_version=change.version, copy_stamp=change.stamp, conflict=note,
+                 kept=None if was.gone else was.blob, deleted=gone,
+                 moved=was.moved)]  # fmt: skip
+
+
+def _copy_name(here: Here, path: str, origin: bytes, mtime_ns: int, blob: bytes | None) -> str:
+    return _free(here, conflict_copy_path(path, origin, mtime_ns), blob)
+
+
+def _made(here: Here, copy: str, version: Vector) -> bool:
+    """Whether this copy was made here already (it may have been deleted since)."""
+    held = here(copy)
+    return held is not None and includes(held.known, version)
+
+
+def _rename(change: RemoteEvent, here: Here, local_key: bytes) -> list[Step]:
+    """The source's delete and the target's put, each decided by its own version; a move
+    where both apply and the source holds the content moved."""
+    old = change.old_version
+    moved = Deleted(change.blob, change.mtime_ns, change.base_version, change.old_stamp)
+    source = _delete(change, change.old_path, old, old, moved, here)
+    was = here(change.old_path)
+    note = ""
+    if was is not None and _new(was, change.old_version):
+        if was.gone:
+            note = MOVED_DELETED_HERE
+        elif was.blob != change.blob:
+            note = MOVED_CHANGED_HERE
+    if source and source[0].do == Do.KEEP and source[0].conflict:
+        source = [replace(source[0], conflict="", kept=None)]  # noted at the target
+    target = _put(replace(change, base=None), here, local_key, note)
+    moving = bool(source) and source[0].do == Do.DELETE and not source[0].copy
+    moving = moving and was is not None
+    moving = moving and was.blob == change.blob and not was.gone
+    if not moving or not target or target[0].do not in (Do.WRITE, Do.THEIRS_WIN, Do.MINE_WIN):
+        return [*source, *target]
+    step, moved = target[0], source[0]
+    if step.do == Do.MINE_WIN:
+        # The moved file lands beside the version kept at the target, as its copy.
+        return [Step(Do.MOVE, step.copy, step.copy_version, (), step.copy_stamp,
+                     conflict=step.conflict, kept=step.kept, source=change.old_path,
+                     source_version=moved.version, source_known=moved.known,
+                     deleted=moved.deleted, own=True),
+                Step(Do.KEEP, change.path, step.version, step.known, step.stamp,
+                     deleted=step.deleted, moved=step.moved)]  # fmt: skip
+    return [replace(step, do=Do.MOVE, kind=None, source=change.old_path,
+                    source_version=moved.version, source_known=moved.known,
+                    deleted=moved.deleted)]  # fmt: skip
 
 
 def _live(here: Here, path: str) -> Version | None:
@@ -110,123 +318,24 @@ def _live(here: Here, path: str) -> Version | None:
     return None if version is None or version.gone else version
 
 
-def _delete(change: RemoteEvent, here: Here) -> list[Step]:
-    mine = _live(here, change.path)
-    if mine is None:
-        if here(change.path) is None and change.base is not None:
-            # So the version deleted there does not come back with a late copy of its create.
-            return [Step(Do.REMEMBER, change.path, base=change.base)]
-        return []
-    if _after(change, mine):
-        return [Step(Do.DELETE, change.path, base=mine.blob)]
-    if mine.blob != change.base:
-        aside = _live(here, mine.moved_to) if mine.moved_to else None
-        if aside is not None and aside.blob == change.base:
-            # The version deleted there was set aside here (a conflict copy): it goes.
-            return [Step(Do.DELETE, mine.moved_to, base=change.base, own=True)]
-        if change.snapshot or not change.origin_seq:
-            return []  # a snapshot's tombstone of another version: nothing was deleted here
-        return [Step(Do.KEEP_MINE, change.path, conflict=CHANGED_HERE, kept=mine.blob)]
-    return [Step(Do.DELETE, change.path, base=change.base)]
+def _wins(change: RemoteEvent, mine: Version) -> bool:
+    """Of two versions made apart, whether the change's keeps the path: the later
+    modification time, then the larger content hash (the same on every peer)."""
+    theirs = Deleted(change.blob, change.mtime_ns, (), change.stamp)
+    return _beats(theirs, Deleted(mine.blob, mine.mtime_ns, (), mine.stamp))
 
 
-def _rename(change: RemoteEvent, here: Here, local_key: bytes) -> list[Step]:
-    """A move where the source is the version moved; else a put at the new path.
-
-    Either way it keeps the rename's identity: what it did here never comes back to act
-    on the peer that made it."""
-    was, source = here(change.old_path), _live(here, change.old_path)
-    target = _live(here, change.path)
-    if source is not None and source.blob == change.blob:
-        if target is None or target.blob == change.blob:
-            return [Step(Do.MOVE, change.path)]
-        # Another version holds the new path: as for any change, the newer keeps it.
-        if (change.mtime_ns, change.origin) > (target.mtime_ns, target.origin):
-            copy = _free(here, conflict_copy_path(change.path, target.origin or local_key,
-                                                  target.mtime_ns), target.blob)  # fmt: skip
-            return [Step(Do.MOVE, change.path, copy=copy, conflict=THEIRS_NEWER, kept=target.blob)]
-        copy = _free(here, conflict_copy_path(change.path, change.origin, change.mtime_ns),
-                     change.blob)  # fmt: skip
-        return [Step(Do.MOVE, copy, conflict=MINE_NEWER, kept=target.blob)]
-    if target is not None and target.blob == change.blob:
-        # The content is at the new path already (a conflict copy the peer moved aside, or
-        # a move made here too): a version changed here at the source stays, no conflict.
-        return []
-    note = ""
-    if source is not None:
-        note = MOVED_CHANGED_HERE
-    elif was is not None:
-        note = MOVED_DELETED_HERE
-    return _put(change, here, local_key, own=False, note=note)
+def _beats(a: Deleted, b: Deleted) -> bool:
+    return (a.stamp, a.mtime_ns, a.blob or b"") > (b.stamp, b.mtime_ns, b.blob or b"")
 
 
-def _free(here: Here, name: str, blob: bytes) -> str:
+def _free(here: Here, name: str, blob: bytes | None) -> str:
     """A conflict copy's name: the first of name, name-1, ... empty or holding `blob`."""
     p, n, found = PurePosixPath(name), 0, name
     while (held := _live(here, found)) is not None and held.blob != blob:
         n += 1
         found = str(p.with_name(f"{p.stem}-{n}{p.suffix}"))
     return found
-
-
-def _put(
-    change: RemoteEvent, here: Here, local_key: bytes, own: bool, note: str = ""
-) -> list[Step]:
-    path = change.path
-    was = here(path)
-    mine = _live(here, path)
-    current = mine.blob if mine is not None else None
-    if change.base == change.blob:
-        # Only the permissions or the modification time changed: applies to that very
-        # version, nowhere else.
-        if current == change.blob and (mine.mode, mine.mtime_ns) != (change.mode, change.mtime_ns):
-            return [Step(Do.SET_STATUS, path, own=own)]
-        return []
-    if current == change.blob:
-        return []
-    if was is not None and was.base is not None and change.blob == was.base:
-        if was.gone or change.base != current:  # (not a revert of the version here)
-            return []  # the version this one was made from: it came late, this one stands
-    if mine is None:
-        if _late_copy(change, was):
-            return []  # the version deleted here, arriving late: the delete stands
-        if not note and was is not None and (change.base is not None or change.snapshot):
-            note = DELETED_HERE  # a version deleted here, changed there since
-        return [Step(Do.WRITE, path, kind=Kind.CREATE, conflict=note, own=own)]
-    if current == change.base or _after(change, mine):
-        kind = change.kind if current == change.base else Kind.OVERWRITE
-        return [Step(Do.WRITE, path, kind=kind, base=current, conflict=note, own=own)]
-    # Both changed the content: one version keeps the path everywhere.
-    if (change.mtime_ns, change.origin) > (mine.mtime_ns, mine.origin):
-        copy = conflict_copy_path(path, mine.origin or local_key, mine.mtime_ns)
-        return [Step(Do.THEIRS_WIN, path, copy=copy, conflict=THEIRS_NEWER, kept=current, own=own)]
-    # Never over another version that has the copy's name (one edited since, say).
-    copy = _free(here, conflict_copy_path(path, change.origin, change.mtime_ns), change.blob)
-    if _live(here, copy) is not None:
-        return []  # that copy is made already
-    return [Step(Do.MINE_WIN, path, copy=copy, conflict=MINE_NEWER, kept=current, own=own)]
-
-
-def _late_copy(change: RemoteEvent, was: Version | None) -> bool:
-    """A version deleted here, coming back from another peer: a late copy of it, unless its
-    own peer made it after the delete. Content moved away here may be moved back."""
-    if was is None or was.blob != change.blob:
-        return False
-    if change.kind == Kind.RENAME and was.moved_to and was.moved_to == change.old_path:
-        return False  # moved back
-    return not _after(change, was)
-
-
-def _after(change: RemoteEvent, version: Version) -> bool:
-    """Whether the change is known to follow the last change of this version here: both made
-    by the same peer, this one later. Its peer had seen that version then.
-
-    Sequence numbers order the changes of one peer only. So a version deleted here that
-    comes back from elsewhere is taken for a late copy of the one deleted."""
-    origin, number = version.change
-    if number and version.change in change.also:
-        return True  # a chain of changes folded into this one started from this version
-    return bool(number) and change.origin == origin and change.origin_seq > number
 
 
 def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:

@@ -5,7 +5,6 @@ import logging
 import time
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from areas.index import (
@@ -190,10 +189,8 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
         # Part of the history the peer needs is trimmed: send the whole state instead.
         with transaction.atomic():
             head = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
-            # Files, and tombstones that still know what they deleted.
-            entries = Entry.objects.filter(
-                Q(blob_hash__isnull=False) | Q(deleted_hash__isnull=False), area=area
-            ).order_by("path")
+            # Files and tombstones, each with its version.
+            entries = Entry.objects.filter(area=area).exclude(version=b"").order_by("path")
             events = [entry_to_wire(e, head) for e in entries]
         return {"events": events, "next": head, "more": False, "snapshot": True}
     # Asking for a page acknowledges nothing: the asker acks what it has applied (`ack`).
@@ -209,8 +206,9 @@ def history_since(key: bytes, name: str, since, limit) -> dict:
 
 _EVENTS = (
     "SELECT seq, kind, path, old_path, blob_hash, base_hash, size, mtime_ns, mode, origin,"
-    " origin_seq, also FROM areas_historyevent WHERE area_id = %s AND seq > %s AND origin <> %s"
-    " ORDER BY seq LIMIT %s"
+    " origin_seq, version, old_version, base_version, stamp, old_stamp, moved"
+    " FROM areas_historyevent"
+    " WHERE area_id = %s AND seq > %s AND origin <> %s ORDER BY seq LIMIT %s"
 )
 
 

@@ -62,6 +62,7 @@ def event(path: str, content: bytes, seq: int = 1, origin: bytes = b"m" * 32) ->
         "mode": 0o644,
         "origin": origin,
         "origin_seq": seq,
+        "version": [[origin, seq]],
     }
 
 

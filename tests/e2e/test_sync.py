@@ -262,6 +262,21 @@ def test_a_peer_joining_late_learns_of_deletes_made_before_it(household, tmp_pat
         late.destroy()
 
 
+def test_a_file_restored_on_another_peer_after_its_delete_comes_back_everywhere(household):
+    """The same content again, made knowing of the delete, is a new version: not a late copy
+    of the deleted one."""
+    a, b = household("alpha", "beta")
+    write(a.dir / "letter.txt", b"dear all\n")
+    a.consensus(b)
+    (a.dir / "letter.txt").unlink()
+    a.consensus(b)
+    assert not (b.dir / "letter.txt").exists()
+    write(b.dir / "letter.txt", b"dear all\n")  # restored from a backup
+    b.consensus(a)
+    assert (a.dir / "letter.txt").read_bytes() == b"dear all\n"
+    assert (b.dir / "letter.txt").read_bytes() == b"dear all\n"
+
+
 def test_a_peer_joining_with_an_empty_area_gets_it_when_it_connects(tmp_path):
     """No command, no change anywhere: the newcomer starts its first run itself (it pulls
     first), as soon as it meets a peer with history in the area."""

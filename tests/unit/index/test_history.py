@@ -1,9 +1,18 @@
-"""The local history: each path knows the last change recorded at it, nothing is recorded in a
-form peers refuse, and a snapshot carries identities so a delete is not undone by it."""
+"""The local history: each change moves its path's version on, nothing is recorded in a form
+peers refuse, and changes and snapshots carry versions so a delete is not undone by them."""
 
 import pytest
 
-from areas.index import Change, Kind, event_from_wire, event_row_to_wire, history, scan_area
+from areas.index import (
+    BadData,
+    Change,
+    Kind,
+    event_from_wire,
+    event_row_to_wire,
+    history,
+    scan_area,
+)
+from areas.index.versions import pack, pack_stamp, unpack, unpack_stamp
 from areas.index.wire import entry_to_wire
 from areas.models import Area, Entry, HistoryEvent, PeerArea
 from areas.serve.answers import history_since
@@ -18,23 +27,38 @@ def area(tmp_path):
     return Area.objects.create(name="docs", path=str(tmp_path))
 
 
-def identity(area, path):
+def state(area, path):
     entry = Entry.objects.get(area=area, path=path)
-    return bytes(entry.change_origin), entry.change_seq
+    return unpack(entry.version), unpack(entry.known) or unpack(entry.version)
 
 
 @pytest.mark.django_db
-def test_each_path_knows_the_last_change_recorded_at_it(area, tmp_path):
+def test_each_change_made_here_moves_its_paths_version_on(area, tmp_path):
     (tmp_path / "a.txt").write_text("one")
     scan_area(area, ME)
-    assert identity(area, "a.txt") == (ME, 1)
+    assert state(area, "a.txt") == (((ME, 1),), ((ME, 1),))
     (tmp_path / "a.txt").rename(tmp_path / "b.txt")
     scan_area(area, ME)
-    # The rename marks both its paths: the tombstone left behind and the new name.
-    assert identity(area, "a.txt") == identity(area, "b.txt") == (ME, 2)
-    Entry.objects.filter(area=area, path="b.txt").update(blob_hash=None, deleted_hash=X)
-    history.append(area, [Change(Kind.DELETE, "b.txt", None, X, origin=PEER, origin_seq=40)], ME)
-    assert identity(area, "b.txt") == (PEER, 40)
+    # The rename moves both its paths on: the tombstone left behind and the new name; the
+    # tombstone remembers the version it took away.
+    assert state(area, "a.txt")[0] == state(area, "b.txt")[0] == ((ME, 2),)
+    assert unpack(Entry.objects.get(area=area, path="a.txt").deleted_version) == ((ME, 1),)
+    # A version decided here from a peer is included in the next change made here.
+    Entry.objects.filter(area=area, path="b.txt").update(known=pack(((ME, 2), (PEER, 40))))
+    (tmp_path / "b.txt").write_text("two")
+    scan_area(area, ME)
+    assert state(area, "b.txt")[0] == ((ME, 3), (PEER, 40))
+
+
+@pytest.mark.django_db
+def test_a_conflict_copy_made_here_has_the_version_copied(area):
+    Entry.objects.create(area=area, path="c", blob_hash=X)
+    copied = ((PEER, 5),)
+    history.append(area, [Change(Kind.CREATE, "c", X, None, version=copied, stamp=(7, X))], ME)
+    entry = Entry.objects.get(area=area, path="c")
+    assert (unpack(entry.version), unpack_stamp(entry.stamp)) == (copied, (7, X))
+    event = HistoryEvent.objects.get(area=area)
+    assert (bytes(event.origin), unpack(event.version)) == (ME, copied)
 
 
 @pytest.mark.django_db
@@ -44,20 +68,34 @@ def test_a_rename_without_its_source_is_recorded_and_sent_as_a_create(area):
     assert event.kind == Kind.CREATE
     # One recorded so by an earlier version is sent as peers accept it: it cannot wedge them.
     HistoryEvent.objects.filter(pk=event.pk).update(kind=Kind.RENAME)
-    row = (1, Kind.RENAME, "y.txt", "", X, None, 3, 0, 0o644, ME, 1, None)
+    row = (1, Kind.RENAME, "y.txt", "", X, None, 3, 0, 0o644, ME, 1, pack(((ME, 1),)), None,
+           None, None, None, False)  # fmt: skip
     sent = event_from_wire(event_row_to_wire(row))
     assert (sent.kind, sent.path) == (Kind.CREATE, "y.txt")
 
 
 @pytest.mark.django_db
-def test_a_snapshot_sends_each_path_with_the_identity_of_its_last_change(area):
-    history.append(area, [Change(Kind.CREATE, "a.txt", X, None, origin=PEER, origin_seq=7)], ME)
-    Entry.objects.create(area=area, path="a.txt", blob_hash=X, change_origin=PEER, change_seq=7)
-    Entry.objects.create(area=area, path="old.txt", deleted_hash=X)  # identity not known
+def test_a_snapshot_sends_each_path_with_its_versions(area):
+    v, known = ((PEER, 7),), ((ME, 2), (PEER, 7))
+    Entry.objects.create(area=area, path="a.txt", blob_hash=X, version=pack(v), known=pack(known),
+                         origin=PEER,
+                         stamp=pack_stamp((5, X)))  # fmt: skip
+    Entry.objects.create(area=area, path="old.txt", deleted_hash=X, version=pack(known), origin=ME,
+                         deleted_version=pack(v))  # fmt: skip
     by_path = {e.path: entry_to_wire(e, 9) for e in Entry.objects.filter(area=area)}
-    assert (by_path["a.txt"]["origin"], by_path["a.txt"]["origin_seq"]) == (PEER, 7)
-    assert (by_path["old.txt"]["kind"], by_path["old.txt"]["origin_seq"]) == (Kind.DELETE, 0)
-    assert event_from_wire(by_path["a.txt"], snapshot=True).snapshot
+    a = event_from_wire(by_path["a.txt"], snapshot=True)
+    assert (a.version, a.known, a.stamp, a.snapshot) == (v, known, (5, X), True)
+    old = event_from_wire(by_path["old.txt"], snapshot=True)
+    assert (old.kind, old.version, old.base, old.base_version) == (Kind.DELETE, known, X, v)
+
+
+@pytest.mark.django_db
+def test_a_change_without_a_version_is_refused():
+    """It could never be told from a late copy of an earlier one."""
+    row = (1, Kind.CREATE, "y.txt", "", X, None, 3, 0, 0o644, ME, 1, None, None, None, None, None,
+           False)  # fmt: skip
+    with pytest.raises(BadData):
+        event_from_wire(event_row_to_wire(row))
 
 
 @pytest.mark.django_db
@@ -72,39 +110,16 @@ def test_asking_for_history_acknowledges_nothing(area):
 
 
 @pytest.mark.django_db
-def test_a_rename_marks_where_its_content_went_and_a_put_what_it_replaced(area):
-    Y = b"y" * 32
-    history.append(area, [Change(Kind.CREATE, "a", X, None)], ME)
-    Entry.objects.create(area=area, path="a", deleted_hash=X)
-    Entry.objects.create(area=area, path="b", blob_hash=Y)
-    history.append(
-        area, [Change(Kind.RENAME, "b", X, None, old_path="a"), Change(Kind.EDIT, "b", Y, X)], ME
-    )
-    a, b = Entry.objects.get(area=area, path="a"), Entry.objects.get(area=area, path="b")
-    assert (a.moved_to, b.moved_to, bytes(b.base_hash)) == ("b", "", X)
-    history.append(area, [Change(Kind.DELETE, "b", None, Y)], ME)
-    assert bytes(Entry.objects.get(area=area, path="b").base_hash) == X  # the deleted one's
-
-
-@pytest.mark.django_db
-def test_folded_identities_travel_with_the_change(area):
-    folded = ((PEER, 3), (PEER, 4))
-    history.append(area, [Change(Kind.CREATE, "a", X, None, origin=PEER, origin_seq=5,
-                                 also=folded)], ME)  # fmt: skip
+def test_a_peers_change_travels_on_with_its_versions(area):
+    v, old, base = ((ME, 1), (PEER, 5)), ((PEER, 5),), ((ME, 1),)
+    history.append(area, [Change(Kind.RENAME, "b", X, None, 3, 4, old_path="a", origin=PEER,
+                                 origin_seq=5, version=v, old_version=old, base_version=base,
+                                 stamp=(4, X), old_stamp=(3, X))], ME)  # fmt: skip
     [row] = HistoryEvent.objects.filter(area=area).values_list(
         "seq", "kind", "path", "old_path", "blob_hash", "base_hash", "size", "mtime_ns", "mode",
-        "origin", "origin_seq", "also",
+        "origin", "origin_seq", "version", "old_version", "base_version", "stamp", "old_stamp",
+        "moved",
     )  # fmt: skip
-    assert event_from_wire(event_row_to_wire(row)).also == folded
-
-
-@pytest.mark.django_db
-def test_a_snapshot_applied_whole_marks_each_origins_changes_up_to_its_latest(area):
-    from areas.index import RemoteEvent
-
-    snapshot = [
-        RemoteEvent(9, Kind.CREATE, p, "", X, None, 1, 0, 0o644, PEER, n, snapshot=True)
-        for p, n in (("a", 4), ("b", 7))
-    ]
-    history.mark_prefixes(area, snapshot)
-    assert history.seen(area, [(PEER, 6), (PEER, 7), (PEER, 8)], ME) == {(PEER, 6), (PEER, 7)}
+    sent = event_from_wire(event_row_to_wire(row))
+    assert (sent.version, sent.old_version, sent.base_version) == (v, old, base)
+    assert (sent.stamp, sent.old_stamp) == ((4, X), (3, X))

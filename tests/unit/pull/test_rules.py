@@ -1,4 +1,7 @@
-"""The sync rule (areas.pull.rules), case by case: what a peer's change does here."""
+"""The sync rule (areas.pull.rules), case by case: what a peer's change does here.
+
+Versions are vectors of (peer, number); a change applies when it includes the version here,
+does nothing when the version here includes it, and is a conflict otherwise."""
 
 import pytest
 
@@ -15,17 +18,29 @@ from areas.pull import (
     Version,
     conflict_copy_path,
 )
-from areas.pull.rules import decide
+from areas.pull.rules import Deleted, decide, news
 
 A, B, C = b"A" * 32, b"B" * 32, b"C" * 32  # contents
-ME, PEER = b"\x01" * 32, b"\x02" * 32  # this peer's key, the other's (larger)
-T1, T2 = 1_700_000_000_000_000_000, 1_700_000_100_000_000_000  # two mtimes, T2 later
+ME, PEER = b"\x01" * 32, b"\x02" * 32  # this peer's key, the other's
+T1, T2, T3 = 1_700_000_000_000_000_000, 1_700_000_100_000_000_000, 1_700_000_200_000_000_000
+
+
+def vv(**numbers):
+    """A version vector: vv(me=2, peer=5)."""
+    keys = {"me": ME, "peer": PEER}
+    return tuple(sorted((keys[k], n) for k, n in numbers.items()))
 
 
 def change(kind, path="f.txt", blob=None, base=None, old_path="", mtime=T1, mode=0o644,
-           origin=PEER, origin_seq=7, snapshot=False):  # fmt: skip
-    return RemoteEvent(0, kind, path, old_path, blob, base, 1, mtime, mode, origin, origin_seq,
-                       snapshot=snapshot)  # fmt: skip
+           version=None, old_version=(), base_version=(), stamp=None, known=(),
+           old_stamp=None, moved=False, snapshot=False):  # fmt: skip
+    version = version if version is not None else vv(peer=7)
+    stamp = stamp if stamp is not None else (mtime, blob or base or b"")
+    return RemoteEvent(0, kind, path, old_path, blob, base, 1, mtime, 0o644 if mode is None
+                       else mode, PEER, 7, version=version, old_version=old_version,
+                       known=known, base_version=base_version, stamp=stamp,
+                       old_stamp=old_stamp or (stamp if old_path else (0, b"")),
+                       moved=moved, snapshot=snapshot)  # fmt: skip
 
 
 def here(**paths):
@@ -34,159 +49,206 @@ def here(**paths):
     return versions.get
 
 
-def v(blob, mtime=T1, mode=0o644, origin=ME):
-    return Version(blob, mode, mtime, origin)
+def live(blob, version, mtime=T1, mode=0o644, known=None):
+    return Version(blob, mode, mtime, ME, version=version, known=known or version,
+                   stamp=(mtime, blob))  # fmt: skip
 
 
-def gone(blob):
-    """A tombstone: `blob` was deleted here."""
-    return Version(blob, gone=True)
+def gone(blob, version, deleted_version=(), mtime=T1):
+    """A tombstone: `blob` (made at `mtime`, its version `deleted_version`) deleted here."""
+    return Version(blob, mtime_ns=mtime, gone=True, version=version, known=version,
+                   deleted_version=deleted_version, stamp=(mtime, blob))  # fmt: skip
+
+
+def step(do, path="f.txt", version=None, known=None, stamp=None, **rest):
+    version = version if version is not None else vv(peer=7)
+    return Step(do, path, version, known if known is not None else version,
+                stamp if stamp is not None else (T1, A), **rest)  # fmt: skip
 
 
 MINE_COPY = conflict_copy_path("f.txt", ME, T1)
-THEIRS_COPY_T1 = conflict_copy_path("f.txt", PEER, T1)
-COPY_G = conflict_copy_path("g.txt", PEER, T1)
+THEIRS_COPY = conflict_copy_path("f.txt", PEER, T1)
+BOTH = vv(me=1, peer=7)
 
 CASES = [
-    # --- a change whose base is what is here applies ----------------------------------------
+    # --- a change that includes the version here applies ----------------------------------------
     ("create where nothing is", change(Kind.CREATE, blob=A), here(),
-     [Step(Do.WRITE, "f.txt", kind=Kind.CREATE)]),
-    ("edit of the version here", change(Kind.EDIT, blob=B, base=A), here(f_txt=v(A)),
-     [Step(Do.WRITE, "f.txt", kind=Kind.EDIT, base=A)]),
-    ("delete of the version here", change(Kind.DELETE, base=A), here(f_txt=v(A)),
-     [Step(Do.DELETE, "f.txt", base=A)]),
-    ("plain rename", change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A),
-     here(f_txt=v(A)), [Step(Do.MOVE, "g.txt")]),
-    # --- nothing to do ------------------------------------------------------------------------
-    ("the same content already (seen through another peer)",
-     change(Kind.EDIT, blob=B, base=A), here(f_txt=v(B)), []),
+     [step(Do.WRITE, kind=Kind.CREATE)]),
+    ("edit of the version here", change(Kind.EDIT, blob=A, base=B, version=vv(me=1, peer=7)),
+     here(f_txt=live(B, vv(me=1))),
+     [step(Do.WRITE, version=BOTH, kind=Kind.EDIT, base=B)]),
+    ("delete of the version here", change(Kind.DELETE, base=B, version=BOTH),
+     here(f_txt=live(B, vv(me=1))),
+     [step(Do.DELETE, version=BOTH, stamp=(T1, B), base=B,
+           deleted=Deleted(B, T1, vv(me=1), (T1, B)))]),
+    ("plain rename", change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, version=BOTH,
+                            old_version=BOTH, base_version=vv(me=1)),
+     here(f_txt=live(A, vv(me=1))),
+     [step(Do.MOVE, "g.txt", version=BOTH, source="f.txt",
+           source_version=BOTH, source_known=BOTH,
+           deleted=Deleted(A, T1, vv(me=1), (T1, A)), moved=True)]),
+    ("a rename's source keeps its own stamp; the new path's takes in what it had",
+     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, version=BOTH, old_version=BOTH,
+            base_version=vv(me=1), stamp=(T3, C), old_stamp=(T1, A)),
+     here(f_txt=live(A, vv(me=1))),
+     [step(Do.MOVE, "g.txt", version=BOTH, stamp=(T3, C), source="f.txt", source_version=BOTH,
+           source_known=BOTH, deleted=Deleted(A, T1, vv(me=1), (T1, A)), moved=True)]),
     ("a delete of a path never here: its tombstone is kept", change(Kind.DELETE, base=A),
-     here(), [Step(Do.REMEMBER, "f.txt", base=A)]),
-    # --- the changes of one peer are ordered by their numbers --------------------------------
-    ("a later change of the peer whose version is here replaces it",
-     change(Kind.EDIT, blob=C, base=B, origin_seq=9),
-     here(f_txt=Version(A, 0o644, T1, PEER, change=(PEER, 5))),
-     [Step(Do.WRITE, "f.txt", kind=Kind.OVERWRITE, base=A)]),
-    ("a change older than the last one here of its peer came late: nothing",
-     change(Kind.CREATE, blob=A, origin_seq=3),
-     here(f_txt=Version(B, 0o644, T1, PEER, change=(PEER, 5))), []),
-    ("the same peer deleted its version here later", change(Kind.DELETE, base=B, origin_seq=9),
-     here(f_txt=Version(A, 0o644, T1, PEER, change=(PEER, 5))),
-     [Step(Do.DELETE, "f.txt", base=A)]),
-    # --- both changed the content: the later mtime keeps the path ------------------------------
+     here(), [step(Do.KEEP, deleted=Deleted(A, T1, (), (T1, A)))]),
+    # --- nothing to do: the version here includes the change -------------------------------------
+    ("the same change again (through another peer)", change(Kind.EDIT, blob=A, base=B),
+     here(f_txt=live(A, vv(peer=7))), []),
+    ("an older change, late", change(Kind.CREATE, blob=B, version=vv(peer=3)),
+     here(f_txt=live(A, vv(peer=7))), []),
+    ("a change decided here before (its version known)", change(Kind.CREATE, blob=B),
+     here(f_txt=live(A, vv(me=2), known=vv(me=2, peer=7))), []),
+    ("a version deleted here, late: the delete stands", change(Kind.CREATE, blob=A),
+     here(f_txt=gone(A, vv(me=9, peer=7))), []),
+    ("the same content made again, knowing of the delete (restored by hand): it comes back",
+     change(Kind.CREATE, blob=A, version=vv(me=9, peer=12)),
+     here(f_txt=gone(A, vv(me=9, peer=7))),
+     [step(Do.WRITE, version=vv(me=9, peer=12), kind=Kind.CREATE)]),
+    # --- made apart, both with content: the stronger keeps the path ------------------------------
     ("theirs is newer: mine moves aside", change(Kind.EDIT, blob=C, base=A, mtime=T2),
-     here(f_txt=v(B, T1)),
-     [Step(Do.THEIRS_WIN, "f.txt", copy=MINE_COPY, conflict=THEIRS_NEWER, kept=B)]),
-    ("mine is newer: theirs becomes the copy", change(Kind.EDIT, blob=C, base=A, mtime=T1),
-     here(f_txt=v(B, T2)),
-     [Step(Do.MINE_WIN, "f.txt", copy=THEIRS_COPY_T1, conflict=MINE_NEWER, kept=B)]),
-    ("a tie on mtime: the larger origin key wins", change(Kind.EDIT, blob=C, base=A),
-     here(f_txt=v(B, T1, origin=ME)),
-     [Step(Do.THEIRS_WIN, "f.txt", copy=MINE_COPY, conflict=THEIRS_NEWER, kept=B)]),
-    ("a tie on mtime, the smaller key theirs: mine keeps the path",
-     change(Kind.EDIT, blob=C, base=A, origin=ME),
-     here(f_txt=v(B, T1, origin=PEER)),
-     [Step(Do.MINE_WIN, "f.txt", copy=conflict_copy_path("f.txt", ME, T1),
-           conflict=MINE_NEWER, kept=B)]),
-    ("the copy is made already", change(Kind.EDIT, blob=C, base=A, mtime=T1),
-     here(f_txt=v(B, T2), **{THEIRS_COPY_T1.replace(".", "_"): v(C)}), []),
-    ("the copy's name holds another version (edited since): the next free name",
-     change(Kind.EDIT, blob=C, base=A, mtime=T1),
-     {"f.txt": v(B, T2), THEIRS_COPY_T1: v(A)}.get,
-     [Step(Do.MINE_WIN, "f.txt", copy=THEIRS_COPY_T1.replace(".txt", "-1.txt"),
-           conflict=MINE_NEWER, kept=B)]),
-    ("a version of no peer of ours (no origin) moves aside under this peer's key",
-     change(Kind.EDIT, blob=C, base=A, mtime=T2), here(f_txt=v(B, T1, origin=b"")),
-     [Step(Do.THEIRS_WIN, "f.txt", copy=MINE_COPY, conflict=THEIRS_NEWER, kept=B)]),
-    # --- edit against delete: the edit wins --------------------------------------------------
-    ("an edit of a path never here: a create", change(Kind.EDIT, blob=B, base=A), here(),
-     [Step(Do.WRITE, "f.txt", kind=Kind.CREATE)]),
-    ("deleted there, edited here", change(Kind.DELETE, base=A), here(f_txt=v(B)),
-     [Step(Do.KEEP_MINE, "f.txt", conflict=CHANGED_HERE, kept=B)]),
-    ("a snapshot's tombstone of an older version: nothing deleted",
-     change(Kind.DELETE, base=A, origin_seq=0), here(f_txt=v(B)), []),
-    ("a snapshot's tombstone of another version, its identity known: nothing deleted",
-     change(Kind.DELETE, base=A, snapshot=True), here(f_txt=v(B)), []),
-    ("a delete of what is deleted here too", change(Kind.DELETE, base=A), here(f_txt=gone(A)),
-     []),
-    ("edited there, the version deleted here", change(Kind.EDIT, blob=B, base=A),
-     here(f_txt=gone(A)), [Step(Do.WRITE, "f.txt", kind=Kind.CREATE, conflict=DELETED_HERE)]),
-    # --- a snapshot never brings back a version deleted here ----------------------------------
-    ("a snapshot's version of unknown identity, the one deleted here",
-     change(Kind.CREATE, blob=A, origin_seq=0, snapshot=True), here(f_txt=gone(A)), []),
-    ("a snapshot's version changed since the delete here: kept, as a conflict",
-     change(Kind.CREATE, blob=B, snapshot=True), here(f_txt=gone(A)),
-     [Step(Do.WRITE, "f.txt", kind=Kind.CREATE, conflict=DELETED_HERE)]),
-    ("the version deleted here, from elsewhere: a late copy, the delete stands",
-     change(Kind.CREATE, blob=A), here(f_txt=gone(A)), []),
-    ("the file made again by the peer that deleted it, later",
-     change(Kind.CREATE, blob=A, origin_seq=7),
-     here(f_txt=Version(A, gone=True, change=(PEER, 5))),
-     [Step(Do.WRITE, "f.txt", kind=Kind.CREATE)]),
-    # --- a peer joining: a snapshot's creates carry no base ----------------------------------
-    ("a joining peer's file, the same here", change(Kind.CREATE, blob=A, origin_seq=0),
-     here(f_txt=v(A)), []),
-    ("a joining peer's file, other content here and newer there",
-     change(Kind.CREATE, blob=A, mtime=T2, origin_seq=0), here(f_txt=v(B, T1)),
-     [Step(Do.THEIRS_WIN, "f.txt", copy=MINE_COPY, conflict=THEIRS_NEWER, kept=B)]),
-    # --- renames that are not plain moves here ------------------------------------------------
-    ("rename of a file edited here: the edit stays, the name gets theirs",
-     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A), here(f_txt=v(B)),
-     [Step(Do.WRITE, "g.txt", kind=Kind.CREATE, conflict=MOVED_CHANGED_HERE)]),
+     here(f_txt=live(B, vv(me=1))),
+     [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T2, C), copy=MINE_COPY,
+           copy_version=vv(me=1), copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
+    ("mine is newer: theirs becomes the copy", change(Kind.EDIT, blob=C, base=A),
+     here(f_txt=live(B, vv(me=1), mtime=T2)),
+     [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B), copy=THEIRS_COPY,
+           copy_version=vv(peer=7), copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
+    ("a version that descends from stronger content wins, whatever its own time",
+     change(Kind.EDIT, blob=C, base=A, stamp=(T3, A)), here(f_txt=live(B, vv(me=1), mtime=T2)),
+     [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T3, A),
+           copy=conflict_copy_path("f.txt", ME, T2), copy_version=vv(me=1),
+           copy_stamp=(T2, B), conflict=THEIRS_NEWER, kept=B)]),
+    ("a tie on time: the larger content hash wins", change(Kind.EDIT, blob=C, base=A),
+     here(f_txt=live(B, vv(me=1))),
+     [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T1, C), copy=MINE_COPY,
+           copy_version=vv(me=1), copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
+    ("their copy is made here already (and maybe deleted since): not again",
+     change(Kind.EDIT, blob=C, base=A),
+     here(f_txt=live(B, vv(me=1), mtime=T2), **{THEIRS_COPY.replace(".", "_"):
+          gone(C, vv(me=4, peer=7))}),  # fmt: skip
+     [step(Do.KEEP, version=vv(me=1), known=BOTH, stamp=(T2, B))]),
+    ("the copy's name holds another version: the next free name",
+     change(Kind.EDIT, blob=C, base=A),
+     {"f.txt": live(B, vv(me=1), mtime=T2), THEIRS_COPY: live(A, vv(me=3))}.get,
+     [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B),
+           copy=THEIRS_COPY.replace(".txt", "-1.txt"), copy_version=vv(peer=7),
+           copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
+    ("the same content made apart: one version, no conflict", change(Kind.CREATE, blob=A),
+     here(f_txt=live(A, vv(me=1))), [step(Do.KEEP, version=BOTH)]),
+    # --- delete against change: the change wins -------------------------------------------------
+    ("deleted there, changed here", change(Kind.DELETE, base=A, base_version=vv(me=1)),
+     here(f_txt=live(B, vv(me=2))),
+     [step(Do.KEEP, version=vv(me=2), known=vv(me=2, peer=7), stamp=(T1, B),
+           conflict=CHANGED_HERE, kept=B)]),
+    ("a snapshot's tombstone made apart: kept, nothing noted",
+     change(Kind.DELETE, base=A, base_version=vv(me=1), snapshot=True),
+     here(f_txt=live(B, vv(me=2))),
+     [step(Do.KEEP, version=vv(me=2), known=vv(me=2, peer=7), stamp=(T1, B))]),
+    ("changed there, deleted here", change(Kind.EDIT, blob=B, base=A, mtime=T2,
+                                           version=vv(me=1, peer=7)),
+     here(f_txt=gone(A, vv(me=2), vv(me=1))),
+     [step(Do.WRITE, version=vv(me=1, peer=7), known=vv(me=2, peer=7), stamp=(T2, B),
+           kind=Kind.CREATE, conflict=DELETED_HERE)]),
+    ("made apart from a stronger version deleted here: it goes to a copy, the delete stands",
+     change(Kind.CREATE, blob=B), here(f_txt=gone(A, vv(me=2), vv(me=1), mtime=T2)),
+     [step(Do.MINE_WIN, version=vv(me=2), known=vv(me=2, peer=7), stamp=(T2, A),
+           copy=THEIRS_COPY, copy_version=vv(peer=7), copy_stamp=(T1, B),
+           conflict=DELETED_HERE, deleted=Deleted(A, T2, vv(me=1), (T2, A)))]),
+    ("deleted there, and the content deleted there was stronger: this version goes to a copy",
+     change(Kind.DELETE, base=A, mtime=T2, base_version=vv(peer=3), stamp=(T2, A)),
+     here(f_txt=live(B, vv(me=1))),
+     [step(Do.DELETE, version=vv(peer=7), known=BOTH, stamp=(T2, A), base=B,
+           deleted=Deleted(A, T2, vv(peer=3), (T2, A)), copy=MINE_COPY,
+           copy_version=vv(me=1), copy_stamp=(T1, B), conflict=CHANGED_HERE, kept=B)]),
+    ("deleted on both sides", change(Kind.DELETE, base=A, mtime=T2, stamp=(T2, A)),
+     here(f_txt=gone(B, vv(me=1))),
+     [step(Do.KEEP, version=BOTH, stamp=(T2, A), deleted=Deleted(A, T2, (), (T2, A)))]),
+    # --- the same content made apart, neither by a move (a peer joined with an old copy) -----------
+    ("a delete of the very content here, made apart: it goes",
+     change(Kind.DELETE, base=A, base_version=vv(peer=3)), here(f_txt=live(A, vv(me=1))),
+     [step(Do.DELETE, known=BOTH, stamp=(T1, A), base=A,
+           deleted=Deleted(A, T1, vv(peer=3), (T1, A)))]),
+    ("the very content deleted here, made apart: the delete stands",
+     change(Kind.CREATE, blob=A), here(f_txt=gone(A, vv(me=2), vv(me=1))),
+     [step(Do.KEEP, version=vv(me=2), known=vv(me=2, peer=7), stamp=(T1, A),
+           deleted=Deleted(A, T1, vv(me=1), (T1, A)))]),
+    ("the same content moved in here: another file, the delete leaves it",
+     change(Kind.DELETE, base=A, base_version=vv(peer=3)),
+     here(f_txt=Version(A, 0o644, T1, ME, version=vv(me=1), known=vv(me=1), stamp=(T1, A),
+                        moved=True)),
+     [step(Do.KEEP, version=vv(me=1), known=BOTH, stamp=(T1, A), conflict=CHANGED_HERE,
+           kept=A, moved=True)]),
+    ("the same content moved in there: another file, it comes",
+     change(Kind.CREATE, blob=A, moved=True), here(f_txt=gone(A, vv(me=2), vv(me=1))),
+     [step(Do.WRITE, version=vv(peer=7), known=vv(me=2, peer=7), kind=Kind.CREATE,
+           conflict=DELETED_HERE, moved=True)]),
+    # --- permissions or time only ---------------------------------------------------------------
+    ("new mode for the version here", change(Kind.EDIT, blob=A, base=A, mode=0o755,
+                                             version=BOTH),
+     here(f_txt=live(A, vv(me=1))), [step(Do.SET_STATUS, version=BOTH)]),
+    ("new time for the version here", change(Kind.EDIT, blob=A, base=A, mtime=T2,
+                                             version=BOTH),
+     here(f_txt=live(A, vv(me=1))), [step(Do.SET_STATUS, version=BOTH, stamp=(T2, A))]),
+    # --- renames that are not plain moves here --------------------------------------------------
+    ("rename of a file changed here: the change stays, the new name gets theirs",
+     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, old_version=vv(peer=7),
+            base_version=vv(me=1)),
+     here(f_txt=live(B, vv(me=2))),
+     [step(Do.KEEP, version=vv(me=2), known=vv(me=2, peer=7), stamp=(T1, B)),
+      step(Do.WRITE, "g.txt", kind=Kind.CREATE, conflict=MOVED_CHANGED_HERE, moved=True)]),
     ("rename of a file deleted here: the moved file is kept, as a conflict",
-     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A), here(f_txt=gone(A)),
-     [Step(Do.WRITE, "g.txt", kind=Kind.CREATE, conflict=MOVED_DELETED_HERE)]),
-    ("a version moved aside there, its copy made here already: no conflict",
-     change(Kind.RENAME, path=THEIRS_COPY_T1, old_path="f.txt", blob=C),
-     here(f_txt=v(B), **{THEIRS_COPY_T1.replace(".", "_"): v(C)}), []),
-    ("rename onto a newer version of another content: the moved file becomes the copy",
-     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, mtime=T1),
-     here(f_txt=v(A), g_txt=v(B, T2)),
-     [Step(Do.MOVE, conflict_copy_path("g.txt", PEER, T1), conflict=MINE_NEWER, kept=B)]),
-    ("rename onto an older version of another content: that one moves aside",
-     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, mtime=T2),
-     here(f_txt=v(A), g_txt=v(B, T1)),
-     [Step(Do.MOVE, "g.txt", copy=conflict_copy_path("g.txt", ME, T1), conflict=THEIRS_NEWER,
-           kept=B)]),
-    ("rename onto a path that holds the same content", change(Kind.RENAME, path="g.txt",
-     old_path="f.txt", blob=A), here(f_txt=v(A), g_txt=v(A)), [Step(Do.MOVE, "g.txt")]),
-    ("rename of a file never here: put at the new path",
-     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A),
-     here(), [Step(Do.WRITE, "g.txt", kind=Kind.CREATE)]),
-    ("rename, its copy's name taken by another version: the next free name",
-     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, mtime=T1),
-     {"f.txt": v(A), "g.txt": v(B, T2), COPY_G: v(C)}.get,
-     [Step(Do.MOVE, COPY_G.replace(".txt", "-1.txt"), conflict=MINE_NEWER, kept=B)]),
-    ("a rename already seen in a later change of its peer here: nothing",
-     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, origin_seq=3),
-     here(f_txt=Version(A, 0o644, T1, PEER, change=(PEER, 5))), []),
-    ("the content moved away here comes back by a rename",
-     change(Kind.RENAME, path="f.txt", old_path="g.txt", blob=A),
-     here(f_txt=Version(A, gone=True, moved_to="g.txt"), g_txt=v(B)),
-     [Step(Do.WRITE, "f.txt", kind=Kind.CREATE, conflict=MOVED_CHANGED_HERE)]),
-    ("the version this one was made from, coming late: nothing",
-     change(Kind.CREATE, blob=A), here(f_txt=Version(B, 0o644, T1, PEER, base=A)), []),
-    ("a revert of this version to the one it was made from applies",
-     change(Kind.EDIT, blob=A, base=B), here(f_txt=Version(B, 0o644, T1, PEER, base=A)),
-     [Step(Do.WRITE, "f.txt", kind=Kind.EDIT, base=B)]),
-    ("a deleted version's ancestor, coming late: nothing",
-     change(Kind.CREATE, blob=A), here(f_txt=Version(B, gone=True, base=A)), []),
-    # --- permissions or mtime only -------------------------------------------------------------
-    ("new mode for the same version", change(Kind.EDIT, blob=A, base=A, mode=0o755),
-     here(f_txt=v(A)), [Step(Do.SET_STATUS, "f.txt")]),
-    ("new mtime for the same version", change(Kind.EDIT, blob=A, base=A, mtime=T2),
-     here(f_txt=v(A, T1)), [Step(Do.SET_STATUS, "f.txt")]),
-    ("mode and mtime as here already", change(Kind.EDIT, blob=A, base=A), here(f_txt=v(A)), []),
-    ("a status change of a version changed here since", change(Kind.EDIT, blob=A, base=A,
-     mode=0o755), here(f_txt=v(B)), []),
-    ("a status change of a file gone here", change(Kind.EDIT, blob=A, base=A, mode=0o755),
-     here(), []),
+     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, old_version=vv(peer=7),
+            base_version=vv(me=1)),
+     here(f_txt=gone(A, vv(me=2), vv(me=1))),
+     [step(Do.KEEP, version=vv(me=2, peer=7), known=vv(me=2, peer=7), stamp=(T1, A),
+           deleted=Deleted(A, T1, vv(me=1), (T1, A))),
+      step(Do.WRITE, "g.txt", kind=Kind.CREATE, conflict=MOVED_DELETED_HERE, moved=True)]),
+    ("rename of a file never here: its source remembered, put at the new path",
+     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, old_version=vv(peer=7)),
+     here(), [step(Do.KEEP, deleted=Deleted(A, T1, (), (T1, A)), moved=True),
+              step(Do.WRITE, "g.txt", kind=Kind.CREATE, moved=True)]),
+    ("rename onto a stronger version: the moved file becomes the copy",
+     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, version=vv(peer=7),
+            old_version=BOTH),
+     here(f_txt=live(A, vv(me=1)), g_txt=live(B, vv(me=2), mtime=T2)),
+     [step(Do.MOVE, conflict_copy_path("g.txt", PEER, T1), version=vv(peer=7), known=(),
+           conflict=MINE_NEWER, kept=B, source="f.txt", source_version=BOTH,
+           source_known=BOTH, deleted=Deleted(A, T1, vv(me=1), (T1, A)), own=True),
+      step(Do.KEEP, "g.txt", version=vv(me=2), known=vv(me=2, peer=7), stamp=(T2, B))]),
+    ("rename onto a weaker version: that one moves aside",
+     change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, mtime=T2, version=vv(peer=7),
+            old_version=BOTH, stamp=(T2, A)),
+     here(f_txt=live(A, vv(me=1), mtime=T2), g_txt=live(B, vv(me=2))),
+     [step(Do.MOVE, "g.txt", version=vv(peer=7), known=vv(me=2, peer=7), stamp=(T2, A),
+           copy=conflict_copy_path("g.txt", ME, T1), copy_version=vv(me=2),
+           copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B, source="f.txt",
+           source_version=BOTH, source_known=BOTH,
+           deleted=Deleted(A, T2, vv(me=1), (T2, A)), moved=True)]),
 ]
 
 
 @pytest.mark.parametrize(("name", "remote", "local", "steps"), CASES, ids=[c[0] for c in CASES])
 def test_decide(name, remote, local, steps):
     assert decide(remote, local, ME) == steps
+
+
+@pytest.mark.parametrize(
+    ("name", "remote", "local", "expected"),
+    [
+        ("nothing here", change(Kind.CREATE, blob=A), here(), True),
+        ("included", change(Kind.CREATE, blob=A), here(f_txt=live(A, vv(peer=9))), False),
+        ("made apart", change(Kind.CREATE, blob=A), here(f_txt=live(B, vv(me=1))), True),
+        ("a rename whose source is news", change(Kind.RENAME, "g.txt", A, old_path="f.txt",
+         old_version=vv(peer=7)), here(g_txt=live(A, vv(peer=7))), True),  # fmt: skip
+    ],
+)
+def test_news(name, remote, local, expected):
+    """What a page's changes are filtered by before any content is fetched."""
+    assert news(remote, local) is expected
 
 
 def test_conflict_copy_names_carry_the_time_and_the_peer():
