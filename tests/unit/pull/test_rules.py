@@ -167,7 +167,7 @@ CASES = [
     ("deleted on both sides", change(Kind.DELETE, base=A, mtime=T2, stamp=(T2, A)),
      here(f_txt=gone(B, vv(me=1))),
      [step(Do.KEEP, version=BOTH, stamp=(T2, A), deleted=Deleted(A, T2, (), (T2, A)))]),
-    # --- the same content made apart, neither by a move (a peer joined with an old copy) -----------
+    # --- the same content made apart, neither by a move (a peer joined with an old copy) -------
     ("a delete of the very content here, made apart: it goes",
      change(Kind.DELETE, base=A, base_version=vv(peer=3)), here(f_txt=live(A, vv(me=1))),
      [step(Do.DELETE, known=BOTH, stamp=(T1, A), base=A,
