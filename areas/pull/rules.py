@@ -319,8 +319,9 @@ def _live(here: Here, path: str) -> Version | None:
 
 
 def _wins(change: RemoteEvent, mine: Version) -> bool:
-    """Of two versions made apart, whether the change's keeps the path: the later
-    modification time, then the larger content hash (the same on every peer)."""
+    """Of two versions made apart, whether the change's keeps the path: the stronger stamp,
+    then the later modification time, then the larger content hash (the same on every
+    peer, whatever the order they came in)."""
     theirs = Deleted(change.blob, change.mtime_ns, (), change.stamp)
     return _beats(theirs, Deleted(mine.blob, mine.mtime_ns, (), mine.stamp))
 
