@@ -17,8 +17,10 @@ from areas.index.versions import (
     bump,
     merge,
     pack,
+    pack_known,
     pack_stamp,
     unpack,
+    unpack_known,
     unpack_stamp,
 )
 from areas.models import Area, HistoryEvent, PeerArea
@@ -122,7 +124,7 @@ def _own(area: Area, own: list[tuple[Change, int]], local_key: bytes) -> dict[in
     if not paths:
         return {}
     state = {
-        path: _Path(unpack(v), unpack(k) or unpack(v), unpack_stamp(st))
+        path: _Path(unpack(v), unpack_known(k, unpack(v)), unpack_stamp(st))
         for path, v, k, st in rows(
             "SELECT path, version, known, stamp FROM areas_entry"
             " WHERE area_id = %s AND path = ANY(%s)",
@@ -148,10 +150,8 @@ def _own(area: Area, own: list[tuple[Change, int]], local_key: bytes) -> dict[in
                 source = state.get(c.old_path, empty)
                 base_version = deleted[c.old_path] = source.version
                 stamp = max(stamp, source.stamp)
-                state[c.old_path] = _bumped(source, local_key, seq, source.stamp)
-            state[c.path] = _bumped(target, local_key, seq, stamp)
-            if c.old_path:
-                state[c.path].moved = state[c.old_path].moved = True
+                state[c.old_path] = _bumped(source, local_key, seq, source.stamp, moved=True)
+            state[c.path] = _bumped(target, local_key, seq, stamp, moved=bool(c.old_path))
         old = state[c.old_path] if c.old_path else empty
         found[seq] = replace(c, version=state[c.path].version, old_version=old.version,
                              base_version=base_version, stamp=state[c.path].stamp,
@@ -166,7 +166,7 @@ def _own(area: Area, own: list[tuple[Change, int]], local_key: bytes) -> dict[in
         [
             list(state),
             [pack(p.version) for p in state.values()],
-            [pack(p.known) if p.known != p.version else b"" for p in state.values()],
+            [pack_known(p.known, p.version) for p in state.values()],
             [pack_stamp(p.stamp) for p in state.values()],
             [p.moved for p in state.values()],
             [path in deleted for path in state],
@@ -177,9 +177,9 @@ def _own(area: Area, own: list[tuple[Change, int]], local_key: bytes) -> dict[in
     return found
 
 
-def _bumped(path: _Path, local_key: bytes, seq: int, stamp: Stamp) -> _Path:
+def _bumped(path: _Path, local_key: bytes, seq: int, stamp: Stamp, moved: bool = False) -> _Path:
     version = bump(path.known, local_key, seq)
-    return _Path(version, version, stamp)
+    return _Path(version, version, stamp, moved)
 
 
 def floor(area: Area) -> int:

@@ -70,3 +70,13 @@ def unpack_stamp(data) -> Stamp:
         return NO_STAMP
     data = bytes(data)
     return (_STAMP_TIME.unpack_from(data)[0], data[_STAMP_TIME.size :])
+
+
+def pack_known(known: Vector, version: Vector) -> bytes:
+    """Entry.known: every version of a path decided here, stored only where it says more
+    than the path's own version (most paths: nothing)."""
+    return pack(known) if known != version else b""
+
+
+def unpack_known(known, version: Vector) -> Vector:
+    return unpack(known) or version

@@ -51,8 +51,10 @@ from areas.index.versions import (
     Vector,
     includes,
     pack,
+    pack_known,
     pack_stamp,
     unpack,
+    unpack_known,
     unpack_stamp,
 )
 from areas.models import Area, Conflict, Entry
@@ -119,7 +121,7 @@ class _State:
 
     def packed(self) -> tuple[bytes, bytes, bytes, bool]:
         """Entry.version, known (empty: the same), stamp and moved."""
-        known = pack(self.known) if self.known != self.version else b""
+        known = pack_known(self.known, self.version)
         return pack(self.version), known, pack_stamp(self.stamp), self.moved
 
     def give(self, entry: Entry) -> None:
@@ -525,7 +527,7 @@ def _version_of(entry: Entry | None) -> Version | None:
     if entry is None:
         return None
     version, stamp = unpack(entry.version), unpack_stamp(entry.stamp)
-    known = unpack(entry.known) or version
+    known = unpack_known(entry.known, version)
     if not entry.exists:
         deleted = bytes(entry.deleted_hash) if entry.deleted_hash is not None else None
         return Version(deleted, mtime_ns=entry.mtime_ns, gone=True, version=version,
@@ -609,7 +611,7 @@ def plan(area: Area, events: list[RemoteEvent], local_key: bytes) -> list[list[R
     does not include, each chain of changes of a path folded into one."""
     paths = list({p for e in events for p in (e.path, e.old_path) if p})
     versions = {
-        path: Version(None, known=unpack(k) or unpack(v))
+        path: Version(None, known=unpack_known(k, unpack(v)))
         for path, v, k in rows(
             "SELECT path, version, known FROM areas_entry WHERE area_id = %s AND path = ANY(%s)",
             [area.pk, paths],

@@ -12,7 +12,7 @@ from areas.index import (
     history,
     scan_area,
 )
-from areas.index.versions import pack, pack_stamp, unpack, unpack_stamp
+from areas.index.versions import pack, pack_stamp, unpack, unpack_known, unpack_stamp
 from areas.index.wire import entry_to_wire
 from areas.models import Area, Entry, HistoryEvent, PeerArea
 from areas.serve.answers import history_since
@@ -29,7 +29,7 @@ def area(tmp_path):
 
 def state(area, path):
     entry = Entry.objects.get(area=area, path=path)
-    return unpack(entry.version), unpack(entry.known) or unpack(entry.version)
+    return unpack(entry.version), unpack_known(entry.known, unpack(entry.version))
 
 
 @pytest.mark.django_db
