@@ -7,6 +7,7 @@ made apart, and are a conflict. Only this tells a late copy of a version from a 
 however the change travelled: directly, through another peer, or in a snapshot.
 """
 
+import hashlib
 import struct
 
 ORIGIN_BYTES = 32
@@ -38,9 +39,26 @@ def merge(a: Vector, b: Vector) -> Vector:
     return vector((*a, *b))
 
 
+def beyond(a: Vector, b: Vector) -> Vector:
+    """The part of `a` that `b` does not include: of versions joined in `a`, those a change
+    made knowing `b` did not know."""
+    return tuple((origin, n) for origin, n in a if not includes(b, ((origin, n),)))
+
+
 def bump(a: Vector, origin: bytes, number: int) -> Vector:
     """The version a change made by `origin` (its number `number`) gives on top of `a`."""
     return vector((*a, (origin, number)))
+
+
+def copied_to(v: Vector, path: str) -> Vector:
+    """The version of a copy of version `v` made at `path` (a conflict copy).
+
+    A version's numbers count changes at its own path; at another path, the same numbers
+    would say which of that path's changes it includes. So each peer of `v` stands for
+    itself at `path` under a name of its own. Every peer that makes the same copy makes
+    the same version, and no change the path had before is taken for it."""
+    at = b"\0" + path.encode()
+    return vector((hashlib.sha256(origin + at).digest(), n) for origin, n in v)
 
 
 def pack(v: Vector) -> bytes:

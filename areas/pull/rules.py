@@ -8,8 +8,8 @@ order the versions arrive in:
 - both have content: the stronger keeps the path, the other goes beside it as a conflict
   copy named after its peer and time. Stronger: the one whose history at this path holds
   the content with the later modification time (its stamp), then its own time, then the
-  larger hash. A copy gets the version it copies, so peers making the same copy agree,
-  and a copy deleted is not made again;
+  larger hash. A copy gets the version it copies (moved to its own path), so peers
+  making the same copy agree, and a copy deleted is not made again;
 - one side deleted, the other changed: the change wins (nothing is lost), noted as a
   conflict, unless the content deleted would have beaten it: then it goes to a copy;
 - both reached the same content: one version, no conflict.
@@ -29,7 +29,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 
 from areas.index import Kind, RemoteEvent
-from areas.index.versions import NO_STAMP, Stamp, Vector, includes, merge
+from areas.index.versions import NO_STAMP, Stamp, Vector, beyond, copied_to, includes, merge
 from peers.identity import peer_id
 
 DELETED_HERE = "deleted here, changed on the peer: kept the change"
@@ -97,7 +97,8 @@ class Step:
     kind: str | None = None
     base: bytes | None = None
     # The conflict copy's name (THEIRS_WIN, MINE_WIN, DELETE), and its version: that of the
-    # version copied, so every peer that makes the same copy makes the same version.
+    # version copied, at the copy's path, so every peer that makes the same copy makes the
+    # same version.
     copy: str = ""
     copy_version: Vector = ()
     copy_stamp: Stamp = NO_STAMP
@@ -172,7 +173,9 @@ def _delete(
         kept = gone if _beats(gone, mine) else mine
         merged = merge(was.version, version)
         return [Step(Do.KEEP, path, merged, known, kept.stamp, deleted=kept, moved=was.moved)]
-    if includes(theirs, was.version) or _same_content(change, was, gone.blob):
+    if includes(theirs, was.version) or _same_content(
+        change, was, gone.blob, was.version, gone.version
+    ):
         # The delete was made knowing this version (or this very content).
         if not gone.version:
             gone = Deleted(was.blob, was.mtime_ns, was.version, was.stamp)
@@ -183,24 +186,29 @@ def _delete(
     if gone.version and not includes(was.version, gone.version) and _beats(gone, mine):
         # Made apart from the content deleted there, which would have kept the path: this
         # version goes beside it, as a conflict copy, and the delete stands.
-        copy = _copy_name(here, path, was.origin, was.mtime_ns, was.blob)
-        if _made(here, copy, was.version):
-            copy = ""  # made already, and maybe deleted since: not again
+        copy, copied = _copy(here, path, was.origin, was)
         return [Step(Do.DELETE, path, version, known, gone.stamp, base=was.blob, deleted=gone,
-                     copy=copy, copy_version=was.version, copy_stamp=was.stamp, conflict=note,
+                     copy=copy, copy_version=copied, copy_stamp=was.stamp, conflict=note,
                      kept=was.blob, moved=moved)]  # fmt: skip
-    # Changed here without knowing of the delete: the change stays.
+    # Changed here without knowing of the delete: the change stays, as the part of its
+    # version the delete did not know (two versions joined here, one deleted: the other).
     kept = was.blob if note else None
-    return [Step(Do.KEEP, path, was.version, known, was.stamp, conflict=note, kept=kept,
+    left = beyond(was.version, theirs)
+    return [Step(Do.KEEP, path, left, known, was.stamp, conflict=note, kept=kept,
                  moved=was.moved)]  # fmt: skip
 
 
-def _same_content(change: RemoteEvent, was: Version, blob: bytes | None) -> bool:
+def _same_content(
+    change: RemoteEvent, was: Version, blob: bytes | None, live: Vector, deleted: Vector
+) -> bool:
     """Two versions made apart with the same content, neither by a move (a peer that joined
     with an old copy of the area, say): taken for one, so a delete of either takes both.
+    `live`: the version kept on one side; `deleted`: the one deleted on the other.
 
     A move is left out: the content it moved in or out is another file's, which a delete
-    of this one does not touch."""
+    of this one does not touch. So is a version made from the one deleted: a change."""
+    if deleted and includes(live, deleted):
+        return False
     return was.blob == blob and not (_by_move(change) or was.moved)
 
 
@@ -217,7 +225,7 @@ def _put(change: RemoteEvent, here: Here, local_key: bytes, note: str = "") -> l
     after = includes(theirs, was.version)  # made knowing the version here
     if was.gone:
         gone = Deleted(was.blob, was.mtime_ns, was.deleted_version, was.stamp)
-        if not after and _same_content(change, was, change.blob):
+        if not after and _same_content(change, was, change.blob, version, was.deleted_version):
             # The very content deleted here, made apart: the delete stands (a peer holding
             # it deletes it too, see _delete).
             return [Step(Do.KEEP, path, was.version, known, was.stamp, deleted=gone)]
@@ -244,11 +252,9 @@ def _put(change: RemoteEvent, here: Here, local_key: bytes, note: str = "") -> l
                      conflict=note, moved=moved)]  # fmt: skip
     # Made apart, both with content: one version keeps the path everywhere.
     if _wins(change, was):
-        copy = _copy_name(here, path, was.origin or local_key, was.mtime_ns, was.blob)
-        if _made(here, copy, was.version):
-            copy = ""  # made already, and maybe deleted since: not again
+        copy, copied = _copy(here, path, was.origin or local_key, was)
         return [Step(Do.THEIRS_WIN, path, version, known, stamp, copy=copy,
-                     copy_version=was.version, copy_stamp=was.stamp,
+                     copy_version=copied, copy_stamp=was.stamp,
                      conflict=note or THEIRS_NEWER, kept=was.blob, moved=moved)]  # fmt: skip
     return _copy_theirs(change, here, was, known, note or MINE_NEWER)
 
@@ -258,24 +264,30 @@ def _copy_theirs(
 ) -> list[Step]:
     """The change's version goes to a conflict copy; the path keeps the version here."""
     path = change.path
-    copy = _copy_name(here, path, change.origin, change.mtime_ns, change.blob)
-    if _made(here, copy, change.version):
+    theirs = Version(change.blob, mtime_ns=change.mtime_ns, version=change.version)
+    copy, copied = _copy(here, path, change.origin, theirs)
+    if not copy:
         return [Step(Do.KEEP, path, was.version, known, was.stamp, deleted=gone,
                      moved=was.moved)]  # fmt: skip
     return [Step(Do.MINE_WIN, path, was.version, known, was.stamp, copy=copy,
-                 copy_version=change.version, copy_stamp=change.stamp, conflict=note,
+                 copy_version=copied, copy_stamp=change.stamp, conflict=note,
                  kept=None if was.gone else was.blob, deleted=gone,
                  moved=was.moved)]  # fmt: skip
 
 
-def _copy_name(here: Here, path: str, origin: bytes, mtime_ns: int, blob: bytes | None) -> str:
-    return _free(here, conflict_copy_path(path, origin, mtime_ns), blob)
+def _copy(here: Here, path: str, origin: bytes, copied: Version) -> tuple[str, Vector]:
+    """A conflict copy of a version at `path`: its name and its version, or ("", ()) when
+    it was made here already (and maybe deleted since): not again.
 
-
-def _made(here: Here, copy: str, version: Vector) -> bool:
-    """Whether this copy was made here already (it may have been deleted since)."""
+    Its version is the version copied, moved to the copy's path (versions.copied_to):
+    peers that make the same copy agree on it, and no change the copy's path had before is
+    taken for it."""
+    copy = _free(here, conflict_copy_path(path, origin, copied.mtime_ns), copied.blob)
+    version = copied_to(copied.version, copy)
     held = here(copy)
-    return held is not None and includes(held.known, version)
+    if held is not None and includes(held.known, version):
+        return "", ()
+    return copy, version
 
 
 def _rename(change: RemoteEvent, here: Here, local_key: bytes) -> list[Step]:

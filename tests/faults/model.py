@@ -154,13 +154,13 @@ class Peer:
         if relayed is None:
             identity = (self.key, self.head)
             for p in (path, old_path):
-                if p:
+                if p and copy_version is None:
                     made = bump(self.entries[p].known, *identity)
                     self.entries[p].version = self.entries[p].known = made
             for p in (path, old_path):
                 if p:
                     self.entries[p].moved = bool(old_path)
-            if copy_version is not None:
+            if copy_version is not None:  # its own version, not a bump (as history._own)
                 e = self.entries[path]
                 e.version, e.known = copy_version, merge(e.known, copy_version)
                 e.stamp = copy_stamp

@@ -6,6 +6,7 @@ does nothing when the version here includes it, and is a conflict otherwise."""
 import pytest
 
 from areas.index import Kind, RemoteEvent
+from areas.index.versions import copied_to, merge
 from areas.pull import (
     CHANGED_HERE,
     DELETED_HERE,
@@ -66,6 +67,11 @@ def step(do, path="f.txt", version=None, known=None, stamp=None, **rest):
                 stamp if stamp is not None else (T1, A), **rest)  # fmt: skip
 
 
+def copy_of(copy, version):
+    """A conflict copy's name and version: the version copied, at the copy's path."""
+    return {"copy": copy, "copy_version": copied_to(version, copy)}
+
+
 MINE_COPY = conflict_copy_path("f.txt", ME, T1)
 THEIRS_COPY = conflict_copy_path("f.txt", PEER, T1)
 BOTH = vv(me=1, peer=7)
@@ -111,31 +117,34 @@ CASES = [
     # --- made apart, both with content: the stronger keeps the path ------------------------------
     ("theirs is newer: mine moves aside", change(Kind.EDIT, blob=C, base=A, mtime=T2),
      here(f_txt=live(B, vv(me=1))),
-     [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T2, C), copy=MINE_COPY,
-           copy_version=vv(me=1), copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
+     [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T2, C),
+           **copy_of(MINE_COPY, vv(me=1)),
+           copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
     ("mine is newer: theirs becomes the copy", change(Kind.EDIT, blob=C, base=A),
      here(f_txt=live(B, vv(me=1), mtime=T2)),
-     [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B), copy=THEIRS_COPY,
-           copy_version=vv(peer=7), copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
+     [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B),
+           **copy_of(THEIRS_COPY, vv(peer=7)),
+           copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
     ("a version that descends from stronger content wins, whatever its own time",
      change(Kind.EDIT, blob=C, base=A, stamp=(T3, A)), here(f_txt=live(B, vv(me=1), mtime=T2)),
      [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T3, A),
-           copy=conflict_copy_path("f.txt", ME, T2), copy_version=vv(me=1),
+           **copy_of(conflict_copy_path("f.txt", ME, T2), vv(me=1)),
            copy_stamp=(T2, B), conflict=THEIRS_NEWER, kept=B)]),
     ("a tie on time: the larger content hash wins", change(Kind.EDIT, blob=C, base=A),
      here(f_txt=live(B, vv(me=1))),
-     [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T1, C), copy=MINE_COPY,
-           copy_version=vv(me=1), copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
+     [step(Do.THEIRS_WIN, version=vv(peer=7), known=BOTH, stamp=(T1, C),
+           **copy_of(MINE_COPY, vv(me=1)),
+           copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
     ("their copy is made here already (and maybe deleted since): not again",
      change(Kind.EDIT, blob=C, base=A),
      here(f_txt=live(B, vv(me=1), mtime=T2), **{THEIRS_COPY.replace(".", "_"):
-          gone(C, vv(me=4, peer=7))}),  # fmt: skip
+          gone(C, merge(vv(me=4), copied_to(vv(peer=7), THEIRS_COPY)))}),  # fmt: skip
      [step(Do.KEEP, version=vv(me=1), known=BOTH, stamp=(T2, B))]),
     ("the copy's name holds another version: the next free name",
      change(Kind.EDIT, blob=C, base=A),
      {"f.txt": live(B, vv(me=1), mtime=T2), THEIRS_COPY: live(A, vv(me=3))}.get,
      [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B),
-           copy=THEIRS_COPY.replace(".txt", "-1.txt"), copy_version=vv(peer=7),
+           **copy_of(THEIRS_COPY.replace(".txt", "-1.txt"), vv(peer=7)),
            copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
     ("the same content made apart: one version, no conflict", change(Kind.CREATE, blob=A),
      here(f_txt=live(A, vv(me=1))), [step(Do.KEEP, version=BOTH)]),
@@ -156,14 +165,15 @@ CASES = [
     ("made apart from a stronger version deleted here: it goes to a copy, the delete stands",
      change(Kind.CREATE, blob=B), here(f_txt=gone(A, vv(me=2), vv(me=1), mtime=T2)),
      [step(Do.MINE_WIN, version=vv(me=2), known=vv(me=2, peer=7), stamp=(T2, A),
-           copy=THEIRS_COPY, copy_version=vv(peer=7), copy_stamp=(T1, B),
+           **copy_of(THEIRS_COPY, vv(peer=7)), copy_stamp=(T1, B),
            conflict=DELETED_HERE, deleted=Deleted(A, T2, vv(me=1), (T2, A)))]),
     ("deleted there, and the content deleted there was stronger: this version goes to a copy",
      change(Kind.DELETE, base=A, mtime=T2, base_version=vv(peer=3), stamp=(T2, A)),
      here(f_txt=live(B, vv(me=1))),
      [step(Do.DELETE, version=vv(peer=7), known=BOTH, stamp=(T2, A), base=B,
-           deleted=Deleted(A, T2, vv(peer=3), (T2, A)), copy=MINE_COPY,
-           copy_version=vv(me=1), copy_stamp=(T1, B), conflict=CHANGED_HERE, kept=B)]),
+           deleted=Deleted(A, T2, vv(peer=3), (T2, A)),
+           **copy_of(MINE_COPY, vv(me=1)),
+           copy_stamp=(T1, B), conflict=CHANGED_HERE, kept=B)]),
     ("deleted on both sides", change(Kind.DELETE, base=A, mtime=T2, stamp=(T2, A)),
      here(f_txt=gone(B, vv(me=1))),
      [step(Do.KEEP, version=BOTH, stamp=(T2, A), deleted=Deleted(A, T2, (), (T2, A)))]),
@@ -186,6 +196,24 @@ CASES = [
      change(Kind.CREATE, blob=A, moved=True), here(f_txt=gone(A, vv(me=2), vv(me=1))),
      [step(Do.WRITE, version=vv(peer=7), known=vv(me=2, peer=7), kind=Kind.CREATE,
            conflict=DELETED_HERE, moved=True)]),
+    ("the same content, made from the version deleted there: a change, kept",
+     change(Kind.DELETE, base=A, base_version=vv(me=1)), here(f_txt=live(A, vv(me=2))),
+     [step(Do.KEEP, version=vv(me=2), known=vv(me=2, peer=7), stamp=(T1, A),
+           conflict=CHANGED_HERE, kept=A)]),
+    ("two versions joined here, a delete made knowing one: the other stays",
+     change(Kind.DELETE, base=A, version=vv(peer=3), base_version=vv(peer=2)),
+     here(f_txt=Version(A, 0o644, T1, ME, version=vv(me=2, peer=2), known=vv(me=2, peer=2),
+                        stamp=(T1, A), moved=True)),
+     [step(Do.KEEP, version=vv(me=2), known=vv(me=2, peer=3), stamp=(T1, A),
+           conflict=CHANGED_HERE, kept=A, moved=True)]),
+    # --- conflict copies ------------------------------------------------------------------------
+    ("a copy's version is the copied one moved to the copy's path: numbers there are others'",
+     change(Kind.EDIT, blob=C, base=A, mtime=T2),
+     here(f_txt=live(B, vv(me=1, peer=5)), **{MINE_COPY.replace(".", "_"):
+          gone(B, vv(me=2, peer=5))}),  # fmt: skip
+     [step(Do.THEIRS_WIN, version=vv(peer=7), known=vv(me=1, peer=7), stamp=(T2, C),
+           **copy_of(MINE_COPY, vv(me=1, peer=5)),
+           copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
     # --- permissions or time only ---------------------------------------------------------------
     ("new mode for the version here", change(Kind.EDIT, blob=A, base=A, mode=0o755,
                                              version=BOTH),
@@ -215,7 +243,8 @@ CASES = [
      change(Kind.RENAME, path="g.txt", old_path="f.txt", blob=A, version=vv(peer=7),
             old_version=BOTH),
      here(f_txt=live(A, vv(me=1)), g_txt=live(B, vv(me=2), mtime=T2)),
-     [step(Do.MOVE, conflict_copy_path("g.txt", PEER, T1), version=vv(peer=7), known=(),
+     [step(Do.MOVE, conflict_copy_path("g.txt", PEER, T1),
+           version=copied_to(vv(peer=7), conflict_copy_path("g.txt", PEER, T1)), known=(),
            conflict=MINE_NEWER, kept=B, source="f.txt", source_version=BOTH,
            source_known=BOTH, deleted=Deleted(A, T1, vv(me=1), (T1, A)), own=True),
       step(Do.KEEP, "g.txt", version=vv(me=2), known=vv(me=2, peer=7), stamp=(T2, B))]),
@@ -224,7 +253,7 @@ CASES = [
             old_version=BOTH, stamp=(T2, A)),
      here(f_txt=live(A, vv(me=1), mtime=T2), g_txt=live(B, vv(me=2))),
      [step(Do.MOVE, "g.txt", version=vv(peer=7), known=vv(me=2, peer=7), stamp=(T2, A),
-           copy=conflict_copy_path("g.txt", ME, T1), copy_version=vv(me=2),
+           **copy_of(conflict_copy_path("g.txt", ME, T1), vv(me=2)),
            copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B, source="f.txt",
            source_version=BOTH, source_known=BOTH,
            deleted=Deleted(A, T2, vv(me=1), (T2, A)), moved=True)]),
