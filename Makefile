@@ -1,5 +1,6 @@
 # The two commands of the README. Both install what is missing first (scripts/bootstrap.sh).
-#   make run    set up, initialise this peer, start the appliance (realize up)
+#   make run    set up, initialise this peer, start the appliance (realize up), the
+#               areas mounted at ~/Realize (MOUNT=DIR elsewhere, MOUNT=none not at all)
 #   make test   set up (with the test tools: Chromium, Playwright, ruff, import-linter),
 #               check the code's layers, and run every test
 #   make bench  set up and run the benchmarks
@@ -11,6 +12,8 @@ REALIZE := $(VENV)/bin/realize
 NAME   ?= $(shell hostname -s | tr -c 'A-Za-z0-9._\n-' '-')
 WEB    ?= 127.0.0.1:8000
 LISTEN ?=
+# Where the areas are mounted; MOUNT=none runs without the mount.
+MOUNT  ?= $(HOME)/Realize
 
 export REALIZE_HOME ?= $(HOME)/.realize
 export DATABASE_URL ?= postgresql:///realize
@@ -26,7 +29,7 @@ setup-test:
 
 run: setup
 	@$(REALIZE) init --name $(NAME) $(if $(LISTEN),--listen $(LISTEN))
-	@exec $(REALIZE) up --web $(WEB) --no-mount
+	@exec $(REALIZE) up --web $(WEB) $(if $(filter none,$(MOUNT)),--no-mount,--mount $(MOUNT))
 
 lint: setup-test
 	$(VENV)/bin/ruff check .

@@ -9,19 +9,24 @@ from typing import TextIO
 
 from django.conf import settings
 
+from areas.models import Area
+from fusemount.mount import MountError, prepare
 from peers.identity import BadAddress, load_identity, parse_address
 from peers.models import LocalPeer
 from realize_site.lib import up_state_file
 from realize_site.supervisor import Program, Supervisor
 
 DEFAULT_WEB = "127.0.0.1:8000"
+DEFAULT_MOUNT = "~/Realize"
 
 
 def register(commands) -> None:
     up = commands.add_parser("up", help="run all of this appliance's processes")
     up.add_argument("--web", metavar="HOST:PORT", default=DEFAULT_WEB, help="web pages address")
     where = up.add_mutually_exclusive_group()
-    where.add_argument("--mount", metavar="DIR", help="mount the areas at DIR")
+    where.add_argument(
+        "--mount", metavar="DIR", help=f"mount the areas at DIR (default: {DEFAULT_MOUNT})"
+    )
     where.add_argument("--no-mount", action="store_true", help="run without the mount")
     up.set_defaults(run=run_up)
 
@@ -40,9 +45,10 @@ def state() -> dict | None:
         return None
 
 
-def programs(web_host: str, web_port: int) -> list[Program]:
+def programs(web_host: str, web_port: int, mount: Path | None = None) -> list[Program]:
     python = sys.executable
     name = LocalPeer.get().name
+    mounted = [Program("mount", [python, "-m", "realize_site.cli", "mount", str(mount)])]
     return [
         Program(
             "web",
@@ -96,12 +102,32 @@ def programs(web_host: str, web_port: int) -> list[Program]:
                 "--pidfile=",
             ],
         ),
+        *(mounted if mount else []),
     ]
 
 
+def mountpoint(options: dict, say) -> Path | None:
+    """Where to mount, checked before anything starts; None: no mount.
+
+    A mountpoint given that cannot serve is an error. The default one is made if missing,
+    and if it cannot serve (no FUSE here, say) the appliance runs without it."""
+    if options["no_mount"]:
+        return None
+    where = options["mount"]
+    if where is None:
+        where = os.path.expanduser(DEFAULT_MOUNT)
+        os.makedirs(where, exist_ok=True)
+    try:
+        path = prepare(where, Area.objects.values_list("path", flat=True))
+    except MountError as exc:
+        if options["mount"] is not None:
+            raise
+        say(f"running without the mount: {exc}")
+        return None
+    return path
+
+
 def run_up(options: dict, out: TextIO) -> None:
-    if options["mount"]:
-        raise RuntimeError("the mount is not part of this release yet; run with --no-mount")
     try:
         web_host, web_port = parse_address(options["web"])
     except BadAddress as exc:
@@ -120,10 +146,13 @@ def run_up(options: dict, out: TextIO) -> None:
         out.write(f"[up] {line}\n")
         out.flush()
 
+    mount = mountpoint(options, say)
     shown = f"[{web_host}]" if ":" in web_host else web_host
     say(f"web pages at http://{shown}:{web_port}/ (logs in {settings.REALIZE_HOME / 'logs'})")
+    if mount is not None:
+        say(f"the areas mounted at {mount}")
     supervisor = Supervisor(
-        programs(web_host, web_port),
+        programs(web_host, web_port, mount),
         log_dir=settings.REALIZE_HOME / "logs",
         state_file=up_state_file(settings.REALIZE_HOME),
         say=say,

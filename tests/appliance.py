@@ -95,10 +95,12 @@ class Appliance:
         return self.run("id").stdout.strip()
 
     def up(self, *extra: str) -> "Appliance":
+        """`extra` may hold `--mount DIR`; without it, the appliance runs without a mount."""
         self.web_port = free_port()
         self.up_log = open(self.home / "up.out", "w")
+        mount = [] if "--mount" in extra else ["--no-mount"]
         self.up_process = subprocess.Popen(
-            [REALIZE, "up", "--web", f"127.0.0.1:{self.web_port}", "--no-mount", *extra],
+            [REALIZE, "up", "--web", f"127.0.0.1:{self.web_port}", *mount, *extra],
             env=self.env,
             stdout=self.up_log,
             stderr=subprocess.STDOUT,

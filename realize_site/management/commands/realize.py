@@ -5,6 +5,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandParser
 
 from areas import cli as areas_cli
+from fusemount import mount as mount_cli
 from peers import cli as peers_cli
 from realize_site import peerd
 from realize_site import up as up_cli
@@ -38,6 +39,7 @@ class Command(BaseCommand):
         peers_cli.register(commands)
         areas_cli.register(commands)
         peerd.register(commands)
+        mount_cli.register(commands)
         up_cli.register(commands)
         # `realize status`: the household's state (peers), then the areas'.
         commands.choices["status"].set_defaults(run=areas_cli.run_status)

@@ -1,0 +1,386 @@
+"""The filesystem: the root lists this peer's areas; each area is its Real, passed through.
+
+Every call that touches the disk or the database runs in a thread, so a slow disk never
+stalls the event loop that serves the other requests. Changes made through the mount are
+plain changes of the area's directory: the watcher sees them and records each once, as it
+would any program's.
+"""
+
+import errno
+import functools
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from areas.files import is_ignored
+from fusemount.inodes import ROOT, Inodes, Key
+
+log = logging.getLogger("realize.mount")
+
+# The kernel keeps names and attributes this long before asking again.
+TIMEOUT = 1.0
+# The list of areas is read from the database at most this often.
+AREAS_TTL = 1.0
+NAME_MAX = 255
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+# A control directory at the root, reserved by Realize.
+CONTROL = ".realize"
+
+
+@dataclass
+class _Areas:
+    paths: dict[str, Path] = field(default_factory=dict)
+    read_at: float = -1.0
+
+
+class Filesystem(pyfuse3.Operations):
+    """`load_areas()` returns {name: root directory}; it runs in a thread."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, load_areas, uid: int | None = None, gid: int | None = None) -> None:
+        super().__init__()
+        self.load_areas = load_areas
+        self.inodes = Inodes()
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        self._areas = _Areas()
+        self._lister: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
+        self._next_lister = 1
+        self._started = time.time_ns()
+
+    # --- where things are ---------------------------------------------------------------------
+    async def _area_paths(self) -> dict[str, Path]:
+        now = time.monotonic()
+        if now - self._areas.read_at > AREAS_TTL:
+            try:
+                paths = await trio.to_thread.run_sync(self.load_areas)
+            except Exception:
+                log.warning("cannot read the areas; the list shown may be stale", exc_info=True)
+                paths = None
+            if paths is not None:
+                self._areas = _Areas({n: Path(p) for n, p in paths.items()}, now)
+        return self._areas.paths
+
+    async def _full(self, key: Key) -> Path:
+        area, path = key
+        paths = await self._area_paths()
+        if area not in paths:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return paths[area] / path if path else paths[area]
+
+    def _key(self, inode: int) -> Key:
+        key = self.inodes.key(inode)
+        if key is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return key
+
+    def _child(self, parent: int, name: bytes) -> Key:
+        """The key of `name` in directory `parent` (inside an area)."""
+        if len(name) > NAME_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        text = os.fsdecode(name)
+        if text in (".", "..") or "/" in text:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        area, path = self._key(parent)
+        if not area:
+            raise pyfuse3.FUSEError(errno.EPERM)  # the root holds only the areas
+        if is_ignored(text):
+            raise pyfuse3.FUSEError(errno.ENOENT)  # Realize's own temporary files
+        return area, f"{path}/{text}" if path else text
+
+    # --- attributes -----------------------------------------------------------------------------
+    def _attributes(self, inode: int, st: os.stat_result) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = inode
+        a.generation = 0
+        a.entry_timeout = TIMEOUT
+        a.attr_timeout = TIMEOUT
+        a.st_mode = st.st_mode
+        a.st_nlink = st.st_nlink
+        a.st_uid = st.st_uid
+        a.st_gid = st.st_gid
+        a.st_rdev = 0
+        a.st_size = st.st_size
+        a.st_blksize = st.st_blksize
+        a.st_blocks = st.st_blocks
+        a.st_atime_ns = st.st_atime_ns
+        a.st_mtime_ns = st.st_mtime_ns
+        a.st_ctime_ns = st.st_ctime_ns
+        return a
+
+    def _root_attributes(self, count: int) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = ROOT
+        a.entry_timeout = TIMEOUT
+        a.attr_timeout = TIMEOUT
+        a.st_mode = stat.S_IFDIR | 0o755
+        a.st_nlink = 2 + count
+        a.st_uid, a.st_gid = self.uid, self.gid
+        a.st_size = 0
+        a.st_blksize = 4096
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self._started
+        return a
+
+    async def _stat(self, key: Key) -> pyfuse3.EntryAttributes:
+        full = await self._full(key)
+        st = await _io(os.lstat, full)
+        return self._attributes(self.inodes.number(key), st)
+
+    async def getattr(self, inode, ctx=None):
+        if inode == ROOT:
+            return self._root_attributes(len(await self._area_paths()))
+        return await self._stat(self._key(inode))
+
+    async def lookup(self, parent_inode, name, ctx=None):
+        if parent_inode == ROOT:
+            text = os.fsdecode(name)
+            if text not in await self._area_paths():
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            return await self._stat((text, ""))
+        return await self._stat(self._child(parent_inode, name))
+
+    async def forget(self, inode_list):
+        pass  # numbers live as long as the mount (see fusemount.inodes)
+
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        key = self._key(inode)
+        if not key[0]:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        full = await self._full(key)
+
+        def change() -> None:
+            if fields.update_size:
+                if fh is not None:
+                    os.ftruncate(fh, attr.st_size)
+                else:
+                    os.truncate(full, attr.st_size)
+            if fields.update_mode:
+                if stat.S_ISLNK(os.lstat(full).st_mode):
+                    raise OSError(errno.EOPNOTSUPP, "a symlink has no mode of its own")
+                os.chmod(full, stat.S_IMODE(attr.st_mode))
+            if fields.update_uid or fields.update_gid:
+                uid = attr.st_uid if fields.update_uid else -1
+                gid = attr.st_gid if fields.update_gid else -1
+                os.lchown(full, uid, gid)
+            if fields.update_atime or fields.update_mtime:
+                now = os.lstat(full)
+                atime = attr.st_atime_ns if fields.update_atime else now.st_atime_ns
+                mtime = attr.st_mtime_ns if fields.update_mtime else now.st_mtime_ns
+                os.utime(full, ns=(atime, mtime), follow_symlinks=False)
+
+        await _io(change)
+        return await self._stat(key)
+
+    # --- directories ----------------------------------------------------------------------------
+    async def opendir(self, inode, ctx):
+        if inode == ROOT:
+            areas = await self._area_paths()
+            found = []
+            for name in sorted(areas):
+                try:
+                    found.append((os.fsencode(name), await self._stat((name, ""))))
+                except pyfuse3.FUSEError:
+                    continue  # an area whose directory is gone: not listed
+        else:
+            key = self._key(inode)
+            full = await self._full(key)
+            listed = await _io(_list, full)
+            found = []
+            for name, st in listed:
+                if is_ignored(name):
+                    continue
+                child = (key[0], f"{key[1]}/{name}" if key[1] else name)
+                found.append((os.fsencode(name), self._attributes(self.inodes.number(child), st)))
+        handle = self._next_lister
+        self._next_lister += 1
+        self._lister[handle] = found
+        return handle
+
+    async def readdir(self, fh, start_id, token):
+        entries = self._lister.get(fh, [])
+        for i in range(start_id, len(entries)):
+            name, attributes = entries[i]
+            if not pyfuse3.readdir_reply(token, name, attributes, i + 1):
+                break
+
+    async def releasedir(self, fh):
+        self._lister.pop(fh, None)
+
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        key = self._child(parent_inode, name)
+        full = await self._full(key)
+        await _io(os.mkdir, full, stat.S_IMODE(mode) & ~ctx.umask)
+        return await self._stat(key)
+
+    async def rmdir(self, parent_inode, name, ctx):
+        key = self._child(parent_inode, name)
+        await _io(os.rmdir, await self._full(key))
+        self.inodes.deleted(key)
+
+    # --- files ----------------------------------------------------------------------------------
+    async def open(self, inode, flags, ctx):
+        key = self._key(inode)
+        if not key[0]:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        full = await self._full(key)
+        fd = await _io(os.open, full, flags & ~(os.O_CREAT | os.O_EXCL) | os.O_NOFOLLOW)
+        return pyfuse3.FileInfo(fh=fd)
+
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        key = self._child(parent_inode, name)
+        full = await self._full(key)
+        fd = await _io(os.open, full, flags | os.O_CREAT | os.O_NOFOLLOW, stat.S_IMODE(mode))
+        try:
+            st = await _io(os.fstat, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return pyfuse3.FileInfo(fh=fd), self._attributes(self.inodes.number(key), st)
+
+    async def read(self, fh, off, size):
+        return await _io(os.pread, fh, size, off)
+
+    async def write(self, fh, off, buf):
+        return await _io(os.pwrite, fh, buf, off)
+
+    async def flush(self, fh):
+        pass
+
+    async def fsync(self, fh, datasync):
+        await _io(os.fdatasync if datasync else os.fsync, fh)
+
+    async def release(self, fh):
+        await _io(os.close, fh)
+
+    async def unlink(self, parent_inode, name, ctx):
+        key = self._child(parent_inode, name)
+        await _io(os.unlink, await self._full(key))
+        self.inodes.deleted(key)
+
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
+        if flags & RENAME_EXCHANGE:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        old, new = self._child(parent_inode_old, name_old), self._child(parent_inode_new, name_new)
+        if old[0] != new[0]:
+            raise pyfuse3.FUSEError(errno.EXDEV)  # areas are synced apart: copy instead
+        old_full, new_full = await self._full(old), await self._full(new)
+
+        def move() -> None:
+            if flags & RENAME_NOREPLACE and os.path.lexists(new_full):
+                raise OSError(errno.EEXIST, "exists")
+            os.rename(old_full, new_full)
+
+        await _io(move)
+        self.inodes.renamed(old, new)
+
+    async def symlink(self, parent_inode, name, target, ctx):
+        key = self._child(parent_inode, name)
+        full = await self._full(key)
+        await _io(os.symlink, os.fsdecode(target), full)
+        return await self._stat(key)
+
+    async def readlink(self, inode, ctx):
+        return os.fsencode(await _io(os.readlink, await self._full(self._key(inode))))
+
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        # A file at two paths would sync as two files: refused.
+        log.info("refused a hard link: Realize keeps one path per file")
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        raise pyfuse3.FUSEError(errno.EPERM)  # only files, directories and symlinks sync
+
+    async def access(self, inode, mode, ctx):
+        return True  # default_permissions: the kernel checks the mode bits
+
+    async def statfs(self, ctx):
+        areas = await self._area_paths()
+        where = next(iter(areas.values()), Path("/"))
+        st = await _io(os.statvfs, where)
+        s = pyfuse3.StatvfsData()
+        s.f_bsize, s.f_frsize = st.f_bsize, st.f_frsize
+        s.f_blocks, s.f_bfree, s.f_bavail = st.f_blocks, st.f_bfree, st.f_bavail
+        s.f_files, s.f_ffree, s.f_favail = st.f_files, st.f_ffree, st.f_favail
+        s.f_namemax = NAME_MAX
+        return s
+
+    # --- extended attributes --------------------------------------------------------------------
+    async def getxattr(self, inode, name, ctx):
+        key = self._key(inode)
+        if name == b"user.realize.status":
+            if not key[0] or not key[1]:
+                raise pyfuse3.FUSEError(errno.ENODATA)
+            return b"real"
+        if not key[0]:
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        return await _io(os.getxattr, await self._full(key), name, follow_symlinks=False)
+
+    async def listxattr(self, inode, ctx):
+        key = self._key(inode)
+        if not key[0]:
+            return []
+        names = await _io(os.listxattr, await self._full(key), follow_symlinks=False)
+        own = [b"user.realize.status"] if key[1] else []
+        return own + [os.fsencode(n) for n in names]
+
+    async def setxattr(self, inode, name, value, ctx):
+        key = self._key(inode)
+        if not key[0] or name.startswith(b"user.realize."):
+            raise pyfuse3.FUSEError(errno.EPERM)
+        await _io(os.setxattr, await self._full(key), name, value, follow_symlinks=False)
+
+    async def removexattr(self, inode, name, ctx):
+        key = self._key(inode)
+        if not key[0] or name.startswith(b"user.realize."):
+            raise pyfuse3.FUSEError(errno.EPERM)
+        await _io(os.removexattr, await self._full(key), name, follow_symlinks=False)
+
+
+def _guarded(method):
+    """A request that fails in an unforeseen way gets EIO; the mount serves on."""
+
+    @functools.wraps(method)
+    async def guarded(self, *args):
+        try:
+            return await method(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return guarded
+
+
+for _name, _method in list(vars(Filesystem).items()):
+    if _name in vars(pyfuse3.Operations) and not _name.startswith("_"):
+        setattr(Filesystem, _name, _guarded(_method))
+
+
+def _list(directory: Path) -> list[tuple[str, os.stat_result]]:
+    found = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            try:
+                found.append((entry.name, entry.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue  # gone while listed
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+async def _io(function, *args, **kwargs):
+    """Run a disk call in a thread; its OSError becomes the errno the caller gets."""
+    try:
+        return await trio.to_thread.run_sync(lambda: function(*args, **kwargs))
+    except OSError as exc:
+        raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None

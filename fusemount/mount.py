@@ -1,0 +1,122 @@
+"""`realize mount MOUNTPOINT`: the mount process, in the foreground until Ctrl-C or SIGTERM.
+
+A mount left behind by a killed process (its directory answers "transport endpoint is not
+connected") is unmounted lazily first, so `realize up` can mount again after a crash.
+"""
+
+import errno
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import TextIO
+
+import pyfuse3
+import trio
+from django.db import close_old_connections
+
+from areas.models import Area
+from fusemount.fs import Filesystem
+
+log = logging.getLogger("realize.mount")
+
+FUSE_DEVICE = "/dev/fuse"
+
+
+class MountError(RuntimeError):
+    """A mount that cannot start: one line for the user."""
+
+
+def register(commands) -> None:
+    mount = commands.add_parser("mount", help="show every area as one tree at MOUNTPOINT")
+    mount.add_argument("mountpoint", metavar="MOUNTPOINT")
+    mount.set_defaults(run=run_mount)
+
+
+def run_mount(options: dict, out: TextIO) -> None:
+    serve(prepare(options["mountpoint"], area_paths().values()), out)
+
+
+def area_paths() -> dict[str, str]:
+    """{area name: its directory}; read by the mount in a thread."""
+    close_old_connections()  # a connection lost to a database restart is opened again
+    return dict(Area.objects.values_list("name", "path"))
+
+
+def prepare(where: str, areas) -> Path:
+    """The mountpoint, checked: FUSE here, a stale mount cleared, apart from the areas
+    (their directories), an empty directory."""
+    if not os.path.exists(FUSE_DEVICE):
+        raise MountError(f"{FUSE_DEVICE} is missing: this machine cannot mount (load the fuse "
+                         "module, or give the container the device)")  # fmt: skip
+    path = Path(os.path.abspath(where))
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            if exc.errno == errno.ENOENT:
+                raise MountError(f"mountpoint {where} does not exist") from None
+            raise MountError(f"mountpoint {where}: {exc.strerror}") from None
+        unmount(path, lazy=True)  # left by a mount process that died
+    check_apart(path, areas)
+    if os.path.ismount(path):
+        raise MountError(f"mountpoint {where} is busy: something is mounted there already")
+    if not path.is_dir():
+        raise MountError(f"mountpoint {where} is not a directory")
+    if any(path.iterdir()):
+        raise MountError(f"mountpoint {where} is not empty")
+    return path
+
+
+def check_apart(mountpoint: Path, areas) -> None:
+    """The mount may be neither inside an area nor around one: the watcher would see the
+    mount's own files, or the mount would show itself."""
+    for area in areas:
+        root = Path(os.path.abspath(area))
+        if mountpoint == root or root in mountpoint.parents:
+            raise MountError(f"mountpoint {mountpoint} is inside the area at {root}")
+        if mountpoint in root.parents:
+            raise MountError(f"mountpoint {mountpoint} holds the area at {root}")
+
+
+def unmount(path: Path, lazy: bool = False) -> None:
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool is None:
+        raise MountError("fusermount3 is missing: install the fuse3 package")
+    flags = "-uz" if lazy else "-u"
+    subprocess.run([tool, flags, str(path)], check=False, capture_output=True)
+
+
+def serve(mountpoint: Path, out: TextIO) -> None:
+    fs = Filesystem(area_paths)
+    options = set(pyfuse3.default_options)
+    options |= {"fsname=realize", "subtype=realize", "default_permissions"}
+    try:
+        pyfuse3.init(fs, str(mountpoint), options)
+    except RuntimeError as exc:
+        raise MountError(f"cannot mount at {mountpoint}: {exc}") from None
+    out.write(f"mounted at {mountpoint}\n")
+    out.flush()
+    try:
+        trio.run(_main)
+    finally:
+        pyfuse3.close(unmount=True)
+    out.write(f"unmounted {mountpoint}\n")
+    out.flush()
+
+
+async def _main() -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            log.info("stopping: unmounting")
+            pyfuse3.terminate()
+            return
