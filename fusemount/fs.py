@@ -19,6 +19,7 @@ import pyfuse3
 import trio
 
 from areas.files import is_ignored
+from fusemount import control
 from fusemount.inodes import ROOT, Inodes, Key
 
 log = logging.getLogger("realize.mount")
@@ -29,8 +30,11 @@ TIMEOUT = 1.0
 AREAS_TTL = 1.0
 NAME_MAX = 255
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
-# A control directory at the root, reserved by Realize.
-CONTROL = ".realize"
+# `.realize/` (fusemount.control): its inodes' keys are (NO_AREA, ".realize/...").
+NO_AREA = ""
+CONTROL = control.DIRECTORY
+# File handles of `.realize/` files, above any file descriptor.
+CONTROL_HANDLES = 1 << 48
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Filesystem(pyfuse3.Operations):
         self._lister: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
         self._next_lister = 1
         self._started = time.time_ns()
+        self._made: dict[int, bytes] = {}  # the content of each open `.realize/` file
+        self._next_made = CONTROL_HANDLES
 
     # --- where things are ---------------------------------------------------------------------
     async def _area_paths(self) -> dict[str, Path]:
@@ -117,18 +123,41 @@ class Filesystem(pyfuse3.Operations):
         a.st_ctime_ns = st.st_ctime_ns
         return a
 
-    def _root_attributes(self, count: int) -> pyfuse3.EntryAttributes:
+    def _made_attributes(
+        self, inode: int, mode: int, size: int = 0, links: int = 1
+    ) -> pyfuse3.EntryAttributes:
+        """The attributes of the root and of `.realize/`, which are made, not on disk."""
         a = pyfuse3.EntryAttributes()
-        a.st_ino = ROOT
+        a.st_ino = inode
         a.entry_timeout = TIMEOUT
         a.attr_timeout = TIMEOUT
-        a.st_mode = stat.S_IFDIR | 0o755
-        a.st_nlink = 2 + count
+        a.st_mode = mode
+        a.st_nlink = links
         a.st_uid, a.st_gid = self.uid, self.gid
-        a.st_size = 0
+        a.st_size = size
         a.st_blksize = 4096
-        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self._started
+        a.st_blocks = (size + 511) // 512
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = time.time_ns()
         return a
+
+    def _root_attributes(self, count: int) -> pyfuse3.EntryAttributes:
+        return self._made_attributes(ROOT, stat.S_IFDIR | 0o755, links=2 + count)
+
+    async def _control_attributes(self, key: Key) -> pyfuse3.EntryAttributes:
+        """`.realize` or a file or directory in it (key: (NO_AREA, ".realize/...")."""
+        inner = key[1][len(CONTROL) + 1 :]
+        if await trio.to_thread.run_sync(control.listing, inner) is not None:
+            mode = stat.S_IFDIR | 0o555
+            return self._made_attributes(self.inodes.number(key), mode, links=2)
+        content = await trio.to_thread.run_sync(control.render, inner)
+        if content is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        mode = stat.S_IFREG | 0o444
+        return self._made_attributes(self.inodes.number(key), mode, len(content))
+
+    @staticmethod
+    def _is_control(key: Key) -> bool:
+        return key[0] == NO_AREA and (key[1] == CONTROL or key[1].startswith(CONTROL + "/"))
 
     async def _stat(self, key: Key) -> pyfuse3.EntryAttributes:
         full = await self._full(key)
@@ -138,14 +167,24 @@ class Filesystem(pyfuse3.Operations):
     async def getattr(self, inode, ctx=None):
         if inode == ROOT:
             return self._root_attributes(len(await self._area_paths()))
-        return await self._stat(self._key(inode))
+        key = self._key(inode)
+        if self._is_control(key):
+            return await self._control_attributes(key)
+        return await self._stat(key)
 
     async def lookup(self, parent_inode, name, ctx=None):
         if parent_inode == ROOT:
             text = os.fsdecode(name)
+            if text == CONTROL:
+                return await self._control_attributes((NO_AREA, CONTROL))
             if text not in await self._area_paths():
                 raise pyfuse3.FUSEError(errno.ENOENT)
             return await self._stat((text, ""))
+        parent = self._key(parent_inode)
+        if self._is_control(parent):
+            if len(name) > NAME_MAX:
+                raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+            return await self._control_attributes((NO_AREA, f"{parent[1]}/{os.fsdecode(name)}"))
         return await self._stat(self._child(parent_inode, name))
 
     async def forget(self, inode_list):
@@ -182,16 +221,26 @@ class Filesystem(pyfuse3.Operations):
 
     # --- directories ----------------------------------------------------------------------------
     async def opendir(self, inode, ctx):
+        key = self._key(inode)
         if inode == ROOT:
             areas = await self._area_paths()
-            found = []
+            found = [(CONTROL.encode(), await self._control_attributes((NO_AREA, CONTROL)))]
             for name in sorted(areas):
                 try:
                     found.append((os.fsencode(name), await self._stat((name, ""))))
                 except pyfuse3.FUSEError:
                     continue  # an area whose directory is gone: not listed
+        elif self._is_control(key):
+            inner = key[1][len(CONTROL) + 1 :]
+            names = await trio.to_thread.run_sync(control.listing, inner) or []
+            found = []
+            for name in names:
+                child = (NO_AREA, f"{key[1]}/{name}")
+                try:
+                    found.append((os.fsencode(name), await self._control_attributes(child)))
+                except pyfuse3.FUSEError:
+                    continue  # gone since listed
         else:
-            key = self._key(inode)
             full = await self._full(key)
             listed = await _io(_list, full)
             found = []
@@ -229,6 +278,8 @@ class Filesystem(pyfuse3.Operations):
     # --- files ----------------------------------------------------------------------------------
     async def open(self, inode, flags, ctx):
         key = self._key(inode)
+        if self._is_control(key):
+            return await self._open_control(key, flags)
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EISDIR)
         full = await self._full(key)
@@ -246,7 +297,21 @@ class Filesystem(pyfuse3.Operations):
             raise
         return pyfuse3.FileInfo(fh=fd), self._attributes(self.inodes.number(key), st)
 
+    async def _open_control(self, key: Key, flags: int) -> pyfuse3.FileInfo:
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise pyfuse3.FUSEError(errno.EACCES)
+        content = await trio.to_thread.run_sync(control.render, key[1][len(CONTROL) + 1 :])
+        if content is None:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        handle = self._next_made
+        self._next_made += 1
+        self._made[handle] = content
+        # Made anew at each open: its size may differ from the last stat's.
+        return pyfuse3.FileInfo(fh=handle, direct_io=True)
+
     async def read(self, fh, off, size):
+        if fh >= CONTROL_HANDLES:
+            return self._made.get(fh, b"")[off : off + size]
         return await _io(os.pread, fh, size, off)
 
     async def write(self, fh, off, buf):
@@ -256,9 +321,13 @@ class Filesystem(pyfuse3.Operations):
         pass
 
     async def fsync(self, fh, datasync):
-        await _io(os.fdatasync if datasync else os.fsync, fh)
+        if fh < CONTROL_HANDLES:
+            await _io(os.fdatasync if datasync else os.fsync, fh)
 
     async def release(self, fh):
+        if fh >= CONTROL_HANDLES:
+            self._made.pop(fh, None)
+            return
         await _io(os.close, fh)
 
     async def unlink(self, parent_inode, name, ctx):

@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,6 +51,9 @@ class Connection:
         # Frame bytes each way, not counting TLS record overhead.
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.since = time.time()
+        peer = writer.get_extra_info("peername")
+        self.address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
 
     async def run(self) -> None:
         """Read frames until the connection ends; then fail whatever still waits."""

@@ -89,6 +89,8 @@ class PeerDaemon:
         self.data_links: set[LinkServer] = set()
         # Bytes exchanged over connections that have ended, by peer name.
         self.traffic_closed: dict[str, tuple[int, int]] = {}
+        # When each peer's connection last ended (seconds since the epoch), since peerd began.
+        self.last_seen: dict[str, float] = {}
         self.dialers: dict[bytes, asyncio.Task] = {}
         self.server_ctx: ssl.SSLContext | None = None
         self.client_ctx: ssl.SSLContext | None = None
@@ -364,6 +366,7 @@ class PeerDaemon:
             if self.connections.get(conn.peer_key) is conn:
                 del self.connections[conn.peer_key]
             log.info("disconnected from %s", conn.peer_name)
+            self.last_seen[conn.peer_name] = time.time()
             sent, received = self.traffic_closed.get(conn.peer_name, (0, 0))
             self.traffic_closed[conn.peer_name] = (
                 sent + conn.bytes_sent,
@@ -415,6 +418,16 @@ class PeerDaemon:
         op, args = message.get("op"), message.get("args") or {}
         if op == "connected":
             return sorted(c.peer_name for c in self.connections.values())
+        if op == "connections":
+            # Each connected peer: since when, at which address; the others: last seen.
+            now = {c.peer_name: c for c in self.connections.values() if not c.closed.is_set()}
+            names = {*now, *self.last_seen}
+            return {
+                name: {"since": now[name].since, "address": now[name].address}
+                if name in now
+                else {"last_seen": self.last_seen[name]}
+                for name in sorted(names)
+            }
         if op == "traffic":
             totals = dict(self.traffic_closed)
             for c in [*self.connections.values(), *self.data_links]:

@@ -71,7 +71,7 @@ def mounted(alpha, tmp_path):
 
 def test_the_root_lists_the_areas_and_each_shows_its_files(alpha, mounted):
     m = mounted.where
-    assert sorted(os.listdir(m)) == ["docs", "music"]
+    assert sorted(os.listdir(m)) == [".realize", "docs", "music"]
     assert sorted(os.listdir(m / "docs")) == ["hello.txt", "sub"]
     assert (m / "docs" / "hello.txt").read_text() == "hello"
     real, shown = alpha.docs / "sub" / "deep.bin", m / "docs" / "sub" / "deep.bin"
@@ -84,6 +84,28 @@ def test_the_root_lists_the_areas_and_each_shows_its_files(alpha, mounted):
     assert os.getxattr(shown, "user.realize.status") == b"real"
     listed = {name for name, _, _ in os.walk(m)}
     assert str(m / "docs" / "sub") in listed
+
+
+def test_realize_directory_tells_this_peers_state(alpha, mounted):
+    control = mounted.where / ".realize"
+    assert sorted(os.listdir(control)) == ["conflicts", "history", "peers", "status"]
+    status = (control / "status").read_text()
+    assert "Peer alpha" in status and "Areas: 2" in status
+    assert f"docs  {alpha.docs}  (real)" in status
+    assert "No peers yet" in (control / "peers").read_text()
+    assert (control / "conflicts").read_text() == "No open conflicts\n"
+    assert sorted(os.listdir(control / "history")) == ["docs", "music"]
+    assert (control / "history" / "music").read_text() == "No changes kept\n"
+    assert os.stat(control / "status").st_size == len(status.encode())
+    for attempt in ("write", "create", "remove"):
+        with pytest.raises(OSError) as e:
+            if attempt == "write":
+                open(control / "status", "w")
+            elif attempt == "create":
+                (control / "mine").write_text("x")
+            else:
+                os.unlink(control / "peers")
+        assert e.value.errno in (errno.EACCES, errno.EPERM)
 
 
 def test_inode_numbers_stay_while_mounted_and_follow_a_rename(mounted):
@@ -157,7 +179,7 @@ def test_refusals_get_the_right_errno(mounted, what, expected):
         else:
             os.mkfifo(m / "docs" / "fifo")
     assert e.value.errno == expected
-    assert sorted(os.listdir(m)) == ["docs", "music"]  # and the mount serves on
+    assert sorted(os.listdir(m)) == [".realize", "docs", "music"]  # and the mount serves on
 
 
 def test_sigterm_unmounts_and_a_killed_mount_is_recovered(alpha, mounted):
@@ -170,7 +192,7 @@ def test_sigterm_unmounts_and_a_killed_mount_is_recovered(alpha, mounted):
         os.listdir(where)
     assert e.value.errno == errno.ENOTCONN
     third = Mount(alpha, where)  # clears the stale mount first
-    assert sorted(os.listdir(where)) == ["docs", "music"]
+    assert sorted(os.listdir(where)) == [".realize", "docs", "music"]
     assert third.stop() == 0
 
 
@@ -217,5 +239,8 @@ def test_up_mounts_restarts_a_killed_mount_and_records_a_change_once(alpha, tmp_
     wait_for(remounted, "the mount to be restarted")
     assert (where / "docs" / "through.txt").read_text() == "through the mount"
     assert recorded() == 1
+    changes = (where / ".realize" / "history" / "docs").read_text()
+    assert "through.txt  by alpha (here)" in changes
+    assert "Real: 3 files" in (where / ".realize" / "status").read_text()
     assert alpha.stop() == 0
     assert not os.path.ismount(where)

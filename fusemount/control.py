@@ -1,0 +1,173 @@
+"""`.realize/` at the mount's root: this peer's state as files a shell can read.
+
+Each file is made from the database (and peerd, for connections) when it is opened, so
+`cat` shows the state of that moment. Read-only.
+"""
+
+import datetime
+from collections.abc import Callable
+
+from django.db import close_old_connections
+from django.db.models import Count, Max, Sum
+
+from areas.models import Area, Conflict, ConsensusRun, Entry, HistoryEvent, PeerArea
+from peers.client import PeerdClient, PeerdUnavailable
+from peers.identity import peer_id
+from peers.models import LocalPeer, Peer
+
+DIRECTORY = ".realize"
+FILES = ("status", "peers", "conflicts")
+HISTORY = "history"
+HISTORY_LINES = 200
+
+
+def listing(path: str) -> list[str] | None:
+    """The names in a directory of `.realize/` ("" is `.realize` itself); None: not one."""
+    if path == "":
+        return [*FILES, HISTORY]
+    if path == HISTORY:
+        close_old_connections()
+        return list(Area.objects.order_by("name").values_list("name", flat=True))
+    return None
+
+
+def render(path: str) -> bytes | None:
+    """A file of `.realize/` (its path under it), made now; None: no such file."""
+    close_old_connections()
+    made: Callable[[], str] | None = {
+        "status": status,
+        "peers": peers,
+        "conflicts": conflicts,
+    }.get(path)
+    if made is not None:
+        return made().encode()
+    if path.startswith(HISTORY + "/"):
+        area = Area.objects.filter(name=path[len(HISTORY) + 1 :]).first()
+        return history(area).encode() if area is not None else None
+    return None
+
+
+def status() -> str:
+    me = LocalPeer.get()
+    lines = []
+    if me is not None:
+        lines += [f"Peer {me.name}  {me.peer_id}", f"Listening on: {me.listen_address or '-'}"]
+    connected = _connections()
+    members = list(Peer.objects.values_list("name", flat=True))
+    if connected is None:
+        lines.append(f"Peers: {len(members)}; the peer daemon is not running")
+    else:
+        online = [n for n in members if "since" in connected.get(n, {})]
+        lines.append(f"Peers: {len(members)}, {len(online)} connected")
+    areas = list(Area.objects.order_by("name"))
+    lines.append(f"Areas: {len(areas)}")
+    for area in areas:
+        lines += ["", *_area_status(area)]
+    return "\n".join(lines) + "\n"
+
+
+def _area_status(area: Area) -> list[str]:
+    files = Entry.objects.filter(area=area, blob_hash__isnull=False).aggregate(
+        n=Count("pk"), size=Sum("size")
+    )
+    open_conflicts = Conflict.objects.filter(area=area, resolved_at=None).count()
+    lines = [
+        f"{area.name}  {area.path}  ({area.mode})",
+        f"  Real: {files['n']} files, {_size(files['size'] or 0)}",
+        "  Unreal: 0 files, 0 B, 0 B cached",
+        f"  Conflicts open: {open_conflicts}",
+        f"  History: {area.history_seq} changes made or applied here",
+    ]
+    for shared in PeerArea.objects.filter(area=area).select_related("peer").order_by("peer"):
+        waiting = max(0, area.history_seq - shared.acked_seq)
+        run = ConsensusRun.objects.filter(area=area, peer=shared.peer).first()
+        if run is None:
+            last = "no run yet"
+        elif run.status == ConsensusRun.Status.FAILED:
+            last = f"last run failed {_when(run.finished_at)}: {run.error.splitlines()[0]}"
+        elif run.status == ConsensusRun.Status.DONE:
+            last = f"in sync as of {_when(run.finished_at)}"
+        else:
+            last = f"a run is {run.status}"
+        lines.append(f"  {shared.peer.name}: {waiting} changes of ours to take; {last}")
+    return lines
+
+
+def peers() -> str:
+    connected = _connections() or {}
+    traffic = _traffic() or {}
+    lines = []
+    for peer in Peer.objects.order_by("name"):
+        state = connected.get(peer.name, {})
+        moved = traffic.get(peer.name, {})
+        if "since" in state:
+            where = f"connected since {_when(_epoch(state['since']))} at {state['address']}"
+        elif "last_seen" in state:
+            where = f"not connected; last seen {_when(_epoch(state['last_seen']))}"
+        else:
+            seen = PeerArea.objects.filter(peer=peer).aggregate(at=Max("last_seen"))["at"]
+            where = f"not connected; last seen {_when(seen)}" if seen else "not connected"
+        address = peer.address or "deaf (it connects to us)"
+        lines.append(
+            f"{peer.name}  {peer.peer_id}  {address}  {where}; "
+            f"sent {_size(moved.get('sent', 0))}, received {_size(moved.get('received', 0))}"
+        )
+    return "\n".join(lines) + "\n" if lines else "No peers yet: realize peer add NAME PEER_ID\n"
+
+
+def conflicts() -> str:
+    lines = []
+    found = Conflict.objects.filter(resolved_at=None).select_related("area").order_by("-created_at")
+    for c in found[:1000]:
+        other = peer_id.encode(bytes(c.other_origin))[:7] if c.other_origin else "?"
+        copy = f"; the other version at {c.copy_path}" if c.copy_path else ""
+        lines.append(
+            f"{_when(c.created_at)}  {c.area.name}/{c.path}: {c.description} (from {other}){copy}"
+        )
+    return "\n".join(lines) + "\n" if lines else "No open conflicts\n"
+
+
+def history(area: Area) -> str:
+    names = {bytes(k): n for k, n in Peer.objects.values_list("public_key", "name")}
+    me = LocalPeer.get()
+    if me is not None:
+        names[bytes(me.public_key)] = f"{me.name} (here)"
+    lines = []
+    events = HistoryEvent.objects.filter(area=area).order_by("-seq")[:HISTORY_LINES]
+    for e in events:
+        by = names.get(bytes(e.origin), peer_id.encode(bytes(e.origin))[:7])
+        what = f"{e.old_path} -> {e.path}" if e.kind == HistoryEvent.Kind.RENAME else e.path
+        lines.append(f"{_when(e.created_at)}  {e.kind:9}  {what}  by {by}")
+    return "\n".join(lines) + "\n" if lines else "No changes kept\n"
+
+
+def _connections() -> dict | None:
+    try:
+        with PeerdClient(timeout=2, restart_wait=0) as client:
+            return client.request(None, "connections")
+    except (PeerdUnavailable, OSError):
+        return None
+
+
+def _traffic() -> dict | None:
+    try:
+        with PeerdClient(timeout=2, restart_wait=0) as client:
+            return client.request(None, "traffic")
+    except (PeerdUnavailable, OSError):
+        return None
+
+
+def _epoch(seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+
+
+def _when(at: datetime.datetime | None) -> str:
+    return at.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "never"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
