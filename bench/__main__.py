@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import realize, rsync, syncthing, trees
+from bench import mount, realize, rsync, syncthing, trees
 from bench.report import Results, render
 from bench.timing import GaveUp, log
 
@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         help="where the work directory is made (default: the temporary directory); about "
         "4 GB are needed, and 3 GB more for each round after the first",
     )
+    parser.add_argument(
+        "--only",
+        choices=["tree", "mount"],
+        help="only the tree transfer (Realize, Syncthing, rsync), or only the mount table",
+    )
     options = parser.parse_args(argv)
     if options.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -101,8 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         (root / part).mkdir()
     load_before = os.getloadavg()[0]
     started = time.monotonic()
+    results = mount_table = None
     try:
-        results = run(root, spec, options.rounds)
+        if options.only != "mount":
+            results = run(root, spec, options.rounds)
+        if options.only != "tree":
+            (root / "mount").mkdir()
+            mount_table = mount.measure(root / "mount", options.rounds)
     except GaveUp as exc:
         log(f"benchmark stopped: {exc}")
         return 2
@@ -115,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
         log(f"whole benchmark: {time.monotonic() - started:.0f} s")
-    print(render(results, spec.bytes))
+    if results is not None:
+        print(render(results, spec.bytes))
+    if mount_table is not None:
+        print(("\n" if results is not None else "") + mount_table)
     print(
         f"\nWhole benchmark {time.monotonic() - started:.0f} s on {os.cpu_count()} CPUs; "
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after."

@@ -21,6 +21,7 @@ import trio
 from areas.files import is_ignored
 from fusemount import control
 from fusemount.inodes import ROOT, Inodes, Key
+from fusemount.metadata import Metadata, parent_of
 
 log = logging.getLogger("realize.mount")
 
@@ -61,6 +62,8 @@ class Filesystem(pyfuse3.Operations):
         self._next_lister = 1
         self._started = time.time_ns()
         self._made: dict[int, bytes] = {}  # the content of each open `.realize/` file
+        self.meta = Metadata(self.inodes)
+        self._open: dict[int, Key] = {}  # the path of each open file (its descriptor)
         self._next_made = CONTROL_HANDLES
 
     # --- where things are ---------------------------------------------------------------------
@@ -160,9 +163,42 @@ class Filesystem(pyfuse3.Operations):
         return key[0] == NO_AREA and (key[1] == CONTROL or key[1].startswith(CONTROL + "/"))
 
     async def _stat(self, key: Key) -> pyfuse3.EntryAttributes:
-        full = await self._full(key)
-        st = await _io(os.lstat, full)
+        st = self.meta.stats.get(key)
+        if st is None:
+            st = await self._read_stat(key)
         return self._attributes(self.inodes.number(key), st)
+
+    async def _read_stat(self, key: Key) -> os.stat_result:
+        """A name not known in memory: its directory is read whole (so its neighbours are
+        known next), or the name alone when the directory cannot be kept."""
+        if key[1]:
+            parent = parent_of(key)
+            if parent not in self.meta.listings:
+                await self._read_directory(parent)
+            st = self.meta.stats.get(key)
+            if st is not None:
+                return st
+            names = self.meta.listings.get(parent)
+            if names is not None and key[1].rpartition("/")[2] not in names:
+                raise pyfuse3.FUSEError(errno.ENOENT)  # whole and current: not there
+            since = self.meta.events_taken
+            st = await _io(os.lstat, await self._full(key))
+            self.meta.remember_stat(key, st, since)
+            return st
+        return await _io(os.lstat, await self._full(key))
+
+    async def _read_directory(self, key: Key) -> list[tuple[str, os.stat_result]]:
+        full = await self._full(key)
+        since = self.meta.events_taken
+        wd, found = await _io(self.meta.read_directory, full)
+        self.meta.remember(key, wd, found, since)
+        return found
+
+    async def watch_changes(self) -> None:
+        """Keep the metadata current: runs as long as the mount."""
+        while True:
+            await trio.lowlevel.wait_readable(self.meta.inotify.fd)
+            self.meta.take_events()
 
     async def getattr(self, inode, ctx=None):
         if inode == ROOT:
@@ -195,6 +231,7 @@ class Filesystem(pyfuse3.Operations):
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EPERM)
         full = await self._full(key)
+        self.meta.expect(key)
 
         def change() -> None:
             if fields.update_size:
@@ -216,7 +253,10 @@ class Filesystem(pyfuse3.Operations):
                 mtime = attr.st_mtime_ns if fields.update_mtime else now.st_mtime_ns
                 os.utime(full, ns=(atime, mtime), follow_symlinks=False)
 
-        await _io(change)
+        try:
+            await _io(change)
+        finally:
+            self.meta.changed(key)
         return await self._stat(key)
 
     # --- directories ----------------------------------------------------------------------------
@@ -241,8 +281,9 @@ class Filesystem(pyfuse3.Operations):
                 except pyfuse3.FUSEError:
                     continue  # gone since listed
         else:
-            full = await self._full(key)
-            listed = await _io(_list, full)
+            listed = self.meta.listed(key)
+            if listed is None:
+                listed = await self._read_directory(key)
             found = []
             for name, st in listed:
                 if is_ignored(name):
@@ -267,12 +308,17 @@ class Filesystem(pyfuse3.Operations):
     async def mkdir(self, parent_inode, name, mode, ctx):
         key = self._child(parent_inode, name)
         full = await self._full(key)
+        self.meta.expect(key)
         await _io(os.mkdir, full, stat.S_IMODE(mode) & ~ctx.umask)
+        self.meta.changed(key, names=True)
         return await self._stat(key)
 
     async def rmdir(self, parent_inode, name, ctx):
         key = self._child(parent_inode, name)
+        self.meta.expect(key)
         await _io(os.rmdir, await self._full(key))
+        self.meta.forget_under(key)
+        self.meta.changed(key, names=True)
         self.inodes.deleted(key)
 
     # --- files ----------------------------------------------------------------------------------
@@ -283,16 +329,25 @@ class Filesystem(pyfuse3.Operations):
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EISDIR)
         full = await self._full(key)
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            self.meta.expect(key)
         fd = await _io(os.open, full, flags & ~(os.O_CREAT | os.O_EXCL) | os.O_NOFOLLOW)
+        self._open[fd] = key
+        if flags & os.O_TRUNC:
+            self.meta.changed(key)
         return pyfuse3.FileInfo(fh=fd)
 
     async def create(self, parent_inode, name, mode, flags, ctx):
         key = self._child(parent_inode, name)
         full = await self._full(key)
+        self.meta.expect(key)
         fd = await _io(os.open, full, flags | os.O_CREAT | os.O_NOFOLLOW, stat.S_IMODE(mode))
+        self._open[fd] = key
+        self.meta.changed(key, names=True)
         try:
             st = await _io(os.fstat, fd)
         except BaseException:
+            self._open.pop(fd, None)
             os.close(fd)
             raise
         return pyfuse3.FileInfo(fh=fd), self._attributes(self.inodes.number(key), st)
@@ -315,7 +370,13 @@ class Filesystem(pyfuse3.Operations):
         return await _io(os.pread, fh, size, off)
 
     async def write(self, fh, off, buf):
-        return await _io(os.pwrite, fh, buf, off)
+        key = self._open.get(fh)
+        if key is not None:
+            self.meta.expect(key)
+        written = await _io(os.pwrite, fh, buf, off)
+        if key is not None:
+            self.meta.changed(key)
+        return written
 
     async def flush(self, fh):
         pass
@@ -328,11 +389,14 @@ class Filesystem(pyfuse3.Operations):
         if fh >= CONTROL_HANDLES:
             self._made.pop(fh, None)
             return
+        self._open.pop(fh, None)
         await _io(os.close, fh)
 
     async def unlink(self, parent_inode, name, ctx):
         key = self._child(parent_inode, name)
+        self.meta.expect(key)
         await _io(os.unlink, await self._full(key))
+        self.meta.changed(key, names=True)
         self.inodes.deleted(key)
 
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
@@ -342,6 +406,7 @@ class Filesystem(pyfuse3.Operations):
         if old[0] != new[0]:
             raise pyfuse3.FUSEError(errno.EXDEV)  # areas are synced apart: copy instead
         old_full, new_full = await self._full(old), await self._full(new)
+        self.meta.expect(old, new)
 
         def move() -> None:
             if flags & RENAME_NOREPLACE and os.path.lexists(new_full):
@@ -349,12 +414,15 @@ class Filesystem(pyfuse3.Operations):
             os.rename(old_full, new_full)
 
         await _io(move)
+        self.meta.moved(old, new)
         self.inodes.renamed(old, new)
 
     async def symlink(self, parent_inode, name, target, ctx):
         key = self._child(parent_inode, name)
         full = await self._full(key)
+        self.meta.expect(key)
         await _io(os.symlink, os.fsdecode(target), full)
+        self.meta.changed(key, names=True)
         return await self._stat(key)
 
     async def readlink(self, inode, ctx):
@@ -384,6 +452,10 @@ class Filesystem(pyfuse3.Operations):
 
     # --- extended attributes --------------------------------------------------------------------
     async def getxattr(self, inode, name, ctx):
+        if not name.startswith(b"user."):
+            # ACLs and security labels are not synced, so not shown: and `ls -l` asks for
+            # them of every file, so the answer must not cost a trip to the disk.
+            raise pyfuse3.FUSEError(errno.ENODATA)
         key = self._key(inode)
         if name == b"user.realize.status":
             if not key[0] or not key[1]:
@@ -399,7 +471,7 @@ class Filesystem(pyfuse3.Operations):
             return []
         names = await _io(os.listxattr, await self._full(key), follow_symlinks=False)
         own = [b"user.realize.status"] if key[1] else []
-        return own + [os.fsencode(n) for n in names]
+        return own + [os.fsencode(n) for n in names if n.startswith("user.")]
 
     async def setxattr(self, inode, name, value, ctx):
         key = self._key(inode)
@@ -433,18 +505,6 @@ def _guarded(method):
 for _name, _method in list(vars(Filesystem).items()):
     if _name in vars(pyfuse3.Operations) and not _name.startswith("_"):
         setattr(Filesystem, _name, _guarded(_method))
-
-
-def _list(directory: Path) -> list[tuple[str, os.stat_result]]:
-    found = []
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            try:
-                found.append((entry.name, entry.stat(follow_symlinks=False)))
-            except FileNotFoundError:
-                continue  # gone while listed
-    found.sort(key=lambda item: item[0])
-    return found
 
 
 async def _io(function, *args, **kwargs):

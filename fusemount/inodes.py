@@ -28,6 +28,10 @@ class Inodes:
             self._next += 1
         return found
 
+    def known(self, key: Key) -> int | None:
+        """The inode of a path, if it has one."""
+        return self._numbers.get(key)
+
     def key(self, inode: int) -> Key | None:
         """The path an inode stands for now; None for one unknown or deleted."""
         return self._keys.get(inode)

@@ -100,16 +100,17 @@ def serve(mountpoint: Path, out: TextIO) -> None:
     out.write(f"mounted at {mountpoint}\n")
     out.flush()
     try:
-        trio.run(_main)
+        trio.run(_main, fs)
     finally:
         pyfuse3.close(unmount=True)
     out.write(f"unmounted {mountpoint}\n")
     out.flush()
 
 
-async def _main() -> None:
+async def _main(fs: Filesystem) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        nursery.start_soon(fs.watch_changes)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 

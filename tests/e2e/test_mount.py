@@ -108,6 +108,22 @@ def test_realize_directory_tells_this_peers_state(alpha, mounted):
         assert e.value.errno in (errno.EACCES, errno.EPERM)
 
 
+def test_a_change_made_on_disk_shows_in_the_mount(alpha, mounted):
+    """As the puller's writes do: the names and attributes in memory are dropped."""
+    m, disk = mounted.where / "docs", alpha.docs
+    assert sorted(os.listdir(m)) == ["hello.txt", "sub"]  # now read, and kept
+    (disk / "later.txt").write_text("from elsewhere")
+    wait_for(lambda: "later.txt" in os.listdir(m), "the new name in the mount")
+    (disk / "hello.txt").write_text("hello, longer")
+    wait_for(lambda: os.stat(m / "hello.txt").st_size == 13, "the new size in the mount")
+    assert (m / "hello.txt").read_text() == "hello, longer"
+    os.rename(disk / "sub", disk / "moved")
+    wait_for(lambda: sorted(os.listdir(m)) == ["hello.txt", "later.txt", "moved"], "the move")
+    assert sorted(os.listdir(m / "moved")) == ["deep.bin"]
+    (disk / "moved" / "deep.bin").unlink()
+    wait_for(lambda: os.listdir(m / "moved") == [], "the delete")
+
+
 def test_inode_numbers_stay_while_mounted_and_follow_a_rename(mounted):
     m = mounted.where / "docs"
     number = os.stat(m / "hello.txt").st_ino

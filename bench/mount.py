@@ -1,0 +1,140 @@
+"""The mount against the disk it passes through: reads of Real files and metadata.
+
+One appliance with one area, mounted by `realize mount`. Each round reads the same files
+directly and through the mount, in turn, with the page cache dropped before every cold
+read, so each meets the machine as it is then. Ratios: the mount's speed over the disk's.
+"""
+
+import os
+import signal
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from bench import trees
+from bench.timing import log
+from tests.appliance import REALIZE, Appliance
+
+BIG_FILE = 256 * 1024 * 1024
+SMALL_FILES = 10_000
+READ_BLOCK = 1024 * 1024
+
+
+def measure(root: Path, rounds: int) -> str:
+    area = root / "area"
+    (area / "small").mkdir(parents=True)
+    log("mount: generating a 256 MiB file and 10,000 small files")
+    trees.random_file(area / "big.bin", BIG_FILE)
+    for n in range(SMALL_FILES):
+        sub = area / "small" / f"d{n // 500:02d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{n:05d}.txt").write_bytes(os.urandom(64))
+    appliance = Appliance(root, "mountbench").init()
+    where = root / "mnt"
+    where.mkdir()
+    process = None
+    try:
+        appliance.run("area", "add", "bench", str(area))
+        process = subprocess.Popen(
+            [REALIZE, "mount", str(where)], env=appliance.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (os.path.ismount(where) and os.listdir(where)):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the mount did not start")
+            time.sleep(0.1)
+        mounted = where / "bench"
+        rows: dict[str, list[tuple[float, float]]] = {
+            "read 256 MiB, cold (MB/s)": [],
+            "read 256 MiB, warm (MB/s)": [],
+            "stat 10,000 files, cold (files/s)": [],
+            "ls -lR of 10,000 files, cold (s)": [],
+        }
+        for n in range(1, rounds + 1):
+            log(f"mount: round {n} of {rounds}")
+            for name, direct, through in _round(area, mounted):
+                rows[name].append((direct, through))
+        return _table(rows)
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        appliance.destroy()
+
+
+def _round(area: Path, mounted: Path) -> list[tuple[str, float, float]]:
+    out = []
+    cold = [_read_rate(p / "big.bin", cold=True) for p in (area, mounted)]
+    out.append(("read 256 MiB, cold (MB/s)", *cold))
+    warm = [_read_rate(p / "big.bin", cold=False) for p in (area, mounted)]
+    out.append(("read 256 MiB, warm (MB/s)", *warm))
+    stats = [_stat_rate(p / "small") for p in (area, mounted)]
+    out.append(("stat 10,000 files, cold (files/s)", *stats))
+    listing = [_ls_seconds(p / "small") for p in (area, mounted)]
+    out.append(("ls -lR of 10,000 files, cold (s)", *listing))
+    return out
+
+
+def _drop_caches() -> None:
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        log("mount: cannot drop the page cache (not root?): cold figures are warm")
+
+
+def _read_rate(path: Path, cold: bool) -> float:
+    if cold:
+        _drop_caches()
+    else:
+        _read(path)
+    started = time.perf_counter()
+    size = _read(path)
+    return size / (time.perf_counter() - started) / 1e6
+
+
+def _read(path: Path) -> int:
+    total = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(READ_BLOCK):
+            total += len(chunk)
+    return total
+
+
+def _stat_rate(directory: Path) -> float:
+    names = [d / f for d in sorted(directory.iterdir()) for f in sorted(os.listdir(d))]
+    _drop_caches()
+    time.sleep(1.5)  # past the mount's attribute timeout: the kernel asks again
+    started = time.perf_counter()
+    for name in names:
+        os.stat(name)
+    return len(names) / (time.perf_counter() - started)
+
+
+def _ls_seconds(directory: Path) -> float:
+    _drop_caches()
+    time.sleep(1.5)
+    started = time.perf_counter()
+    subprocess.run(["ls", "-lR", str(directory)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def _table(rows: dict[str, list[tuple[float, float]]]) -> str:
+    lines = ["Mount: Real files through the mount vs the disk directly, every round", ""]
+    lines.append(f"  {'measure':<36}{'direct':>10}{'mount':>10}{'ratio':>8}   each round's ratio")
+    for name, pairs in rows.items():
+        seconds = name.endswith("(s)")
+        # A speed's ratio is mount/direct; a time's is direct/mount: above 1 is the mount ahead.
+        ratios = [(d / m) if seconds else (m / d) for d, m in pairs]
+        direct = statistics.median(d for d, _ in pairs)
+        through = statistics.median(m for _, m in pairs)
+        each = ", ".join(f"{r:.2f}" for r in ratios)
+        shown = ".3f" if seconds else ".1f"
+        lines.append(
+            f"  {name:<36}{direct:>10{shown}}{through:>10{shown}}"
+            f"{statistics.median(ratios):>8.2f}   {each}"
+        )
+    lines.append("  (ratio: the mount's speed as a share of the disk's; medians of the rounds)")
+    return "\n".join(lines)
