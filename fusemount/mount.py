@@ -45,10 +45,14 @@ def area_paths() -> dict[str, str]:
     return dict(Area.objects.values_list("name", "path"))
 
 
+def fuse_available() -> bool:
+    return os.path.exists(FUSE_DEVICE)
+
+
 def prepare(where: str, areas) -> Path:
     """The mountpoint, checked: FUSE here, a stale mount cleared, apart from the areas
     (their directories), an empty directory."""
-    if not os.path.exists(FUSE_DEVICE):
+    if not fuse_available():
         raise MountError(f"{FUSE_DEVICE} is missing: this machine cannot mount (load the fuse "
                          "module, or give the container the device)")  # fmt: skip
     path = Path(os.path.abspath(where))

@@ -10,7 +10,7 @@ from typing import TextIO
 from django.conf import settings
 
 from areas.models import Area
-from fusemount.mount import MountError, prepare
+from fusemount.mount import FUSE_DEVICE, MountError, fuse_available, prepare
 from peers.identity import BadAddress, load_identity, parse_address
 from peers.models import LocalPeer
 from realize_site.lib import up_state_file
@@ -109,9 +109,13 @@ def programs(web_host: str, web_port: int, mount: Path | None = None) -> list[Pr
 def mountpoint(options: dict, say) -> Path | None:
     """Where to mount, checked before anything starts; None: no mount.
 
-    A mountpoint given that cannot serve is an error. The default one is made if missing,
-    and if it cannot serve (no FUSE here, say) the appliance runs without it."""
+    Without FUSE on this machine the appliance runs without it. Otherwise a mountpoint
+    given that cannot serve is an error; the default one is made if missing, and if it
+    cannot serve, the appliance runs without it."""
     if options["no_mount"]:
+        return None
+    if not fuse_available():
+        say(f"running without the mount: {FUSE_DEVICE} is missing on this machine")
         return None
     where = options["mount"]
     if where is None:
