@@ -53,8 +53,6 @@ def add_area(name: str, path: str, mode: str = Area.Mode.REAL) -> Area:
     name = check_name(name)
     if mode not in Area.Mode.values:
         raise AreaError(f"mode must be real or unreal, not {mode!r}")
-    if mode == Area.Mode.UNREAL:
-        raise AreaError("unreal areas need the mount, which is not part of this release yet")
     if Area.objects.filter(name=name).exists():
         raise AreaError(f"an area named {name!r} already exists")
     resolved = check_path(path)

@@ -5,8 +5,10 @@ Each file is made from the database (and peerd, for connections) when it is open
 """
 
 import datetime
+import os
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Count, Max, Sum
 
@@ -60,6 +62,7 @@ def status() -> str:
         online = [n for n in members if "since" in connected.get(n, {})]
         lines.append(f"Peers: {len(members)}, {len(online)} connected")
     areas = list(Area.objects.order_by("name"))
+    lines.append(f"Chunk cache: {_size(_cache_bytes())} (the content of Unreal files read)")
     lines.append(f"Areas: {len(areas)}")
     for area in areas:
         lines += ["", *_area_status(area)]
@@ -71,10 +74,12 @@ def _area_status(area: Area) -> list[str]:
         n=Count("pk"), size=Sum("size")
     )
     open_conflicts = Conflict.objects.filter(area=area, resolved_at=None).count()
+    count, size = files["n"], _size(files["size"] or 0)
+    unreal = area.mode == Area.Mode.UNREAL  # all its files (realizing one is not built yet)
     lines = [
         f"{area.name}  {area.path}  ({area.mode})",
-        f"  Real: {files['n']} files, {_size(files['size'] or 0)}",
-        "  Unreal: 0 files, 0 B, 0 B cached",
+        f"  Real: {0 if unreal else count} files, {'0 B' if unreal else size}",
+        f"  Unreal: {count if unreal else 0} files, {size if unreal else '0 B'}",
         f"  Conflicts open: {open_conflicts}",
         f"  History: {area.history_seq} changes made or applied here",
     ]
@@ -139,6 +144,18 @@ def history(area: Area) -> str:
         what = f"{e.old_path} -> {e.path}" if e.kind == HistoryEvent.Kind.RENAME else e.path
         lines.append(f"{_when(e.created_at)}  {e.kind:9}  {what}  by {by}")
     return "\n".join(lines) + "\n" if lines else "No changes kept\n"
+
+
+def _cache_bytes() -> int:
+    root = settings.REALIZE_HOME / "cache" / "chunks"
+    total = 0
+    for directory, _, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
 
 
 def _connections() -> dict | None:

@@ -22,6 +22,7 @@ from areas.files import is_ignored
 from fusemount import control
 from fusemount.inodes import ROOT, Inodes, Key
 from fusemount.metadata import Metadata, parent_of
+from fusemount.unreal import Chunks, OpenUnreal, Reader, UnrealTree, load_tree, unreal_seqs
 
 log = logging.getLogger("realize.mount")
 
@@ -34,18 +35,22 @@ RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 # `.realize/` (fusemount.control): its inodes' keys are (NO_AREA, ".realize/...").
 NO_AREA = ""
 CONTROL = control.DIRECTORY
-# File handles of `.realize/` files, above any file descriptor.
+# File handles of `.realize/` files and of Unreal files, above any file descriptor.
 CONTROL_HANDLES = 1 << 48
+UNREAL_HANDLES = 1 << 49
+# An Unreal area's history is looked at this often: its tree is read again when it moved.
+UNREAL_EVERY = 1.0
 
 
 @dataclass
 class _Areas:
     paths: dict[str, Path] = field(default_factory=dict)
+    unreal: set[str] = field(default_factory=set)
     read_at: float = -1.0
 
 
 class Filesystem(pyfuse3.Operations):
-    """`load_areas()` returns {name: root directory}; it runs in a thread."""
+    """`load_areas()` returns {name: (root directory, mode)}; it runs in a thread."""
 
     supports_dot_lookup = False
     enable_writeback_cache = False
@@ -63,6 +68,10 @@ class Filesystem(pyfuse3.Operations):
         self._started = time.time_ns()
         self._made: dict[int, bytes] = {}  # the content of each open `.realize/` file
         self.meta = Metadata(self.inodes)
+        self.trees: dict[str, UnrealTree] = {}
+        self.reader = Reader(Chunks())
+        self._unreal_open: dict[int, OpenUnreal] = {}
+        self._next_unreal = UNREAL_HANDLES
         self._open: dict[int, Key] = {}  # the path of each open file (its descriptor)
         self._next_made = CONTROL_HANDLES
 
@@ -76,14 +85,22 @@ class Filesystem(pyfuse3.Operations):
                 log.warning("cannot read the areas; the list shown may be stale", exc_info=True)
                 paths = None
             if paths is not None:
-                self._areas = _Areas({n: Path(p) for n, p in paths.items()}, now)
+                unreal = {n for n, (_, mode) in paths.items() if mode == "unreal"}
+                found = {n: Path(p) for n, (p, _) in paths.items()}
+                self._areas = _Areas(found, unreal, now)
         return self._areas.paths
 
+    def _is_unreal(self, key: Key) -> bool:
+        return key[0] in self._areas.unreal
+
     async def _full(self, key: Key) -> Path:
+        """The path on disk of a Real file; an Unreal area has none (read-only here)."""
         area, path = key
         paths = await self._area_paths()
         if area not in paths:
             raise pyfuse3.FUSEError(errno.ENOENT)
+        if area in self._areas.unreal:
+            raise pyfuse3.FUSEError(errno.EROFS)  # writing realizes first: not built yet
         return paths[area] / path if path else paths[area]
 
     def _key(self, inode: int) -> Key:
@@ -162,7 +179,27 @@ class Filesystem(pyfuse3.Operations):
     def _is_control(key: Key) -> bool:
         return key[0] == NO_AREA and (key[1] == CONTROL or key[1].startswith(CONTROL + "/"))
 
+    async def _unreal_tree(self, area: str) -> UnrealTree:
+        tree = self.trees.get(area)
+        if tree is None:
+            tree = self.trees[area] = await trio.to_thread.run_sync(load_tree, area)
+        return tree
+
+    async def _unreal_attributes(self, key: Key) -> pyfuse3.EntryAttributes:
+        tree = await self._unreal_tree(key[0])
+        number = self.inodes.number(key) if key[1] in tree.dirs or key[1] in tree.files else 0
+        if key[1] in tree.dirs:
+            return self._made_attributes(number, stat.S_IFDIR | 0o755, links=2)
+        file = tree.files.get(key[1])
+        if file is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        a = self._made_attributes(number, stat.S_IFREG | (file.mode & 0o777), file.size)
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = file.mtime_ns
+        return a
+
     async def _stat(self, key: Key) -> pyfuse3.EntryAttributes:
+        if self._is_unreal(key):
+            return await self._unreal_attributes(key)
         st = self.meta.stats.get(key)
         if st is None:
             st = await self._read_stat(key)
@@ -200,6 +237,37 @@ class Filesystem(pyfuse3.Operations):
             await trio.lowlevel.wait_readable(self.meta.inotify.fd)
             self.meta.take_events()
 
+    async def watch_unreal(self) -> None:
+        """Read an Unreal area's tree again when its history moved on (a consensus brought
+        changes); what changed is forgotten by the kernel, and a file with new content gets
+        a new inode number (see fusemount.metadata)."""
+        while True:
+            try:
+                seqs = await trio.to_thread.run_sync(unreal_seqs)
+            except Exception:
+                log.warning("cannot read the Unreal areas' state", exc_info=True)
+                seqs = {}
+            for area, seq in seqs.items():
+                old = self.trees.get(area)
+                if old is not None and old.seq != seq:
+                    new = await trio.to_thread.run_sync(load_tree, area)
+                    self.trees[area] = new
+                    self._forget_changes(area, old, new)
+            await trio.sleep(UNREAL_EVERY)
+
+    def _forget_changes(self, area: str, old: UnrealTree, new: UnrealTree) -> None:
+        for path in {*old.files, *new.files, *old.dirs, *new.dirs}:
+            was, now = old.files.get(path), new.files.get(path)
+            if was == now and (path in old.dirs) == (path in new.dirs):
+                continue
+            key = (area, path)
+            if was is not None and (now is None or now.blob != was.blob):
+                self.inodes.deleted(key)
+            parent, _, name = path.rpartition("/")
+            if name:
+                self.meta.tell_entry((area, parent), name)
+            self.meta.tell_inode((area, parent))
+
     async def getattr(self, inode, ctx=None):
         if inode == ROOT:
             return self._root_attributes(len(await self._area_paths()))
@@ -217,6 +285,8 @@ class Filesystem(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.ENOENT)
             return await self._stat((text, ""))
         parent = self._key(parent_inode)
+        if self._is_unreal(parent):
+            return await self._stat(self._child(parent_inode, name))
         if self._is_control(parent):
             if len(name) > NAME_MAX:
                 raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
@@ -270,6 +340,12 @@ class Filesystem(pyfuse3.Operations):
                     found.append((os.fsencode(name), await self._stat((name, ""))))
                 except pyfuse3.FUSEError:
                     continue  # an area whose directory is gone: not listed
+        elif self._is_unreal(key):
+            tree = await self._unreal_tree(key[0])
+            found = []
+            for name in tree.dirs.get(key[1], []):
+                child = (key[0], f"{key[1]}/{name}" if key[1] else name)
+                found.append((os.fsencode(name), await self._unreal_attributes(child)))
         elif self._is_control(key):
             inner = key[1][len(CONTROL) + 1 :]
             names = await trio.to_thread.run_sync(control.listing, inner) or []
@@ -326,6 +402,8 @@ class Filesystem(pyfuse3.Operations):
         key = self._key(inode)
         if self._is_control(key):
             return await self._open_control(key, flags)
+        if self._is_unreal(key):
+            return await self._open_unreal(key, flags)
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EISDIR)
         full = await self._full(key)
@@ -364,7 +442,23 @@ class Filesystem(pyfuse3.Operations):
         # Made anew at each open: its size may differ from the last stat's.
         return pyfuse3.FileInfo(fh=handle, direct_io=True)
 
+    async def _open_unreal(self, key: Key, flags: int) -> pyfuse3.FileInfo:
+        file = (await self._unreal_tree(key[0])).files.get(key[1])
+        if file is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            raise pyfuse3.FUSEError(errno.EROFS)  # writing realizes first: not built yet
+        handle = self._next_unreal
+        self._next_unreal += 1
+        self._unreal_open[handle] = OpenUnreal(file)
+        return pyfuse3.FileInfo(fh=handle, keep_cache=True)
+
     async def read(self, fh, off, size):
+        if fh >= UNREAL_HANDLES:
+            opened = self._unreal_open.get(fh)
+            if opened is None:
+                raise pyfuse3.FUSEError(errno.EBADF)
+            return await self.reader.read(opened, off, size)
         if fh >= CONTROL_HANDLES:
             return self._made.get(fh, b"")[off : off + size]
         return await _io(os.pread, fh, size, off)
@@ -386,6 +480,9 @@ class Filesystem(pyfuse3.Operations):
             await _io(os.fdatasync if datasync else os.fsync, fh)
 
     async def release(self, fh):
+        if fh >= UNREAL_HANDLES:
+            self._unreal_open.pop(fh, None)
+            return
         if fh >= CONTROL_HANDLES:
             self._made.pop(fh, None)
             return
@@ -457,6 +554,12 @@ class Filesystem(pyfuse3.Operations):
             # them of every file, so the answer must not cost a trip to the disk.
             raise pyfuse3.FUSEError(errno.ENODATA)
         key = self._key(inode)
+        if self._is_unreal(key):
+            file = (await self._unreal_tree(key[0])).files.get(key[1])
+            if name != b"user.realize.status" or file is None:
+                raise pyfuse3.FUSEError(errno.ENODATA)
+            cached = await trio.to_thread.run_sync(self.reader.chunks.cached_share, file)
+            return f"unreal {cached:.0%} cached".encode()
         if name == b"user.realize.status":
             if not key[0] or not key[1]:
                 raise pyfuse3.FUSEError(errno.ENODATA)
@@ -469,6 +572,9 @@ class Filesystem(pyfuse3.Operations):
         key = self._key(inode)
         if not key[0]:
             return []
+        if self._is_unreal(key):
+            files = (await self._unreal_tree(key[0])).files
+            return [b"user.realize.status"] if key[1] in files else []
         names = await _io(os.listxattr, await self._full(key), follow_symlinks=False)
         own = [b"user.realize.status"] if key[1] else []
         return own + [os.fsencode(n) for n in names if n.startswith("user.")]

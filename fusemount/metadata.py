@@ -174,7 +174,7 @@ class Metadata:
                 continue
             if not event.name:  # the directory itself
                 self.stats.pop(directory, None)
-                self._tell_inode(directory)
+                self.tell_inode(directory)
                 continue
             key = child_of(directory, event.name)
             was = self.stats.pop(key, None)
@@ -182,16 +182,16 @@ class Metadata:
                 # The kernel keeps a file's size and times as its own (it caches writes):
                 # a file changed from outside is a new file to it, under a new number.
                 self.inodes.deleted(key)
-                self._tell_entry(directory, event.name)
+                self.tell_entry(directory, event.name)
             if event.mask & NAMES_CHANGED:
                 if was is not None and stat.S_ISDIR(was.st_mode) and event.mask & IN_MOVED_FROM:
                     self.forget_under(key)
                 self.listings.pop(directory, None)
                 self.stats.pop(directory, None)
-                self._tell_entry(directory, event.name)
-                self._tell_inode(directory)
+                self.tell_entry(directory, event.name)
+                self.tell_inode(directory)
             else:
-                self._tell_inode(key, data=True)
+                self.tell_inode(key, data=True)
 
     def _is_ours(self, key: Key) -> bool:
         at = self._ours.get(key)
@@ -212,12 +212,12 @@ class Metadata:
         return was is None or stat.S_ISREG(was.st_mode)
 
     # --- the kernel ------------------------------------------------------------------------------
-    def _tell_inode(self, key: Key, data: bool = False) -> None:
+    def tell_inode(self, key: Key, data: bool = False) -> None:
         number = self.inodes.known(key)
         if number is not None:
             self._tell.put(("inode", number, data))
 
-    def _tell_entry(self, directory: Key, name: str) -> None:
+    def tell_entry(self, directory: Key, name: str) -> None:
         number = self.inodes.known(directory)
         if number is not None:
             self._tell.put(("entry", number, os.fsencode(name)))

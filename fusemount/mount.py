@@ -36,13 +36,16 @@ def register(commands) -> None:
 
 
 def run_mount(options: dict, out: TextIO) -> None:
-    serve(prepare(options["mountpoint"], area_paths().values()), out)
+    areas = [path for path, _ in area_paths().values()]
+    serve(prepare(options["mountpoint"], areas), out)
 
 
-def area_paths() -> dict[str, str]:
-    """{area name: its directory}; read by the mount in a thread."""
+def area_paths() -> dict[str, tuple[str, str]]:
+    """{area name: (its directory, its mode)}; read by the mount in a thread."""
     close_old_connections()  # a connection lost to a database restart is opened again
-    return dict(Area.objects.values_list("name", "path"))
+    return {
+        name: (path, mode) for name, path, mode in Area.objects.values_list("name", "path", "mode")
+    }
 
 
 def fuse_available() -> bool:
@@ -115,6 +118,8 @@ async def _main(fs: Filesystem) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(fs.watch_changes)
+        nursery.start_soon(fs.watch_unreal)
+        fs.reader.nursery = nursery
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 

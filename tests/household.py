@@ -32,7 +32,10 @@ class Member(Appliance):
             return cursor.fetchall() if cursor.description else []
 
 
-def make_household(root: Path, names: list[str], deaf: set[str] = frozenset()) -> list[Member]:
+def make_household(
+    root: Path, names: list[str], deaf: set[str] = frozenset(), unreal: set[str] = frozenset()
+) -> list[Member]:
+    """`unreal`: the members whose area is Unreal (its content fetched when read)."""
     members = [Member(root, name, deaf=name in deaf) for name in names]
     for m in members:
         m.init(m.listen)
@@ -43,7 +46,8 @@ def make_household(root: Path, names: list[str], deaf: set[str] = frozenset()) -
                 if other.listen:
                     args += ["--address", other.listen]
                 m.run(*args)
-        m.run("area", "add", AREA, str(m.dir))
+        mode = "unreal" if m.name in unreal else "real"
+        m.run("area", "add", AREA, str(m.dir), "--mode", mode)
     for m in members:
         m.up()
     return members

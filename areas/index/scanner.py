@@ -104,6 +104,8 @@ def scan_area(
     `unless_since` (time.monotonic() of the last change seen): skip if a scan here started
     after it, e.g. a peer's consensus scan while we waited for the lock.
     """
+    if area.mode == Area.Mode.UNREAL:
+        return ScanResult()  # nothing of it is on this disk: its index is the peers' history
     root = Path(area.path)
     with index_lock(area.pk):
         if unless_since is not None and _started.get(area.pk, -1.0) > unless_since:

@@ -315,11 +315,7 @@ class Applier:
         """Delete the file (`aside`: moved to a conflict copy already) and record it."""
         entry = self._entry(path)
         if not aside:
-            full = self.paths.full(path)
-            check_disk(full, entry)
-            full.unlink()
-            self.dirs.add(str(full.parent))
-            remove_empty_parents(self.root, full)
+            self._delete_file(path, entry)
             entry.bury()
         state.give(entry)
         self._touch(entry)
@@ -341,20 +337,10 @@ class Applier:
         replaces there, or a conflict copy's name (then the copy is this peer's own)."""
         path = step.path
         source, target = self._entry(step.source), self._entry(path)
-        old_full, new_full = self.paths.full(step.source), self.paths.full(path)
-        check_disk(old_full, source)
-        check_disk(new_full, target)
         replaced = (e.blob, step.base, step.kept)
         if target is not None and target.exists and bytes(target.blob_hash) not in replaced:
             raise FileExistsError(errno.EEXIST, "another version is there", path)
-        if self.staging_dir is None:
-            new_full.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            make_directories(str(new_full.parent), str(self.staging_dir))
-        os.rename(old_full, new_full)
-        self.dirs.update((str(new_full.parent), str(old_full.parent)))
-        remove_empty_parents(self.root, old_full)
-        st = os.lstat(new_full)
+        st = self._move_file(step.source, path, source, target)
         source.bury()
         gone = step.deleted
         _State(step.source_version, step.source_known, gone.stamp, gone, True).give(source)
@@ -446,13 +432,7 @@ class Applier:
         self, path: str, entry: Entry, e: RemoteEvent, identity: dict, state: _State
     ) -> None:
         """Give the file (its content unchanged) the change's permissions and time."""
-        full = self.paths.full(path)
-        check_disk(full, entry)
-        if entry.mode != e.mode:
-            os.chmod(full, e.mode, follow_symlinks=False)
-        if entry.mtime_ns != e.mtime_ns:
-            os.utime(full, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
-        st = os.lstat(full)
+        st = self._restatus_file(path, entry, e)
         self._save_entry(path, entry, e.blob, st, e.origin, state)
         self.changes.append(
             Change(
@@ -472,16 +452,11 @@ class Applier:
         """Move this peer's version at `path` to the step's conflict copy: a create of its
         own, with the version copied (so every peer making that copy makes the same)."""
         entry, copy = self._entry(path), step.copy
-        full, copy_full = self.paths.full(path), self.paths.full(copy)
-        check_disk(full, entry)
         copied = self._entry(copy)
-        check_disk(copy_full, copied)  # only the same content is there, if anything
         blob = bytes(entry.blob_hash)
         if copied is not None and copied.exists and bytes(copied.blob_hash) != blob:
             raise FileExistsError(errno.EEXIST, "another version is there", copy)
-        os.rename(full, copy_full)
-        self.dirs.add(str(copy_full.parent))
-        st = os.lstat(copy_full)
+        st = self._move_file(path, copy, entry, copied)
         self._save_entry(copy, copied, blob, st, bytes(entry.origin), None)
         entry.bury()
         self._touch(entry)
@@ -490,6 +465,38 @@ class Applier:
                    version=step.copy_version, stamp=step.copy_stamp)  # fmt: skip
         )
         return copy
+
+    # --- the disk (an Unreal area has none: UnrealApplier) ------------------------------------
+    def _delete_file(self, path: str, entry: Entry) -> None:
+        full = self.paths.full(path)
+        check_disk(full, entry)
+        full.unlink()
+        self.dirs.add(str(full.parent))
+        remove_empty_parents(self.root, full)
+
+    def _move_file(self, old: str, new: str, source: Entry, target: Entry | None):
+        """Rename a file, checked to hold what the index says (a target: only the same
+        content, if anything); its attributes after."""
+        old_full, new_full = self.paths.full(old), self.paths.full(new)
+        check_disk(old_full, source)
+        check_disk(new_full, target)
+        if self.staging_dir is None:
+            new_full.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            make_directories(str(new_full.parent), str(self.staging_dir))
+        os.rename(old_full, new_full)
+        self.dirs.update((str(new_full.parent), str(old_full.parent)))
+        remove_empty_parents(self.root, old_full)
+        return os.lstat(new_full)
+
+    def _restatus_file(self, path: str, entry: Entry, e: RemoteEvent):
+        full = self.paths.full(path)
+        check_disk(full, entry)
+        if entry.mode != e.mode:
+            os.chmod(full, e.mode, follow_symlinks=False)
+        if entry.mtime_ns != e.mtime_ns:
+            os.utime(full, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
+        return os.lstat(full)
 
     def _save_entry(
         self, path, entry: Entry | None, blob: bytes, st, origin: bytes, state: _State | None

@@ -22,9 +22,10 @@ from areas.index import (
     try_advisory_lock,
 )
 from areas.models import Area, ConsensusRun, PeerArea
-from areas.pull.applier import Applier, apply_window, prepare_area
+from areas.pull.applier import apply_window, prepare_area
 from areas.pull.prefetch import PagesAhead
 from areas.pull.stats import ApplyStats
+from areas.pull.unreal import applier_for
 from areas.stager import STAGING
 from peers.client import PeerdClient, Remote, RemotePeer
 from peers.models import LocalPeer, Peer
@@ -47,7 +48,8 @@ def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
         pulled = shared.pulled_seq
         staging = prepare_area(area)
         links = remote.links
-        if staging is not None and links is not None and links.usable:
+        real = area.mode == Area.Mode.REAL
+        if real and staging is not None and links is not None and links.usable:
             STAGING.start()
         with (
             contextlib.closing(history_pages(remote, area.name, pulled)) as pages,
@@ -61,7 +63,7 @@ def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
                         finally:
                             page.first.remote.close()
                     else:
-                        apply_window(Applier(area, remote, me, stats, staging), window)
+                        apply_window(applier_for(area, remote, me, stats, staging), window)
                 pulled = page.following
                 PeerArea.objects.filter(pk=shared.pk).update(
                     pulled_seq=_cursor(pulled, stats), last_seen=timezone.now()

@@ -20,6 +20,7 @@ from areas.index import RemoteEvent
 from areas.models import Area
 from areas.pull.applier import Applier, plan
 from areas.pull.stats import ApplyStats
+from areas.pull.unreal import applier_for
 
 PAGES_AHEAD = 4
 AHEAD_BYTES = 768 * 1024 * 1024
@@ -175,7 +176,9 @@ class PagesAhead:
         windows = plan(self.area, batch, self.local_key)
         if not windows:
             return ReadyPage(following, windows, None, snapshot)
-        first = Applier(self.area, self.remote.fork(), self.local_key, self.stats, self.staging)
+        first = applier_for(
+            self.area, self.remote.fork(), self.local_key, self.stats, self.staging
+        )
         try:
             first.prepare(windows[0], after=self._last_fetcher)
         except BaseException:

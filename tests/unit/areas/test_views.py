@@ -67,13 +67,21 @@ def test_add_an_area(admin_client, tmp_path):
 
 
 @pytest.mark.django_db
+def test_an_unreal_area_is_added(admin_client, tmp_path):
+    (tmp_path / "films").mkdir()
+    form = {"name": "films", "path": str(tmp_path / "films"), "mode": "unreal"}
+    response = admin_client.post(reverse("areas"), form)
+    assert "Added area films" in messages_after(admin_client, response)
+    assert Area.objects.get().mode == "unreal"
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("name", "path", "mode", "message"),
     [
         ("new", "missing", "real", "/missing does not exist."),
         ("new", "a-file", "real", "/a-file is not a directory."),
         ("new", "docs/inner", "real", "overlaps area &#x27;docs&#x27;"),
-        ("new", "free", "unreal", "Unreal areas need the mount"),
         ("no spaces", "free", "real", "is not a valid area name"),
         ("docs", "free", "real", "An area named &#x27;docs&#x27; already exists."),
         ("new", "free", "sideways", "Select a valid choice."),
