@@ -214,7 +214,9 @@ class Reader:
     def __init__(self, chunks: Chunks) -> None:
         self.chunks = chunks
         self._flight: dict[bytes, trio.Event] = {}
-        self._failed: dict[bytes, float] = {}
+        # Chunks fetched into the cache by this mount: a reader that missed one in the
+        # cache while it was being fetched reads it there, rather than fetching it again.
+        self._have: set[bytes] = set()
         self.nursery: trio.Nursery | None = None
 
     async def read(self, handle: "OpenUnreal", offset: int, size: int) -> bytes:
@@ -283,7 +285,7 @@ class Reader:
             data = await trio.to_thread.run_sync(self.chunks.cached, h)
             if data is not None:
                 found[h] = data
-            elif h in self._flight:  # asked for by another reader meanwhile
+            elif h in self._flight or h in self._have:  # fetched by another reader meanwhile
                 theirs.append(h)
             else:
                 self._flight[h] = trio.Event()
@@ -301,6 +303,7 @@ class Reader:
                 for h in mine:
                     self._flight.pop(h).set()  # set by this task alone
             found.update(got)
+            self._have.update(got)
             if any(h not in got for h in mine):
                 raise pyfuse3.FUSEError(errno.EIO)
         for h in theirs:

@@ -1,13 +1,16 @@
 """An Unreal area: consensus brings its files' metadata but no content; the mount shows them,
 and a read fetches the content from a peer, checked, into the cache."""
 
+import concurrent.futures
 import errno
 import os
 import subprocess
 
+import blake3
 import pytest
 
-from tests.appliance import wait_for
+from tests.appliance import free_port, wait_for
+from tests.fakepeer import FakePeer
 from tests.household import AREA, make_household
 
 pytestmark = pytest.mark.skipif(
@@ -81,3 +84,64 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
         (mounted / "new.txt").read_text()
     assert e.value.errno == errno.EIO
     assert "new.txt" in os.listdir(mounted)
+
+
+CHUNK = 64 * 1024
+
+
+@pytest.fixture
+def beta_with_mallory(appliances, tmp_path):
+    """beta, its area Unreal and mounted, and mallory, a peer saying what the test says."""
+    beta = appliances("beta", listen=f"127.0.0.1:{free_port()}")
+    (tmp_path / "area-beta").mkdir()
+    beta.run("area", "add", AREA, str(tmp_path / "area-beta"), "--mode", "unreal")
+    fake = FakePeer(tmp_path / "home-mallory", beta.peer_id)
+    beta.run("peer", "add", "mallory", fake.peer_id, "--address", fake.address)
+    where = tmp_path / "mnt"
+    where.mkdir()
+    beta.up("--mount", str(where))
+    wait_for(lambda: os.path.ismount(where) and os.listdir(where), "beta's mount")
+    yield beta, fake, where / AREA
+    beta.stop()
+    fake.close()
+    subprocess.run(["fusermount3", "-uz", str(where)], capture_output=True)
+
+
+def test_a_wrong_chunk_is_never_served_and_concurrent_readers_fetch_each_once(
+    beta_with_mallory,
+):
+    beta, fake, mounted = beta_with_mallory
+    content = os.urandom(8 * CHUNK + 1000)
+    pieces = [content[i : i + CHUNK] for i in range(0, len(content), CHUNK)]
+    by_hash = {blake3.blake3(p).digest(): p for p in pieces}
+    blob = blake3.blake3(content).digest()
+    event = {
+        "seq": 1, "kind": "create", "path": "film.bin", "old_path": "", "blob": blob,
+        "base": None, "size": len(content), "mtime_ns": 1_700_000_000_000_000_000,
+        "mode": 0o644, "origin": b"m" * 32, "origin_seq": 1, "version": [[b"m" * 32, 1]],
+    }  # fmt: skip
+    fake.answers.update(
+        {
+            "areas": lambda args: [AREA],
+            "begin": lambda args: {"head": 1},
+            "history": lambda args: {"events": [event], "next": 1, "more": False},
+            "blobs": lambda args: {blob: [[blake3.blake3(p).digest(), len(p)] for p in pieces]},
+            "chunks": lambda args: [b"X" * len(by_hash[h]) for h in args["hashes"]],
+            "pull": lambda args: {"files": 0, "bytes": 0, "conflicts": 0, "errors": []},
+        }
+    )
+    beta.run("consensus", AREA, "--peer", "mallory", timeout=300)
+    wait_for(lambda: "film.bin" in os.listdir(mounted), "the file in the mount")
+
+    with pytest.raises(OSError) as e:  # every chunk sent wrong: discarded, nothing served
+        (mounted / "film.bin").read_bytes()
+    assert e.value.errno == errno.EIO
+    assert os.getxattr(mounted / "film.bin", "user.realize.status") == b"unreal 0% cached"
+
+    fake.answers["chunks"] = lambda args: [by_hash[h] for h in args["hashes"]]
+    fake.requests.clear()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        reads = list(pool.map(lambda _: (mounted / "film.bin").read_bytes(), range(4)))
+    assert all(r == content for r in reads)
+    asked = [h for op, args in fake.requests if op == "chunks" for h in args["hashes"]]
+    assert sorted(asked) == sorted(by_hash)  # each chunk once, however many readers
