@@ -14,7 +14,9 @@ import logging
 import os
 import secrets
 import threading
+import time
 from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +37,13 @@ FETCH_TIMEOUT = 4.0
 # Read-ahead: from this many bytes after the second sequential read, doubling to the most.
 AHEAD_FIRST = 1024 * 1024
 AHEAD_MOST = 16 * 1024 * 1024
-# Chunks asked of a peer in one request.
-FETCH_BATCH = 16
+# Chunks asked of a peer in one request (at most 128 KiB each: well under its limit).
+FETCH_BATCH = 64
+# Chunks kept in memory, the last read or fetched ahead: the kernel reads 128 KiB at a
+# time, a chunk spans several reads, and what is fetched ahead is read soon.
+MEMORY_BYTES = 64 * 1024 * 1024
+# The connected peers are asked of peerd at most this often.
+PEERS_TTL = 1.0
 
 
 @dataclass
@@ -95,11 +102,22 @@ class Chunks:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lists: dict[bytes, list[tuple[bytes, int, int]]] = {}
         self._lock = threading.Lock()
-        self.fetched = 0  # chunks fetched from peers (for tests and status)
+        self._local = threading.local()
+        self._connected: list[str] = []
+        self._peers_at = -PEERS_TTL
+        self.fetched = 0  # chunks fetched from peers
 
     def path(self, h: bytes) -> Path:
         name = h.hex()
         return self.root / name[:2] / name
+
+    def cached_many(self, hashes: list[bytes]) -> dict[bytes, bytes]:
+        found = {}
+        for h in hashes:
+            data = self.cached(h)
+            if data is not None:
+                found[h] = data
+        return found
 
     def cached(self, h: bytes) -> bytes | None:
         try:
@@ -125,6 +143,10 @@ class Chunks:
         if listing is None:
             return 0.0
         return sum(n for h, _, n in listing if self.path(h).exists()) / file.size
+
+    def known_list(self, blob: bytes) -> list[tuple[bytes, int, int]] | None:
+        with self._lock:
+            return self._lists.get(blob)
 
     def chunk_list(self, blob: bytes, size: int) -> list[tuple[bytes, int, int]]:
         """The blob's chunks as (hash, offset, length): from the index, or asked of peers."""
@@ -155,9 +177,16 @@ class Chunks:
                 return parsed
         raise OSError(errno.EIO, "no connected peer knows this file's chunks")
 
-    def fetch(self, wanted: list[bytes]) -> dict[bytes, bytes]:
-        """These chunks from a peer, each checked (those no peer sent right are missing)."""
+    def fetch(
+        self, wanted: list[bytes], blob: bytes | None = None, where: dict | None = None
+    ) -> dict[bytes, bytes]:
+        """These chunks from a peer, each checked (those no peer sent right are missing).
+
+        With `blob` and `where` (hash -> (offset, length) in it), neighbouring chunks are
+        asked for as ranges of the blob: the peer reads each in one go."""
         found: dict[bytes, bytes] = {}
+        if blob is not None and where:
+            found.update(self._fetch_ranges(wanted, blob, where))
         for peer in self._peers():
             missing = [h for h in wanted if h not in found]
             if not missing:
@@ -180,16 +209,68 @@ class Chunks:
                         log.warning("%s sent a chunk whose hash does not match: discarded", peer)
         return found
 
+    def _fetch_ranges(self, wanted: list[bytes], blob: bytes, where: dict) -> dict[bytes, bytes]:
+        runs: list[list[tuple[bytes, int, int]]] = []
+        for h in sorted(dict.fromkeys(wanted), key=lambda h: where[h][0]):
+            offset, length = where[h]
+            last = runs[-1][-1] if runs else None
+            if last is not None and last[1] + last[2] == offset:
+                runs[-1].append((h, offset, length))
+            else:
+                runs.append([(h, offset, length)])
+        ranges = [[blob, run[0][1], sum(n for _, _, n in run)] for run in runs]
+        for peer in self._peers():
+            try:
+                answer = self._request(peer, "chunks", {"hashes": [], "ranges": ranges})
+            except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
+                log.info("asking %s for %d ranges: %s", peer, len(ranges), exc)
+                continue
+            if not isinstance(answer, list) or len(answer) != len(runs):
+                continue
+            found = {}
+            for run, data in zip(runs, answer, strict=True):
+                if not isinstance(data, bytes | bytearray | memoryview):
+                    continue  # not there as indexed: asked for by hash next
+                view, base = memoryview(data), run[0][1]
+                for h, offset, length in run:
+                    piece = bytes(view[offset - base : offset - base + length])
+                    if len(piece) == length and chunk_hash(piece) == h:
+                        self.keep(h, piece)
+                        found[h] = piece
+                        self.fetched += 1
+                    else:
+                        log.warning("%s sent a range whose chunk does not match: discarded", peer)
+            if found:
+                return found
+        return {}
+
     def _peers(self) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._peers_at < PEERS_TTL:
+                return self._connected
         try:
-            with PeerdClient(timeout=FETCH_TIMEOUT, restart_wait=0) as client:
-                return list(client.connected())
+            found = list(self._client().connected())
         except (OSError, PeerdUnavailable, ProtocolError, RemoteError):
-            return []
+            self._local.client = None
+            found = []
+        with self._lock:
+            self._connected, self._peers_at = found, now
+        return found
+
+    def _client(self) -> PeerdClient:
+        """This thread's connection to peerd (kept: a request is cheaper on it)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = PeerdClient(timeout=FETCH_TIMEOUT, restart_wait=0)
+        return client
 
     def _request(self, peer: str, op: str, args: dict):
-        with PeerdClient(timeout=FETCH_TIMEOUT, restart_wait=0) as client:
-            return client.request(peer, op, args)
+        try:
+            return self._client().request(peer, op, args)
+        except BaseException:
+            self._local.client = None  # closed by the failure: a new one next time
+            raise
 
 
 def _parse_list(wire, size: int) -> list[tuple[bytes, int, int]] | None:
@@ -208,15 +289,15 @@ def _parse_list(wire, size: int) -> list[tuple[bytes, int, int]] | None:
 
 
 class Reader:
-    """Reads of Unreal files for the mount (in its event loop): cached chunks at once, the
-    others fetched (in threads), each once however many readers wait for it."""
+    """Reads of Unreal files for the mount (in its event loop). Chunks come from memory
+    (the last ones read or fetched ahead), else from the cache, else from a peer (in
+    threads, a batch at a time), each fetched once however many readers wait for it."""
 
     def __init__(self, chunks: Chunks) -> None:
         self.chunks = chunks
         self._flight: dict[bytes, trio.Event] = {}
-        # Chunks fetched into the cache by this mount: a reader that missed one in the
-        # cache while it was being fetched reads it there, rather than fetching it again.
-        self._have: set[bytes] = set()
+        self._memory: OrderedDict[bytes, bytes] = OrderedDict()
+        self._memory_bytes = 0
         self.nursery: trio.Nursery | None = None
 
     async def read(self, handle: "OpenUnreal", offset: int, size: int) -> bytes:
@@ -224,16 +305,19 @@ class Reader:
         if offset >= file.size or size <= 0:
             return b""
         end = min(file.size, offset + size)
-        listing = await self._list(file)
-        starts = [o for _, o, _ in listing]
-        first = bisect_right(starts, offset) - 1
+        listing = self.chunks.known_list(file.blob)
+        if listing is None:
+            listing = await self._list(file)
+            handle.starts = None
+        if handle.starts is None:
+            handle.starts = [o for _, o, _ in listing]
+        i = bisect_right(handle.starts, offset) - 1
         needed = []
-        i = first
         while i < len(listing) and listing[i][1] < end:
             needed.append(listing[i])
             i += 1
         self._ahead(handle, listing, i, offset, end)
-        parts = await self._get(needed)
+        parts = await self._get([h for h, _, _ in needed], file.blob, listing)
         data = b"".join(parts[h] for h, _, _ in needed)
         base = needed[0][1]
         return data[offset - base : end - base]
@@ -245,76 +329,92 @@ class Reader:
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
 
     def _ahead(self, handle, listing, after: int, offset: int, end: int) -> None:
-        """A read that follows the last one: fetch what comes next, further each time."""
+        """A read that follows the last one: fetch what comes next, further each time, in
+        large batches (once half of what was asked ahead is read)."""
         if offset == handle.next_offset:
             handle.ahead = min(AHEAD_MOST, max(AHEAD_FIRST, handle.ahead * 2))
         else:
-            handle.ahead = 0
+            handle.ahead, handle.asked_until = 0, 0
         handle.next_offset = end
         if not handle.ahead or self.nursery is None:
             return
-        wanted, total, i = [], 0, after
-        while i < len(listing) and total < handle.ahead:
-            h, _, length = listing[i]
-            if h not in self._flight and h not in handle.asked:
-                wanted.append(listing[i])
-                handle.asked.add(h)
-            total += length
+        if handle.asked_until - end >= handle.ahead // 2:
+            return
+        i = max(after, bisect_right(handle.starts, handle.asked_until) - 1)
+        wanted, until = [], end + handle.ahead
+        while i < len(listing) and listing[i][1] < until:
+            h, chunk_offset, length = listing[i]
+            if chunk_offset >= handle.asked_until:
+                wanted.append(h)
+            handle.asked_until = max(handle.asked_until, chunk_offset + length)
             i += 1
         for start in range(0, len(wanted), FETCH_BATCH):
             batch = wanted[start : start + FETCH_BATCH]
-            self.nursery.start_soon(self._quietly, batch)
+            self.nursery.start_soon(self._quietly, batch, handle.file.blob, listing)
 
-    async def _quietly(self, batch) -> None:
+    async def _quietly(self, batch: list[bytes], blob: bytes, listing) -> None:
         try:
-            await self._get(batch)
+            await self._get(batch, blob, listing)
         except pyfuse3.FUSEError:
             pass  # read ahead: the reader asks again, and learns then
         except Exception:
             log.exception("reading ahead failed")
 
-    async def _get(self, needed: list[tuple[bytes, int, int]]) -> dict[bytes, bytes]:
+    async def _get(
+        self, wanted: list[bytes], blob: bytes | None = None, listing=None
+    ) -> dict[bytes, bytes]:
+        """The chunks (`listing`: the blob's, to ask for neighbours as ranges of it)."""
         found: dict[bytes, bytes] = {}
-        mine, theirs = [], []
-        for h, _, _ in needed:
+        for h in wanted:
+            data = self._memory.get(h)
+            if data is not None:
+                self._memory.move_to_end(h)
+                found[h] = data
+        todo = [h for h in dict.fromkeys(wanted) if h not in found]
+        if not todo:
+            return found
+        mine = [h for h in todo if h not in self._flight]
+        for h in mine:
+            self._flight[h] = trio.Event()
+        try:
+            if mine:
+                cached = await trio.to_thread.run_sync(self.chunks.cached_many, mine)
+                found.update(cached)
+                fetch = [h for h in mine if h not in cached]
+                where = {h: (o, n) for h, o, n in listing} if listing and fetch else None
+                for start in range(0, len(fetch), FETCH_BATCH):
+                    batch = fetch[start : start + FETCH_BATCH]
+                    found.update(
+                        await trio.to_thread.run_sync(self.chunks.fetch, batch, blob, where)
+                    )
+                for h in mine:
+                    if h in found:
+                        self._keep(h, found[h])
+        finally:
+            for h in mine:
+                self._flight.pop(h).set()  # set by this task alone
+        for h in todo:
             if h in found:
                 continue
-            if h in self._flight:
-                theirs.append(h)
-                continue
-            data = await trio.to_thread.run_sync(self.chunks.cached, h)
-            if data is not None:
-                found[h] = data
-            elif h in self._flight or h in self._have:  # fetched by another reader meanwhile
-                theirs.append(h)
-            else:
-                self._flight[h] = trio.Event()
-                mine.append(h)
-        if mine:
-            try:
-                got = {}
-                for start in range(0, len(mine), FETCH_BATCH):
-                    got.update(
-                        await trio.to_thread.run_sync(
-                            self.chunks.fetch, mine[start : start + FETCH_BATCH]
-                        )
-                    )
-            finally:
-                for h in mine:
-                    self._flight.pop(h).set()  # set by this task alone
-            found.update(got)
-            self._have.update(got)
-            if any(h not in got for h in mine):
-                raise pyfuse3.FUSEError(errno.EIO)
-        for h in theirs:
             event = self._flight.get(h)
             if event is not None:
                 await event.wait()
-            data = await trio.to_thread.run_sync(self.chunks.cached, h)
+            data = self._memory.get(h)
             if data is None:
-                raise pyfuse3.FUSEError(errno.EIO)
+                data = await trio.to_thread.run_sync(self.chunks.cached, h)
+            if data is None:
+                raise pyfuse3.FUSEError(errno.EIO)  # no peer could send it right
             found[h] = data
         return found
+
+    def _keep(self, h: bytes, data: bytes) -> None:
+        if h in self._memory:
+            return
+        self._memory[h] = data
+        self._memory_bytes += len(data)
+        while self._memory_bytes > MEMORY_BYTES:
+            _, old = self._memory.popitem(last=False)
+            self._memory_bytes -= len(old)
 
 
 @dataclass
@@ -322,4 +422,5 @@ class OpenUnreal:
     file: UnrealFile
     next_offset: int = 0
     ahead: int = 0
-    asked: set[bytes] = field(default_factory=set)  # chunks it read ahead already
+    asked_until: int = 0  # read ahead up to here
+    starts: list[int] | None = None  # where each of its chunks starts
