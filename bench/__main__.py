@@ -15,7 +15,7 @@ from bench.timing import GaveUp, log
 
 
 def _check_tools() -> None:
-    missing = [tool for tool in ("syncthing", "rsync") if shutil.which(tool) is None]
+    missing = [tool for tool in ("syncthing", "rsync", "rclone") if shutil.which(tool) is None]
     if missing:
         sys.exit(
             f"bench: {', '.join(missing)} not installed; 'make bench' installs them "
@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             results = run(root, spec, options.rounds)
         if options.only != "tree":
             (root / "mount").mkdir()
+            (root / "unreal").mkdir()
             mount_table = mount.measure(root / "mount", options.rounds)
+            mount_table += "\n\n" + mount.measure_unreal(root / "unreal", options.rounds)
     except GaveUp as exc:
         log(f"benchmark stopped: {exc}")
         return 2

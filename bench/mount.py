@@ -6,6 +6,7 @@ read, so each meets the machine as it is then. Ratios: the mount's speed over th
 """
 
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from bench import trees
 from bench.timing import log
-from tests.appliance import REALIZE, Appliance
+from tests.appliance import REALIZE, Appliance, free_port
 
 BIG_FILE = 256 * 1024 * 1024
 SMALL_FILES = 10_000
@@ -137,4 +138,119 @@ def _table(rows: dict[str, list[tuple[float, float]]]) -> str:
             f"{statistics.median(ratios):>8.2f}   {each}"
         )
     lines.append("  (ratio: the mount's speed as a share of the disk's; medians of the rounds)")
+    return "\n".join(lines)
+
+
+# --- Unreal files against rclone's VFS mount ----------------------------------------------------
+UNREAL_FILE = 256 * 1024 * 1024
+RANDOM_FILE = 64 * 1024 * 1024
+RANDOM_READS = 1000
+RANDOM_SIZE = 4096
+
+
+def measure_unreal(root: Path, rounds: int) -> str:
+    """beta's Unreal area reads alpha's files through the mount; rclone mounts the same
+    files from a loopback `rclone serve http` with --vfs-cache-mode full. Each round reads
+    files neither has read before (cold), then one again from its cache."""
+    from tests.household import AREA, make_household
+
+    alpha, beta = make_household(root, ["alpha", "beta"], unreal={"beta"})
+    rclone_serve = rclone_mount = None
+    ours, theirs = root / "mnt-beta", root / "mnt-rclone"
+    try:
+        for n in range(1, rounds + 1):
+            trees.random_file(alpha.dir / f"seq{n}.bin", UNREAL_FILE)
+            trees.random_file(alpha.dir / f"rand{n}.bin", RANDOM_FILE)
+        log("mount: beta pulls the Unreal area's metadata")
+        beta.stop()
+        ours.mkdir()
+        beta.up("--mount", str(ours))
+        _wait_mounted(ours, beta.up_process)
+        beta.consensus(alpha)
+        port = free_port()
+        rclone_serve = subprocess.Popen(
+            ["rclone", "serve", "http", str(alpha.dir), "--addr", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        theirs.mkdir()
+        rclone_mount = subprocess.Popen(
+            ["rclone", "mount", ":http:", str(theirs), "--http-url", f"http://127.0.0.1:{port}",
+             "--vfs-cache-mode", "full", "--cache-dir", str(root / "rclone-cache"),
+             "--dir-cache-time", "1h", "--read-only"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_mounted(theirs, rclone_mount)
+        where = {"Realize": ours / AREA, "rclone": theirs}
+        rows: dict[str, dict[str, list[float]]] = {}
+        for n in range(1, rounds + 1):
+            log(f"mount: Unreal round {n} of {rounds}")
+            for tool in (["Realize", "rclone"] if n % 2 else ["rclone", "Realize"]):
+                for name, value in _unreal_round(where[tool], n):
+                    rows.setdefault(name, {}).setdefault(tool, []).append(value)
+            native = _read_rate(alpha.dir / f"seq{n}.bin", cold=False)
+            rows.setdefault("cached read (MB/s)", {}).setdefault("native, warm", []).append(native)
+        return _unreal_table(rows)
+    finally:
+        for process in (rclone_mount, rclone_serve):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+        subprocess.run(["fusermount3", "-uz", str(theirs)], capture_output=True)
+        for member in (alpha, beta):
+            member.destroy()
+        subprocess.run(["fusermount3", "-uz", str(ours)], capture_output=True)
+
+
+def _wait_mounted(where: Path, process) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if os.path.ismount(where) and os.listdir(where):
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"no mount at {where}")
+        time.sleep(0.1)
+
+
+def _unreal_round(where: Path, n: int) -> list[tuple[str, float]]:
+    seq, rand = where / f"seq{n}.bin", where / f"rand{n}.bin"
+    _drop_caches()
+    started = time.perf_counter()
+    with open(seq, "rb", buffering=0) as f:
+        total = len(f.read(RANDOM_SIZE))
+        first = time.perf_counter() - started
+        while chunk := f.read(READ_BLOCK):
+            total += len(chunk)
+    rate = total / (time.perf_counter() - started) / 1e6
+    rng = random.Random(n)
+    offsets = [rng.randrange(0, RANDOM_FILE - RANDOM_SIZE) for _ in range(RANDOM_READS)]
+    started = time.perf_counter()
+    with open(rand, "rb", buffering=0) as f:
+        for offset in offsets:
+            f.seek(offset)
+            f.read(RANDOM_SIZE)
+    per_second = RANDOM_READS / (time.perf_counter() - started)
+    cached = _read_rate(seq, cold=True)  # the page cache dropped: from the tool's own cache
+    return [
+        ("uncached read (MB/s)", rate),
+        ("first byte, uncached (ms)", first * 1000),
+        ("random 4 KiB reads, uncached (/s)", per_second),
+        ("cached read (MB/s)", cached),
+    ]
+
+
+def _unreal_table(rows: dict[str, dict[str, list[float]]]) -> str:
+    lines = ["Mount: Unreal files from a peer on loopback, Realize vs rclone's VFS mount", ""]
+    lines.append(f"  {'measure':<36}{'tool':<14}{'median':>10}   each round")
+    for name, tools in rows.items():
+        for tool, values in tools.items():
+            each = ", ".join(f"{v:.1f}" for v in values)
+            lines.append(f"  {name:<36}{tool:<14}{statistics.median(values):>10.1f}   {each}")
+    lines.append(
+        "  (rclone: `rclone serve http` of alpha's directory, mounted with --vfs-cache-mode "
+        "full;\n   cached: the file read again with the page cache dropped; native: alpha's "
+        "file, warm)"
+    )
     return "\n".join(lines)

@@ -15,7 +15,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(python3 python3-venv python3-dev build-essential pkg-config
           libfuse3-dev fuse3 postgresql redis-server rsync)
 if [ "$WITH_TEST_TOOLS" = 1 ]; then
-    packages+=(chromium syncthing)
+    packages+=(chromium syncthing rclone)
 fi
 missing=()
 for p in "${packages[@]}"; do
