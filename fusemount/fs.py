@@ -451,6 +451,7 @@ class Filesystem(pyfuse3.Operations):
         handle = self._next_unreal
         self._next_unreal += 1
         self._unreal_open[handle] = OpenUnreal(file)
+        self.reader.chunks.opened(file.blob)
         return pyfuse3.FileInfo(fh=handle, keep_cache=True)
 
     async def read(self, fh, off, size):
@@ -481,7 +482,9 @@ class Filesystem(pyfuse3.Operations):
 
     async def release(self, fh):
         if fh >= UNREAL_HANDLES:
-            self._unreal_open.pop(fh, None)
+            opened = self._unreal_open.pop(fh, None)
+            if opened is not None:
+                self.reader.chunks.opened(opened.file.blob, -1)
             return
         if fh >= CONTROL_HANDLES:
             self._made.pop(fh, None)

@@ -34,6 +34,8 @@ from peers.wire import ProtocolError, RemoteError
 log = logging.getLogger("realize.mount")
 
 FETCH_TIMEOUT = 4.0
+# The cache's bound unless REALIZE_CACHE_MB says otherwise.
+CACHE_MB = 10 * 1024
 # Read-ahead: from this many bytes after the second sequential read, doubling to the most.
 AHEAD_FIRST = 1024 * 1024
 AHEAD_MOST = 16 * 1024 * 1024
@@ -44,6 +46,17 @@ FETCH_BATCH = 64
 MEMORY_BYTES = 64 * 1024 * 1024
 # The connected peers are asked of peerd at most this often.
 PEERS_TTL = 1.0
+
+
+def cache_limit() -> int:
+    """The chunk cache's bound in bytes: REALIZE_CACHE_MB (MiB), else CACHE_MB."""
+    value = os.environ.get("REALIZE_CACHE_MB", "")
+    try:
+        megabytes = int(value) if value else CACHE_MB
+    except ValueError:
+        log.warning("REALIZE_CACHE_MB=%r is not a number: the cache holds %d MiB", value, CACHE_MB)
+        megabytes = CACHE_MB
+    return max(0, megabytes) * 1024 * 1024
 
 
 @dataclass
@@ -97,11 +110,18 @@ def unreal_seqs() -> dict[str, int]:
 class Chunks:
     """The chunk cache and the fetching of chunks from peers (blocking: call in threads)."""
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, limit: int | None = None) -> None:
         self.root = (home or settings.REALIZE_HOME) / "cache" / "chunks"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.limit = cache_limit() if limit is None else limit
         self._lists: dict[bytes, list[tuple[bytes, int, int]]] = {}
         self._lock = threading.Lock()
+        # The cache's chunks and their sizes, least recently used first; the blobs of open
+        # files (their chunks are never evicted from under a reader).
+        self._used: OrderedDict[bytes, int] = OrderedDict()
+        self.size = 0
+        self.open_blobs: dict[bytes, int] = {}
+        self._load()
         self._local = threading.local()
         self._connected: list[str] = []
         self._peers_at = -PEERS_TTL
@@ -121,18 +141,76 @@ class Chunks:
 
     def cached(self, h: bytes) -> bytes | None:
         try:
-            return self.path(h).read_bytes()
+            data = self.path(h).read_bytes()
         except FileNotFoundError:
             return None
+        with self._lock:
+            if h in self._used:
+                self._used.move_to_end(h)
+        return data
 
     def keep(self, h: bytes, data: bytes) -> None:
-        """Write a checked chunk into the cache, whole or not at all."""
+        """Write a checked chunk into the cache, whole or not at all; then make room."""
         target = self.path(h)
         target.parent.mkdir(exist_ok=True)
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, target)
+        with self._lock:
+            if h not in self._used:
+                self.size += len(data)
+            self._used[h] = len(data)
+            self._used.move_to_end(h)
+        self._evict()
+
+    def opened(self, blob: bytes, by: int = 1) -> None:
+        """A file of this blob was opened (or closed: by=-1)."""
+        with self._lock:
+            count = self.open_blobs.get(blob, 0) + by
+            if count > 0:
+                self.open_blobs[blob] = count
+            else:
+                self.open_blobs.pop(blob, None)
+
+    def _evict(self) -> None:
+        """Least recently used chunks go until the cache is within its limit, but none of
+        a file open now."""
+        with self._lock:
+            if self.size <= self.limit:
+                return
+            held = {h for blob in self.open_blobs for h, _, _ in self._lists.get(blob, ())}
+            gone = []
+            for h, n in self._used.items():
+                if self.size <= self.limit:
+                    break
+                if h not in held:
+                    gone.append(h)
+                    self.size -= n
+            for h in gone:
+                del self._used[h]
+        for h in gone:
+            self.path(h).unlink(missing_ok=True)
+
+    def _load(self) -> None:
+        """What the cache holds from before, oldest use first."""
+        found = []
+        for directory in self.root.iterdir():
+            if not directory.is_dir():
+                continue
+            for item in os.scandir(directory):
+                if item.name.startswith("."):  # a write that never finished
+                    os.unlink(item.path)
+                    continue
+                try:
+                    st = item.stat()
+                    found.append((st.st_atime_ns, bytes.fromhex(item.name), st.st_size))
+                except (FileNotFoundError, ValueError):
+                    continue
+        for _, h, n in sorted(found):
+            self._used[h] = n
+            self.size += n
+        self._evict()
 
     def cached_share(self, file: UnrealFile) -> float:
         """How much of the file is in the cache (0 while its chunks are not known here)."""
@@ -140,9 +218,9 @@ class Chunks:
             return 1.0
         with self._lock:
             listing = self._lists.get(file.blob)
-        if listing is None:
-            return 0.0
-        return sum(n for h, _, n in listing if self.path(h).exists()) / file.size
+            if listing is None:
+                return 0.0
+            return sum(n for h, _, n in listing if h in self._used) / file.size
 
     def known_list(self, blob: bytes) -> list[tuple[bytes, int, int]] | None:
         with self._lock:
