@@ -235,7 +235,12 @@ class Filesystem(pyfuse3.Operations):
         """Keep the metadata current: runs as long as the mount."""
         while True:
             await trio.lowlevel.wait_readable(self.meta.inotify.fd)
-            self.meta.take_events()
+            try:
+                self.meta.take_events()
+            except Exception:  # the mount must outlive one bad event
+                log.exception("applying inotify events failed: everything is read again")
+                self.meta.stats.clear()
+                self.meta.listings.clear()
 
     async def watch_unreal(self) -> None:
         """Read an Unreal area's tree again when its history moved on (a consensus brought
@@ -243,17 +248,18 @@ class Filesystem(pyfuse3.Operations):
         a new inode number (see fusemount.metadata)."""
         while True:
             try:
-                seqs = await trio.to_thread.run_sync(unreal_seqs)
-            except Exception:
+                await self._refresh_unreal()
+            except Exception:  # the database away: try again later
                 log.warning("cannot read the Unreal areas' state", exc_info=True)
-                seqs = {}
-            for area, seq in seqs.items():
-                old = self.trees.get(area)
-                if old is not None and old.seq != seq:
-                    new = await trio.to_thread.run_sync(load_tree, area)
-                    self.trees[area] = new
-                    self._forget_changes(area, old, new)
             await trio.sleep(UNREAL_EVERY)
+
+    async def _refresh_unreal(self) -> None:
+        for area, seq in (await trio.to_thread.run_sync(unreal_seqs)).items():
+            old = self.trees.get(area)
+            if old is not None and old.seq != seq:
+                new = await trio.to_thread.run_sync(load_tree, area)
+                self.trees[area] = new
+                self._forget_changes(area, old, new)
 
     def _forget_changes(self, area: str, old: UnrealTree, new: UnrealTree) -> None:
         for path in {*old.files, *new.files, *old.dirs, *new.dirs}:
