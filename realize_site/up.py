@@ -109,8 +109,8 @@ def programs(web_host: str, web_port: int, mount: Path | None = None) -> list[Pr
 def mountpoint(options: dict, say) -> Path | None:
     """Where to mount, checked before anything starts; None: no mount.
 
-    Without FUSE on this machine the appliance runs without it. Otherwise a mountpoint
-    given that cannot serve is an error; the default one is made if missing, and if it
+    Without FUSE on this machine the appliance runs without it. A mountpoint missing is
+    made. Otherwise a mountpoint given that cannot serve is an error; if the default one
     cannot serve, the appliance runs without it."""
     if options["no_mount"]:
         return None
@@ -119,8 +119,13 @@ def mountpoint(options: dict, say) -> Path | None:
         return None
     where = options["mount"]
     if where is None:
-        where = os.path.expanduser(DEFAULT_MOUNT)
-        os.makedirs(where, exist_ok=True)
+        where = DEFAULT_MOUNT
+    where = os.path.expanduser(where)
+    try:
+        os.makedirs(where, exist_ok=True)  # a mountpoint missing is made, as `make run`'s is
+    except OSError as exc:
+        if options["mount"] is not None:
+            raise MountError(f"mountpoint {where}: {exc.strerror}") from None
     try:
         path = prepare(where, Area.objects.values_list("path", flat=True))
     except MountError as exc:

@@ -35,3 +35,11 @@ def test_the_default_mountpoint_is_made_and_a_bad_one_only_left_out(monkeypatch,
     assert up.mountpoint(options(), said.append) is None
     assert "is not empty" in said[0]
     assert up.mountpoint(options(no_mount=True), print) is None
+
+
+@pytest.mark.django_db
+def test_a_given_mountpoint_missing_is_made(monkeypatch, tmp_path):
+    monkeypatch.setattr(up, "fuse_available", lambda: True)
+    where = tmp_path / "deep" / "Realize"
+    assert up.mountpoint(options(mount=str(where)), print) == where
+    assert where.is_dir()
