@@ -122,7 +122,7 @@ def mountpoint(options: dict, say) -> Path | None:
         where = DEFAULT_MOUNT
     where = os.path.expanduser(where)
     try:
-        os.makedirs(where, exist_ok=True)  # a mountpoint missing is made, as `make run`'s is
+        _make_missing(where)  # as `make run`'s ~/Realize on a fresh machine
     except OSError as exc:
         if options["mount"] is not None:
             raise MountError(f"mountpoint {where}: {exc.strerror}") from None
@@ -134,6 +134,16 @@ def mountpoint(options: dict, say) -> Path | None:
         say(f"running without the mount: {exc}")
         return None
     return path
+
+
+def _make_missing(where: str) -> None:
+    """Make the mountpoint if nothing is there (a dead mount is left to `prepare`)."""
+    try:
+        os.lstat(where)
+    except FileNotFoundError:
+        os.makedirs(where)
+    except OSError:
+        pass  # not reachable, a mount that died say: prepare() says what it is
 
 
 def run_up(options: dict, out: TextIO) -> None:
