@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from areas.files import chunk_hash
-from areas.index import chunk_lists
+from areas.index import BadData, chunk_list_from_wire, chunk_lists
 from areas.models import Area, Entry
 from peers.client import PeerdClient, PeerdUnavailable
 from peers.wire import ProtocolError, RemoteError
@@ -250,9 +250,12 @@ class Chunks:
                 log.info("asking %s for the chunks of %s: %s", peer, blob.hex()[:16], exc)
                 continue
             wire = answer.get(blob) if isinstance(answer, dict) else None
-            parsed = _parse_list(wire, size)
-            if parsed is not None:
-                return parsed
+            try:
+                refs = chunk_list_from_wire(wire, size)
+            except BadData as exc:
+                log.info("%s sent a bad chunk list for %s: %s", peer, blob.hex()[:16], exc)
+                continue
+            return [(c.hash, c.offset, c.length) for c in refs]
         raise OSError(errno.EIO, "no connected peer knows this file's chunks")
 
     def fetch(
@@ -349,21 +352,6 @@ class Chunks:
         except BaseException:
             self._local.client = None  # closed by the failure: a new one next time
             raise
-
-
-def _parse_list(wire, size: int) -> list[tuple[bytes, int, int]] | None:
-    if not isinstance(wire, list):
-        return None
-    found, offset = [], 0
-    for item in wire:
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes)):
-            return None
-        h, length = item
-        if len(h) != 32 or type(length) is not int or length <= 0:
-            return None
-        found.append((h, offset, length))
-        offset += length
-    return found if offset == size else None
 
 
 class Reader:
