@@ -13,7 +13,7 @@ from django.db import close_old_connections
 from django.db.models import Count, Max, Sum
 
 from areas.models import Area, Conflict, ConsensusRun, Entry, HistoryEvent, PeerArea
-from peers.client import PeerdClient, PeerdUnavailable
+from peers.client import ask_peerd
 from peers.identity import peer_id
 from peers.models import LocalPeer, Peer
 
@@ -21,6 +21,8 @@ DIRECTORY = ".realize"
 FILES = ("status", "peers", "conflicts")
 HISTORY = "history"
 HISTORY_LINES = 200
+# How long peerd may take to say what it is connected to.
+PEERD_TIMEOUT = 2.0
 
 
 def listing(path: str) -> list[str] | None:
@@ -54,7 +56,7 @@ def status() -> str:
     lines = []
     if me is not None:
         lines += [f"Peer {me.name}  {me.peer_id}", f"Listening on: {me.listen_address or '-'}"]
-    connected = _connections()
+    connected = ask_peerd("connections", PEERD_TIMEOUT)
     members = list(Peer.objects.values_list("name", flat=True))
     if connected is None:
         lines.append(f"Peers: {len(members)}; the peer daemon is not running")
@@ -99,8 +101,8 @@ def _area_status(area: Area) -> list[str]:
 
 
 def peers() -> str:
-    connected = _connections() or {}
-    traffic = _traffic() or {}
+    connected = ask_peerd("connections", PEERD_TIMEOUT) or {}
+    traffic = ask_peerd("traffic", PEERD_TIMEOUT) or {}
     lines = []
     for peer in Peer.objects.order_by("name"):
         state = connected.get(peer.name, {})
@@ -156,22 +158,6 @@ def _cache_bytes() -> int:
             except FileNotFoundError:
                 continue
     return total
-
-
-def _connections() -> dict | None:
-    try:
-        with PeerdClient(timeout=2, restart_wait=0) as client:
-            return client.request(None, "connections")
-    except (PeerdUnavailable, OSError):
-        return None
-
-
-def _traffic() -> dict | None:
-    try:
-        with PeerdClient(timeout=2, restart_wait=0) as client:
-            return client.request(None, "traffic")
-    except (PeerdUnavailable, OSError):
-        return None
 
 
 def _epoch(seconds: float) -> datetime.datetime:

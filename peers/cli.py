@@ -6,7 +6,7 @@ from typing import TextIO
 from django.conf import settings
 
 from peers import household
-from peers.client import PeerdClient, PeerdUnavailable
+from peers.client import ask_peerd
 from peers.events import household_snapshot
 from peers.identity import create_identity, load_identity
 from peers.models import LocalPeer, Peer
@@ -92,11 +92,7 @@ def run_peer_remove(options: dict, out: TextIO) -> None:
 
 def _traffic() -> dict | None:
     """Bytes sent to and received from each peer since peerd started; None if not running."""
-    try:
-        with PeerdClient(timeout=10, restart_wait=0) as client:
-            return client.request(None, "traffic")
-    except (PeerdUnavailable, OSError):
-        return None
+    return ask_peerd("traffic", timeout=10)
 
 
 def run_status(options: dict, out: TextIO) -> None:

@@ -1,7 +1,7 @@
 """Reaching peers from other processes: peerd's local socket, data links, a remote peer."""
 
 from peers.client.links import Link, LinkFailed, Links
-from peers.client.peerd import PeerdClient, PeerdUnavailable
+from peers.client.peerd import PeerdClient, PeerdUnavailable, ask_peerd
 from peers.client.remote import Remote, RemotePeer
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "PeerdClient",
     "PeerdUnavailable",
     "Remote",
+    "ask_peerd",
     "RemotePeer",
 ]

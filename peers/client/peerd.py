@@ -140,6 +140,16 @@ class PeerdClient:
         self.close()
 
 
+def ask_peerd(op: str, timeout: float) -> Any:
+    """Ask the running peerd about itself (`traffic`, `connections`, ...); None when it is
+    not running (its state then is no one's)."""
+    try:
+        with PeerdClient(timeout=timeout, restart_wait=0) as client:
+            return client.request(None, op)
+    except (PeerdUnavailable, OSError):
+        return None
+
+
 def appliance_up() -> bool:
     """Whether `realize up` runs for this instance (its state file, and its process alive)."""
     try:
