@@ -5,10 +5,8 @@ Each file is made from the database (and peerd, for connections) when it is open
 """
 
 import datetime
-import os
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Count, Max, Sum
 
@@ -35,11 +33,12 @@ def listing(path: str) -> list[str] | None:
     return None
 
 
-def render(path: str) -> bytes | None:
-    """A file of `.realize/` (its path under it), made now; None: no such file."""
+def render(path: str, cache_bytes: int = 0) -> bytes | None:
+    """A file of `.realize/` (its path under it), made now; None: no such file.
+    `cache_bytes`: what the mount's chunk cache holds (it keeps the count)."""
     close_old_connections()
     made: Callable[[], str] | None = {
-        "status": status,
+        "status": lambda: status(cache_bytes),
         "peers": peers,
         "conflicts": conflicts,
     }.get(path)
@@ -51,7 +50,7 @@ def render(path: str) -> bytes | None:
     return None
 
 
-def status() -> str:
+def status(cache_bytes: int = 0) -> str:
     me = LocalPeer.get()
     lines = []
     if me is not None:
@@ -64,7 +63,7 @@ def status() -> str:
         online = [n for n in members if "since" in connected.get(n, {})]
         lines.append(f"Peers: {len(members)}, {len(online)} connected")
     areas = list(Area.objects.order_by("name"))
-    lines.append(f"Chunk cache: {_size(_cache_bytes())} (the content of Unreal files read)")
+    lines.append(f"Chunk cache: {_size(cache_bytes)} (the content of Unreal files read)")
     lines.append(f"Areas: {len(areas)}")
     for area in areas:
         lines += ["", *_area_status(area)]
@@ -146,18 +145,6 @@ def history(area: Area) -> str:
         what = f"{e.old_path} -> {e.path}" if e.kind == HistoryEvent.Kind.RENAME else e.path
         lines.append(f"{_when(e.created_at)}  {e.kind:9}  {what}  by {by}")
     return "\n".join(lines) + "\n" if lines else "No changes kept\n"
-
-
-def _cache_bytes() -> int:
-    root = settings.REALIZE_HOME / "cache" / "chunks"
-    total = 0
-    for directory, _, names in os.walk(root):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_size
-            except FileNotFoundError:
-                continue
-    return total
 
 
 def _epoch(seconds: float) -> datetime.datetime:

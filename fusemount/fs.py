@@ -169,7 +169,7 @@ class Filesystem(pyfuse3.Operations):
         if await trio.to_thread.run_sync(control.listing, inner) is not None:
             mode = stat.S_IFDIR | 0o555
             return self._made_attributes(self.inodes.number(key), mode, links=2)
-        content = await trio.to_thread.run_sync(control.render, inner)
+        content = await trio.to_thread.run_sync(control.render, inner, self.reader.chunks.size)
         if content is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         mode = stat.S_IFREG | 0o444
@@ -439,7 +439,8 @@ class Filesystem(pyfuse3.Operations):
     async def _open_control(self, key: Key, flags: int) -> pyfuse3.FileInfo:
         if flags & os.O_ACCMODE != os.O_RDONLY:
             raise pyfuse3.FUSEError(errno.EACCES)
-        content = await trio.to_thread.run_sync(control.render, key[1][len(CONTROL) + 1 :])
+        inner = key[1][len(CONTROL) + 1 :]
+        content = await trio.to_thread.run_sync(control.render, inner, self.reader.chunks.size)
         if content is None:
             raise pyfuse3.FUSEError(errno.EISDIR)
         handle = self._next_made
