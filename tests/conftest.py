@@ -1,7 +1,30 @@
+from pathlib import Path
+
 import pytest
 
 from tests.appliance import Appliance
 from tests.fakepeerd import FakePeerd
+
+# Lines of each appliance log shown beside a failing test.
+LOG_TAIL = 30
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that ran appliances shows the end of their logs: CI keeps nothing
+    else of them."""
+    outcome = yield
+    report = outcome.get_result()
+    tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or tmp is None:
+        return
+    for log in sorted([*Path(tmp).glob("*/logs/*.log"), *Path(tmp).glob("*/up.out")]):
+        try:
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+        except OSError:
+            continue
+        report.sections.append((f"log {log.relative_to(tmp)}", "\n".join(lines)))
+
 
 # Helpers that check with `assert`: their failures explained as the tests' own are.
 pytest.register_assert_rewrite("tests.dashboard")
