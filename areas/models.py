@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # Waiters (`realize consensus`) LISTEN on this channel: a run's end wakes them at once.
 FINISHED_CHANNEL = "realize_run_finished"
+# Each commit that moves an area's history on NOTIFYs this channel with the area's id: the
+# mount LISTENs, to show a consensus's changes at once (areas.index.history.append).
+HISTORY_CHANNEL = "realize_history"
 # The Celery task that carries out a run (areas.tasks), queued by name: the model does not
 # import the engine that the task runs.
 CONSENSUS_TASK = "areas.consensus"
@@ -39,9 +42,7 @@ class AreaQuerySet(models.QuerySet):
         """`files` (entries holding a blob) and `open_conflicts` annotated."""
         return self.annotate(
             files=_count(Entry.objects.filter(area=OuterRef("pk"), blob_hash__isnull=False)),
-            open_conflicts=_count(
-                Conflict.objects.filter(area=OuterRef("pk"), resolved_at=None)
-            ),
+            open_conflicts=_count(Conflict.objects.filter(area=OuterRef("pk"), resolved_at=None)),
         )
 
     def overview(self) -> list["Area"]:
@@ -250,9 +251,7 @@ class Conflict(models.Model):
 
 
 class ConsensusRunQuerySet(models.QuerySet):
-    def request(
-        self, area: Area, peer: Peer, trigger: str, countdown: float = 0
-    ) -> "ConsensusRun":
+    def request(self, area: Area, peer: Peer, trigger: str, countdown: float = 0) -> "ConsensusRun":
         """Queue a run for the worker, or join one pending for the same area and peer.
 
         The task is sent once the run is committed. A joined run whose task may be lost is

@@ -22,7 +22,16 @@ from areas.files import is_ignored
 from fusemount import control
 from fusemount.inodes import ROOT, Inodes, Key
 from fusemount.metadata import Metadata, parent_of
-from fusemount.unreal import Chunks, OpenUnreal, Reader, UnrealTree, load_tree, unreal_seqs
+from fusemount.unreal import (
+    Chunks,
+    HistoryNotices,
+    OpenUnreal,
+    Reader,
+    UnrealFile,
+    UnrealTree,
+    load_tree,
+    unreal_seqs,
+)
 
 log = logging.getLogger("realize.mount")
 
@@ -38,8 +47,10 @@ CONTROL = control.DIRECTORY
 # File handles of `.realize/` files and of Unreal files, above any file descriptor.
 CONTROL_HANDLES = 1 << 48
 UNREAL_HANDLES = 1 << 49
-# An Unreal area's history is looked at this often: its tree is read again when it moved.
-UNREAL_EVERY = 1.0
+# An Unreal area's tree is read again when its history moves on: at once when told
+# (unreal.HistoryNotices), else at least this often; and at most once per UNREAL_GAP.
+UNREAL_EVERY = 30.0
+UNREAL_GAP = 0.2
 
 
 @dataclass
@@ -246,12 +257,14 @@ class Filesystem(pyfuse3.Operations):
         """Read an Unreal area's tree again when its history moved on (a consensus brought
         changes); what changed is forgotten by the kernel, and a file with new content gets
         a new inode number (see fusemount.metadata)."""
+        notices = HistoryNotices()  # its thread is abandoned, not waited for, at unmount
         while True:
             try:
                 await self._refresh_unreal()
             except Exception:  # the database away: try again later
                 log.warning("cannot read the Unreal areas' state", exc_info=True)
-            await trio.sleep(UNREAL_EVERY)
+            await trio.sleep(UNREAL_GAP)
+            await trio.to_thread.run_sync(notices.wait, UNREAL_EVERY, abandon_on_cancel=True)
 
     async def _refresh_unreal(self) -> None:
         for area, seq in (await trio.to_thread.run_sync(unreal_seqs)).items():
@@ -564,29 +577,42 @@ class Filesystem(pyfuse3.Operations):
             # them of every file, so the answer must not cost a trip to the disk.
             raise pyfuse3.FUSEError(errno.ENODATA)
         key = self._key(inode)
-        if self._is_unreal(key):
-            file = (await self._unreal_tree(key[0])).files.get(key[1])
-            if name != b"user.realize.status" or file is None:
-                raise pyfuse3.FUSEError(errno.ENODATA)
+        if not key[0] or not key[1] or self._is_control(key):
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        unreal = self._is_unreal(key)
+        file = (await self._unreal_tree(key[0])).files.get(key[1]) if unreal else None
+        if unreal and file is None:
+            raise pyfuse3.FUSEError(errno.ENODATA)  # a directory
+        if name == control.STATUS_XATTR:
+            if await trio.to_thread.run_sync(control.in_conflict, *key):
+                return b"conflict"
+            if file is None:
+                return b"real"
             cached = await trio.to_thread.run_sync(self.reader.chunks.cached_share, file)
             return f"unreal {cached:.0%} cached".encode()
-        if name == b"user.realize.status":
-            if not key[0] or not key[1]:
-                raise pyfuse3.FUSEError(errno.ENODATA)
-            return b"real"
-        if not key[0]:
+        if name == control.WHERE_XATTR:
+            return await trio.to_thread.run_sync(self._where, key, file)
+        if unreal:
             raise pyfuse3.FUSEError(errno.ENODATA)
         return await _io(os.getxattr, await self._full(key), name, follow_symlinks=False)
 
+    def _where(self, key: Key, file: UnrealFile | None) -> bytes:
+        """`user.realize.where` (in a thread: it asks the connected peers)."""
+        blob = file.blob if file is not None else control.indexed_blob(*key)
+        if blob is None:  # a Real file not indexed yet: only here
+            return control.where(key[0], True, [], self.reader.chunks.connected())
+        connected, holders = self.reader.chunks.holders(blob)
+        return control.where(key[0], file is None, holders, connected)
+
     async def listxattr(self, inode, ctx):
         key = self._key(inode)
-        if not key[0]:
+        if not key[0] or self._is_control(key):
             return []
         if self._is_unreal(key):
             files = (await self._unreal_tree(key[0])).files
-            return [b"user.realize.status"] if key[1] in files else []
+            return list(control.XATTRS) if key[1] in files else []
         names = await _io(os.listxattr, await self._full(key), follow_symlinks=False)
-        own = [b"user.realize.status"] if key[1] else []
+        own = list(control.XATTRS) if key[1] else []
         return own + [os.fsencode(n) for n in names if n.startswith("user.")]
 
     async def setxattr(self, inode, name, value, ctx):

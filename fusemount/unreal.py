@@ -9,6 +9,7 @@ one chunk wait for one fetch. With no peer that can send a chunk, its read fails
 within FETCH_TIMEOUT, and the cached ranges still read.
 """
 
+import contextlib
 import errno
 import logging
 import os
@@ -20,14 +21,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pyfuse3
 import trio
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from areas.files import chunk_hash
 from areas.index import BadData, chunk_list_from_wire, chunk_lists
-from areas.models import Area, Entry
+from areas.models import HISTORY_CHANNEL, Area, Entry
 from peers.client import PeerdClient, PeerdUnavailable
 from peers.wire import ProtocolError, RemoteError
 
@@ -105,6 +107,46 @@ def unreal_seqs() -> dict[str, int]:
     """Each Unreal area's history_seq: its tree is read again when it moves on."""
     close_old_connections()
     return dict(Area.objects.filter(mode=Area.Mode.UNREAL).values_list("name", "history_seq"))
+
+
+class HistoryNotices:
+    """Notices that an area's history moved on (areas.models.HISTORY_CHANNEL), on a
+    database connection of its own (blocking: keep it to one thread)."""
+
+    # Django's own settings for its connections, not for this plain one.
+    _DJANGO_ONLY = ("cursor_factory", "context", "prepare_threshold")
+
+    def __init__(self) -> None:
+        self._listening: psycopg.Connection | None = None
+
+    def wait(self, seconds: float) -> bool:
+        """Whether one came within `seconds` (those queued meanwhile are taken with it).
+
+        True also on (re)connecting, since what happened while away is unknown; with the
+        database away, False after `seconds`."""
+        try:
+            if self._listening is None:
+                params = connection.get_connection_params()
+                for name in self._DJANGO_ONLY:
+                    params.pop(name, None)
+                self._listening = psycopg.connect(**params, autocommit=True)
+                self._listening.execute(f"LISTEN {HISTORY_CHANNEL}")
+                return True
+            came = any(True for _ in self._listening.notifies(timeout=seconds, stop_after=1))
+            if came:
+                for _ in self._listening.notifies(timeout=0):
+                    pass
+            return came
+        except psycopg.Error:
+            self.close()
+            time.sleep(seconds)
+            return False
+
+    def close(self) -> None:
+        if self._listening is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._listening.close()
+            self._listening = None
 
 
 class Chunks:
@@ -243,7 +285,7 @@ class Chunks:
         return found
 
     def _ask_list(self, blob: bytes, size: int) -> list[tuple[bytes, int, int]]:
-        for peer in self._peers():
+        for peer in self.connected():
             try:
                 answer = self._request(peer, "blobs", {"hashes": [blob]})
             except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
@@ -268,7 +310,7 @@ class Chunks:
         found: dict[bytes, bytes] = {}
         if blob is not None and where:
             found.update(self._fetch_ranges(wanted, blob, where))
-        for peer in self._peers():
+        for peer in self.connected():
             missing = [h for h in wanted if h not in found]
             if not missing:
                 break
@@ -300,7 +342,7 @@ class Chunks:
             else:
                 runs.append([(h, offset, length)])
         ranges = [[blob, run[0][1], sum(n for _, _, n in run)] for run in runs]
-        for peer in self._peers():
+        for peer in self.connected():
             try:
                 answer = self._request(peer, "chunks", {"hashes": [], "ranges": ranges})
             except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
@@ -325,7 +367,22 @@ class Chunks:
                 return found
         return {}
 
-    def _peers(self) -> list[str]:
+    def holders(self, blob: bytes) -> tuple[list[str], list[str]]:
+        """The connected peers, and those of them that hold this blob in their Real (each
+        asked: what its history said once may be gone)."""
+        peers, found = self.connected(), []
+        for peer in peers:
+            try:
+                answer = self._request(peer, "holds", {"hashes": [blob]})
+            except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
+                log.info("asking %s whether it holds %s: %s", peer, blob.hex()[:16], exc)
+                continue
+            if isinstance(answer, list) and blob in answer:
+                found.append(peer)
+        return peers, found
+
+    def connected(self) -> list[str]:
+        """The peers connected now (as peerd said at most PEERS_TTL ago)."""
         now = time.monotonic()
         with self._lock:
             if now - self._peers_at < PEERS_TTL:

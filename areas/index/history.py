@@ -6,7 +6,7 @@ Peers read it from their cursor on; events every sharing peer has applied are tr
 from dataclasses import dataclass, replace
 
 from django.db import transaction
-from django.db.models import F, Min
+from django.db.models import Min
 from django.utils import timezone
 
 from areas.index.sql import copy_rows, execute, rows
@@ -23,7 +23,7 @@ from areas.index.versions import (
     unpack_known,
     unpack_stamp,
 )
-from areas.models import Area, HistoryEvent, PeerArea
+from areas.models import HISTORY_CHANNEL, Area, HistoryEvent, PeerArea
 
 EVENT_FIELDS = [
     "area", "seq", "kind", "path", "old_path", "blob_hash", "base_hash",
@@ -67,18 +67,22 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
     if not changes:
         return
     with transaction.atomic(savepoint=False):
-        Area.objects.filter(pk=area.pk).update(history_seq=F("history_seq") + len(changes))
-        last = Area.objects.values_list("history_seq", flat=True).get(pk=area.pk)
+        # Told to listeners once committed (HISTORY_CHANNEL).
+        ((last, _),) = rows(
+            "UPDATE areas_area SET history_seq = history_seq + %s WHERE id = %s"
+            " RETURNING history_seq, pg_notify(%s, %s)",
+            [len(changes), area.pk, HISTORY_CHANNEL, str(area.pk)],
+        )
         first = last - len(changes) + 1
         now = timezone.now()
         own = _own(area, [(c, first + i) for i, c in enumerate(changes) if not c.origin], local_key)
-        rows = []
+        records = []
         for i, c in enumerate(changes):
             seq = first + i
             # A rename without its source would be refused by every peer: it is a create.
             kind = Kind.CREATE if c.kind == Kind.RENAME and not c.old_path else c.kind
             made = own.get(seq, c)
-            rows.append(
+            records.append(
                 (
                     area.pk,
                     seq,
@@ -101,7 +105,7 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
                     c.moved and kind != Kind.RENAME,
                 )
             )
-        copy_rows(HistoryEvent, EVENT_FIELDS, rows)
+        copy_rows(HistoryEvent, EVENT_FIELDS, records)
         area.history_seq = last
 
 
