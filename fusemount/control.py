@@ -8,7 +8,7 @@ import datetime
 from collections.abc import Callable
 
 from django.db import close_old_connections
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, Q, Sum
 
 from areas.models import Area, Conflict, ConsensusRun, Entry, HistoryEvent, PeerArea
 from peers.client import ask_peerd
@@ -161,3 +161,35 @@ def _size(n: int) -> str:
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+# Extended attributes the mount gives every file of an area.
+STATUS_XATTR = b"user.realize.status"
+WHERE_XATTR = b"user.realize.where"
+XATTRS = [STATUS_XATTR, WHERE_XATTR]
+
+
+def in_conflict(area: str, path: str) -> bool:
+    """Whether the file is either side of an open conflict (`user.realize.status`)."""
+    close_old_connections()
+    open_conflicts = Conflict.objects.filter(area__name=area, resolved_at=None)
+    return open_conflicts.filter(Q(path=path) | Q(copy_path=path)).exists()
+
+
+def indexed_blob(area: str, path: str) -> bytes | None:
+    """The content the index knows at a Real file's path (None: not indexed yet)."""
+    close_old_connections()
+    found = Entry.objects.filter(area__name=area, path=path, blob_hash__isnull=False)
+    blob = found.values_list("blob_hash", flat=True).first()
+    return bytes(blob) if blob is not None else None
+
+
+def where(area: str, here: bool, holders: list[str], connected: list[str]) -> bytes:
+    """`user.realize.where`, as `git annex whereis` answers: the peers holding this version,
+    one a line ("here": this peer's Real), then those sharing the area that cannot be asked
+    now. `holders`: the connected peers that said they hold it."""
+    close_old_connections()
+    sharing = PeerArea.objects.filter(area__name=area).values_list("peer__name", flat=True)
+    lines = (["here"] if here else []) + sorted(holders)
+    lines += [f"{name}: not connected, unknown" for name in sorted(set(sharing) - set(connected))]
+    return ("\n".join(lines) + "\n").encode() if lines else b"nowhere known\n"

@@ -10,6 +10,7 @@ from areas.index.blobs import (
 )
 from areas.index.chunk_reads import (
     blob_files,
+    held_blobs,
     local_chunks,
     read_local_chunk,
     read_local_chunks,
@@ -38,6 +39,7 @@ __all__ = [
     "RemoteEvent",
     "ScanResult",
     "blob_files",
+    "held_blobs",
     "chunk_list_from_wire",
     "chunk_list_to_wire",
     "chunk_lists",

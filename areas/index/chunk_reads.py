@@ -10,7 +10,10 @@ from collections.abc import Iterator
 
 from areas.files import chunk_hash
 from areas.index.sql import rows
+from areas.models import Area
 from peers.wire import BufferPool
+
+REAL = Area.Mode.REAL.value
 
 # Neighbouring chunks of one file are read together, up to this many at once.
 RUN_CHUNKS = 256
@@ -122,11 +125,24 @@ def blob_files(blobs: set[bytes]) -> dict[bytes, tuple[str, tuple]]:
     found: dict[bytes, tuple[str, tuple]] = {}
     for blob, root, path, *indexed in rows(
         "SELECT e.blob_hash, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode"
-        " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id WHERE e.blob_hash = ANY(%b)",
-        [list(blobs)],
+        " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
+        " WHERE e.blob_hash = ANY(%b) AND a.mode = %s",
+        [list(blobs), REAL],
     ):
         found.setdefault(bytes(blob), (os.path.join(root, path), tuple(indexed)))
     return found
+
+
+def held_blobs(blobs: list[bytes]) -> list[bytes]:
+    """Those of the blobs a file of our Real holds (an Unreal area's files are not here)."""
+    if not blobs:
+        return []
+    held = rows(
+        "SELECT DISTINCT e.blob_hash FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
+        " WHERE e.blob_hash = ANY(%b) AND a.mode = %s",
+        [list(blobs), REAL],
+    )
+    return [bytes(blob) for (blob,) in held]
 
 
 def read_ranges(

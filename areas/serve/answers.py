@@ -13,6 +13,7 @@ from areas.index import (
     chunk_lists,
     entry_to_wire,
     event_row_to_wire,
+    held_blobs,
     history,
     local_chunks,
     read_local_chunks,
@@ -240,6 +241,12 @@ def blobs(key: bytes, hashes, bases=None) -> dict:
     }
 
 
+def holds(key: bytes, hashes) -> list[bytes]:
+    """Which of the blobs this peer holds in its Real (`user.realize.where` on a mount)."""
+    _member(key)
+    return held_blobs(_hash_list(hashes))
+
+
 def chunks(key: bytes, hashes, buffers: BufferPool | None = None, ranges=None) -> Parts:
     """Chunk contents read from our Real files, checked; None for one we cannot give.
 
@@ -316,6 +323,8 @@ async def handle(daemon, conn: Connection, op: str, args: dict):
         return await db(ack, key, args.get("area"), args.get("seq"))
     if op == "blobs":
         return await db(blobs, key, args.get("hashes"), args.get("bases"))
+    if op == "holds":
+        return await db(holds, key, args.get("hashes"))
     if op == "chunks":
         return await db(chunks, key, args.get("hashes"), None, args.get("ranges"))
     if op == "pull":

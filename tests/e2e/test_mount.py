@@ -82,6 +82,16 @@ def test_the_root_lists_the_areas_and_each_shows_its_files(alpha, mounted):
         f.seek(12_345)
         assert f.read(777) == real.read_bytes()[12_345 : 12_345 + 777]
     assert os.getxattr(shown, "user.realize.status") == b"real"
+    assert os.getxattr(shown, "user.realize.where") == b"here\n"  # no peer to ask
+    assert set(os.listxattr(shown)) >= {"user.realize.status", "user.realize.where"}
+    # Either side of an open conflict says so.
+    with psycopg.connect(database_url(alpha.database), autocommit=True) as db:
+        db.execute(
+            "INSERT INTO areas_conflict (area_id, path, copy_path, other_origin, description,"
+            " created_at) SELECT id, 'hello.txt', 'hello.sync-conflict.txt', '', 'test', now()"
+            " FROM areas_area WHERE name = 'docs'"
+        )
+    assert os.getxattr(m / "docs" / "hello.txt", "user.realize.status") == b"conflict"
     listed = {name for name, _, _ in os.walk(m)}
     assert str(m / "docs" / "sub") in listed
 

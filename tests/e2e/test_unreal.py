@@ -51,6 +51,9 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
     assert (shown.st_size, shown.st_mtime_ns) == (5, 1_600_000_000_000_000_000)
     assert os.stat(mounted / "sub" / "big.bin").st_size == len(big)
     assert os.getxattr(mounted / "small.txt", "user.realize.status").startswith(b"unreal")
+    # Where the content is: alpha holds it; beta only knows of it.
+    assert os.getxattr(mounted / "small.txt", "user.realize.where") == b"alpha\n"
+    assert "user.realize.where" in os.listxattr(mounted / "small.txt")
 
     assert (mounted / "small.txt").read_text() == "small"
     assert (mounted / "empty").read_bytes() == b""
@@ -84,6 +87,9 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
         (mounted / "new.txt").read_text()
     assert e.value.errno == errno.EIO
     assert "new.txt" in os.listdir(mounted)
+    assert os.getxattr(mounted / "new.txt", "user.realize.where") == (
+        b"alpha: not connected, unknown\n"
+    )
 
 
 CHUNK = 64 * 1024
