@@ -65,12 +65,19 @@ def status(cache_bytes: int = 0) -> str:
     areas = list(Area.objects.order_by("name"))
     lines.append(f"Chunk cache: {_size(cache_bytes)} (the content of Unreal files read)")
     lines.append(f"Areas: {len(areas)}")
+    # How far each connected peer's history of each area is: what this peer still has to
+    # take is the part past its cursor (asked now, as `realize status` would).
+    heads = {}
+    for name, state in (connected or {}).items():
+        if "since" in state:
+            told = ask_peerd("area-states", PEERD_TIMEOUT, peer=name)
+            heads[name] = told if isinstance(told, dict) else {}
     for area in areas:
-        lines += ["", *_area_status(area)]
+        lines += ["", *_area_status(area, heads)]
     return "\n".join(lines) + "\n"
 
 
-def _area_status(area: Area) -> list[str]:
+def _area_status(area: Area, heads: dict[str, dict]) -> list[str]:
     files = Entry.objects.filter(area=area, blob_hash__isnull=False).aggregate(
         n=Count("pk"), size=Sum("size")
     )
@@ -95,7 +102,12 @@ def _area_status(area: Area) -> list[str]:
             last = f"in sync as of {_when(run.finished_at)}"
         else:
             last = f"a run is {run.status}"
-        lines.append(f"  {shared.peer.name}: {waiting} changes of ours to take; {last}")
+        told = heads.get(shared.peer.name, {}).get(area.name)
+        if isinstance(told, list) and told and isinstance(told[0], int):
+            needed = f"up to {max(0, told[0] - shared.pulled_seq)} changes of theirs to take"
+        else:
+            needed = "what it has for us is unknown (not connected)"
+        lines.append(f"  {shared.peer.name}: {needed}; {waiting} changes of ours to take; {last}")
     return lines
 
 

@@ -140,13 +140,13 @@ class PeerdClient:
         self.close()
 
 
-def ask_peerd(op: str, timeout: float) -> Any:
-    """Ask the running peerd about itself (`traffic`, `connections`, ...); None when it is
-    not running (its state then is no one's)."""
+def ask_peerd(op: str, timeout: float, peer: str | None = None) -> Any:
+    """Ask the running peerd about itself (`traffic`, `connections`, ...), or through it a
+    connected peer; None when either cannot answer now (not running, not connected)."""
     try:
         with PeerdClient(timeout=timeout, restart_wait=0) as client:
-            return client.request(None, op)
-    except (PeerdUnavailable, OSError):
+            return client.request(peer, op)
+    except (PeerdUnavailable, OSError, ProtocolError, RemoteError):
         return None
 
 

@@ -54,6 +54,8 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
     # Where the content is: alpha holds it; beta only knows of it.
     assert os.getxattr(mounted / "small.txt", "user.realize.where") == b"alpha\n"
     assert "user.realize.where" in os.listxattr(mounted / "small.txt")
+    status = mounted.parent / ".realize" / "status"
+    wait_for(lambda: "alpha: up to 0 changes of theirs to take" in status.read_text(), "status")
 
     assert (mounted / "small.txt").read_text() == "small"
     assert (mounted / "empty").read_bytes() == b""
@@ -90,6 +92,7 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
     assert os.getxattr(mounted / "new.txt", "user.realize.where") == (
         b"alpha: not connected, unknown\n"
     )
+    wait_for(lambda: "alpha: what it has for us is unknown" in status.read_text(), "status")
 
 
 CHUNK = 64 * 1024
