@@ -94,11 +94,19 @@ DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Seconds a read from Redis may wait: longer than the channel layer's blocking reads, short
+# enough that a Redis gone silent is noticed.
+REDIS_READ_TIMEOUT = 30
 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"realize:{INSTANCE}"},
+        # The layer waits for a message in a blocking read of 5 s; redis-py's default
+        # socket timeout is as long, and the two raced: every idle websocket died.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_READ_TIMEOUT}],
+            "prefix": f"realize:{INSTANCE}",
+        },
     }
 }
 
