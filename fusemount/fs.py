@@ -428,7 +428,7 @@ class Filesystem(pyfuse3.Operations):
         full = await self._full(key)
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
             self.meta.expect(key)
-        fd = await _io(os.open, full, flags & ~(os.O_CREAT | os.O_EXCL) | os.O_NOFOLLOW)
+        fd = await _io(_open_for_cache, full, flags & ~(os.O_CREAT | os.O_EXCL))
         self._open[fd] = key
         if flags & os.O_TRUNC:
             self.meta.changed(key)
@@ -438,7 +438,7 @@ class Filesystem(pyfuse3.Operations):
         key = self._child(parent_inode, name)
         full = await self._full(key)
         self.meta.expect(key)
-        fd = await _io(os.open, full, flags | os.O_CREAT | os.O_NOFOLLOW, stat.S_IMODE(mode))
+        fd = await _io(_open_for_cache, full, flags | os.O_CREAT, stat.S_IMODE(mode))
         self._open[fd] = key
         self.meta.changed(key, names=True)
         try:
@@ -647,6 +647,19 @@ def _guarded(method):
 for _name, _method in list(vars(Filesystem).items()):
     if _name in vars(pyfuse3.Operations) and not _name.startswith("_"):
         setattr(Filesystem, _name, _guarded(_method))
+
+
+def _open_for_cache(full: Path, flags: int, mode: int = 0o777) -> int:
+    """Open a Real file as the kernel's writeback cache needs it (libfuse turns that cache
+    on): it reads pages around a partial write, so a file opened write-only is opened
+    read-write where allowed; and it appends itself, so O_APPEND is left out."""
+    flags = (flags & ~os.O_APPEND) | os.O_NOFOLLOW
+    if flags & os.O_ACCMODE == os.O_WRONLY:
+        try:
+            return os.open(full, (flags & ~os.O_ACCMODE) | os.O_RDWR, mode)
+        except PermissionError:
+            pass  # readable by no one it runs as: a partial write may fail (EBADF)
+    return os.open(full, flags, mode)
 
 
 async def _io(function, *args, **kwargs):

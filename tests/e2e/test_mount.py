@@ -154,6 +154,9 @@ def test_every_change_through_the_mount_lands_on_disk(alpha, mounted):
         f.flush()
         os.fsync(f.fileno())
     assert (disk / "new.txt").read_text() == "made MADEhe mount"
+    with open(m / "new.txt", "a") as f:  # write-only: the kernel's cache reads around it
+        f.write("!")
+    assert (disk / "new.txt").read_text() == "made MADEhe mount!"
     os.truncate(m / "new.txt", 4)
     assert (disk / "new.txt").read_text() == "made"
     os.chmod(m / "new.txt", 0o640)
