@@ -78,16 +78,17 @@ def status(cache_bytes: int = 0) -> str:
 
 
 def _area_status(area: Area, heads: dict[str, dict]) -> list[str]:
-    files = Entry.objects.filter(area=area, blob_hash__isnull=False).aggregate(
-        n=Count("pk"), size=Sum("size")
-    )
+    files = Entry.objects.filter(area=area, blob_hash__isnull=False)
+    if area.mode == Area.Mode.REAL:
+        real, unreal = files, files.none()
+    else:  # Real: the files realized on this disk (areas.index.unreal)
+        real, unreal = files.exclude(inode=0), files.filter(inode=0)
+    real_n, unreal_n = (q.aggregate(n=Count("pk"), size=Sum("size")) for q in (real, unreal))
     open_conflicts = Conflict.objects.filter(area=area, resolved_at=None).count()
-    count, size = files["n"], _size(files["size"] or 0)
-    unreal = area.mode == Area.Mode.UNREAL  # all its files (realizing one is not built yet)
     lines = [
         f"{area.name}  {area.path}  ({area.mode})",
-        f"  Real: {0 if unreal else count} files, {'0 B' if unreal else size}",
-        f"  Unreal: {count if unreal else 0} files, {size if unreal else '0 B'}",
+        f"  Real: {real_n['n']} files, {_size(real_n['size'] or 0)}",
+        f"  Unreal: {unreal_n['n']} files, {_size(unreal_n['size'] or 0)}",
         f"  Conflicts open: {open_conflicts}",
         f"  History: {area.history_seq} changes made or applied here",
     ]

@@ -1,9 +1,11 @@
-"""The filesystem: the root lists this peer's areas; each area is its Real, passed through.
+"""The filesystem: the root lists this peer's areas; each area is its Real, passed through,
+and an Unreal area its tree of files known by their metadata beside what its disk holds.
 
 Every call that touches the disk or the database runs in a thread, so a slow disk never
 stalls the event loop that serves the other requests. Changes made through the mount are
 plain changes of the area's directory: the watcher sees them and records each once, as it
-would any program's.
+would any program's. Changing an Unreal file makes it Real first (its content fetched and
+put on the disk); deleting one records the delete without fetching anything.
 """
 
 import errno
@@ -19,6 +21,7 @@ import pyfuse3
 import trio
 
 from areas.files import is_ignored
+from areas.index import VersionGone
 from fusemount import control
 from fusemount.inodes import ROOT, Inodes, Key
 from fusemount.metadata import Metadata, parent_of
@@ -29,7 +32,9 @@ from fusemount.unreal import (
     Reader,
     UnrealFile,
     UnrealTree,
+    delete_unreal_file,
     load_tree,
+    put_realized_file,
     unreal_seqs,
 )
 
@@ -84,6 +89,7 @@ class Filesystem(pyfuse3.Operations):
         self._unreal_open: dict[int, OpenUnreal] = {}
         self._next_unreal = UNREAL_HANDLES
         self._open: dict[int, Key] = {}  # the path of each open file (its descriptor)
+        self._realizing: dict[Key, trio.Lock] = {}  # one realization of a file at a time
         self._next_made = CONTROL_HANDLES
 
     # --- where things are ---------------------------------------------------------------------
@@ -102,17 +108,60 @@ class Filesystem(pyfuse3.Operations):
         return self._areas.paths
 
     def _is_unreal(self, key: Key) -> bool:
+        """Whether the key is in an Unreal area: its files are on the disk, if realized
+        (or put there), or else known by their metadata (its tree)."""
         return key[0] in self._areas.unreal
 
     async def _full(self, key: Key) -> Path:
-        """The path on disk of a Real file; an Unreal area has none (read-only here)."""
+        """The path on disk of a file (in an Unreal area: where it is, or would be, Real)."""
         area, path = key
         paths = await self._area_paths()
         if area not in paths:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        if area in self._areas.unreal:
-            raise pyfuse3.FUSEError(errno.EROFS)  # writing realizes first: not built yet
         return paths[area] / path if path else paths[area]
+
+    async def _new_full(self, key: Key) -> Path:
+        """The path on disk for a name made here: in an Unreal area, its directory may be
+        known by its tree alone, and is made on the disk first."""
+        full = await self._full(key)
+        if self._is_unreal(key) and await self._disk_stat(parent_of(key)) is None:
+            await _io(os.makedirs, full.parent, exist_ok=True)
+            self.meta.changed(parent_of(key), names=True)
+        return full
+
+    async def _disk_stat(self, key: Key) -> os.stat_result | None:
+        """In an Unreal area: the path on this disk, or None. Answered from memory where
+        a directory above was read: most of such an area is not on the disk at all."""
+        if not key[1]:
+            return await self._real_stat(key)
+        parent = parent_of(key)
+        if parent not in self.meta.listings:
+            if await self._disk_stat(parent) is None:
+                return None
+            try:
+                await self._read_directory(parent)
+            except pyfuse3.FUSEError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    return None
+                raise
+        names = self.meta.listings.get(parent)
+        if names is not None and key[1].rpartition("/")[2] not in names:
+            return None
+        try:
+            return await self._real_stat(key)
+        except pyfuse3.FUSEError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
+
+    async def _unreal_file(self, key: Key) -> UnrealFile | None:
+        """The Unreal file at the key: in an Unreal area's tree, and not on this disk."""
+        if not self._is_unreal(key) or not key[1]:
+            return None
+        file = (await self._unreal_tree(key[0])).files.get(key[1])
+        if file is None or await self._disk_stat(key) is not None:
+            return None
+        return file
 
     def _key(self, inode: int) -> Key:
         key = self.inodes.key(inode)
@@ -210,11 +259,16 @@ class Filesystem(pyfuse3.Operations):
 
     async def _stat(self, key: Key) -> pyfuse3.EntryAttributes:
         if self._is_unreal(key):
-            return await self._unreal_attributes(key)
-        st = self.meta.stats.get(key)
-        if st is None:
-            st = await self._read_stat(key)
+            st = await self._disk_stat(key)
+            if st is None:
+                return await self._unreal_attributes(key)
+        else:
+            st = await self._real_stat(key)
         return self._attributes(self.inodes.number(key), st)
+
+    async def _real_stat(self, key: Key) -> os.stat_result:
+        st = self.meta.stats.get(key)
+        return st if st is not None else await self._read_stat(key)
 
     async def _read_stat(self, key: Key) -> os.stat_result:
         """A name not known in memory: its directory is read whole (so its neighbours are
@@ -304,8 +358,6 @@ class Filesystem(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.ENOENT)
             return await self._stat((text, ""))
         parent = self._key(parent_inode)
-        if self._is_unreal(parent):
-            return await self._stat(self._child(parent_inode, name))
         if self._is_control(parent):
             if len(name) > NAME_MAX:
                 raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
@@ -319,6 +371,7 @@ class Filesystem(pyfuse3.Operations):
         key = self._key(inode)
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EPERM)
+        await self._realize(key)
         full = await self._full(key)
         self.meta.expect(key)
 
@@ -360,11 +413,7 @@ class Filesystem(pyfuse3.Operations):
                 except pyfuse3.FUSEError:
                     continue  # an area whose directory is gone: not listed
         elif self._is_unreal(key):
-            tree = await self._unreal_tree(key[0])
-            found = []
-            for name in tree.dirs.get(key[1], []):
-                child = (key[0], f"{key[1]}/{name}" if key[1] else name)
-                found.append((os.fsencode(name), await self._unreal_attributes(child)))
+            found = await self._union_listing(key)
         elif self._is_control(key):
             inner = key[1][len(CONTROL) + 1 :]
             names = await trio.to_thread.run_sync(control.listing, inner) or []
@@ -390,6 +439,27 @@ class Filesystem(pyfuse3.Operations):
         self._lister[handle] = found
         return handle
 
+    async def _union_listing(self, key: Key) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
+        """An Unreal area's directory: what its disk holds (realized files, and any made
+        here), and its tree's Unreal names beside."""
+        tree = await self._unreal_tree(key[0])
+        shown: dict[str, pyfuse3.EntryAttributes] = {}
+        if await self._disk_stat(key) is not None:
+            listed = self.meta.listed(key)
+            if listed is None:
+                listed = await self._read_directory(key)
+            for name, st in listed:
+                if not is_ignored(name):
+                    child = (key[0], f"{key[1]}/{name}" if key[1] else name)
+                    shown[name] = self._attributes(self.inodes.number(child), st)
+        elif key[1] not in tree.dirs:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        for name in tree.dirs.get(key[1], []):
+            if name not in shown:
+                child = (key[0], f"{key[1]}/{name}" if key[1] else name)
+                shown[name] = await self._unreal_attributes(child)
+        return [(os.fsencode(name), shown[name]) for name in sorted(shown)]
+
     async def readdir(self, fh, start_id, token):
         entries = self._lister.get(fh, [])
         for i in range(start_id, len(entries)):
@@ -402,7 +472,7 @@ class Filesystem(pyfuse3.Operations):
 
     async def mkdir(self, parent_inode, name, mode, ctx):
         key = self._child(parent_inode, name)
-        full = await self._full(key)
+        full = await self._new_full(key)
         self.meta.expect(key)
         await _io(os.mkdir, full, stat.S_IMODE(mode) & ~ctx.umask)
         self.meta.changed(key, names=True)
@@ -410,6 +480,8 @@ class Filesystem(pyfuse3.Operations):
 
     async def rmdir(self, parent_inode, name, ctx):
         key = self._child(parent_inode, name)
+        if self._is_unreal(key) and key[1] in (await self._unreal_tree(key[0])).dirs:
+            raise pyfuse3.FUSEError(errno.ENOTEMPTY)  # Unreal files are in it
         self.meta.expect(key)
         await _io(os.rmdir, await self._full(key))
         self.meta.forget_under(key)
@@ -421,12 +493,16 @@ class Filesystem(pyfuse3.Operations):
         key = self._key(inode)
         if self._is_control(key):
             return await self._open_control(key, flags)
-        if self._is_unreal(key):
-            return await self._open_unreal(key, flags)
+        writing = flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC
+        file = await self._unreal_file(key)
+        if file is not None and not writing:
+            return await self._open_unreal(file)
+        if file is not None:
+            await self._realize(key)  # then written as the Real file it now is
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EISDIR)
         full = await self._full(key)
-        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+        if writing:
             self.meta.expect(key)
         fd = await _io(_open_for_cache, full, flags & ~(os.O_CREAT | os.O_EXCL))
         self._open[fd] = key
@@ -436,7 +512,7 @@ class Filesystem(pyfuse3.Operations):
 
     async def create(self, parent_inode, name, mode, flags, ctx):
         key = self._child(parent_inode, name)
-        full = await self._full(key)
+        full = await self._new_full(key)
         self.meta.expect(key)
         fd = await _io(_open_for_cache, full, flags | os.O_CREAT, stat.S_IMODE(mode))
         self._open[fd] = key
@@ -462,12 +538,49 @@ class Filesystem(pyfuse3.Operations):
         # Made anew at each open: its size may differ from the last stat's.
         return pyfuse3.FileInfo(fh=handle, direct_io=True)
 
-    async def _open_unreal(self, key: Key, flags: int) -> pyfuse3.FileInfo:
-        file = (await self._unreal_tree(key[0])).files.get(key[1])
-        if file is None:
-            raise pyfuse3.FUSEError(errno.ENOENT)
-        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-            raise pyfuse3.FUSEError(errno.EROFS)  # writing realizes first: not built yet
+    async def _realize(self, key: Key) -> None:
+        """Make an Unreal file Real before it is changed: its content fetched, checked, and
+        put at its path (areas.index.put_realized). Nothing if it is not Unreal. EIO when
+        some chunk cannot be had; EAGAIN when its area stays busy or a peer's change came
+        meanwhile. Either way the file stays as it was."""
+        if not self._is_unreal(key):
+            return
+        lock = self._realizing.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                file = await self._unreal_file(key)
+                if file is None:
+                    return  # Real already (realized by the request before this one)
+                full = await self._new_full(key)
+                try:
+                    staged = await trio.to_thread.run_sync(
+                        self.reader.chunks.stage_blob, file, full
+                    )
+                except OSError as exc:
+                    log.warning("cannot realize %s:%s: %s", *key, exc)
+                    raise pyfuse3.FUSEError(errno.EIO) from None
+                self.meta.expect(key)
+                try:
+                    await trio.to_thread.run_sync(put_realized_file, *key, file.blob, staged)
+                except (VersionGone, TimeoutError) as exc:
+                    log.info("cannot realize %s:%s now: %s", *key, exc)
+                    raise pyfuse3.FUSEError(errno.EAGAIN) from None
+                except OSError as exc:  # its staged copy cleaned away by a pull, say
+                    log.warning("cannot realize %s:%s: %s", *key, exc)
+                    raise pyfuse3.FUSEError(errno.EIO) from None
+                finally:
+                    staged.unlink(missing_ok=True)  # put in place, or not to be
+                (await self._unreal_tree(key[0])).drop(key[1])
+                self.meta.changed(key, names=True)
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._realizing.pop(key, None)
+
+    def _forget_name(self, key: Key) -> None:
+        self.meta.changed(key, names=True)
+        self.inodes.deleted(key)
+
+    async def _open_unreal(self, file: UnrealFile) -> pyfuse3.FileInfo:
         handle = self._next_unreal
         self._next_unreal += 1
         self._unreal_open[handle] = OpenUnreal(file)
@@ -514,6 +627,16 @@ class Filesystem(pyfuse3.Operations):
 
     async def unlink(self, parent_inode, name, ctx):
         key = self._child(parent_inode, name)
+        file = await self._unreal_file(key)
+        if file is not None:  # never here: its delete is recorded as a scan would
+            try:
+                await trio.to_thread.run_sync(delete_unreal_file, *key, file.blob)
+            except (VersionGone, TimeoutError) as exc:
+                log.info("cannot delete %s:%s now: %s", *key, exc)
+                raise pyfuse3.FUSEError(errno.EAGAIN) from None
+            (await self._unreal_tree(key[0])).drop(key[1])
+            self._forget_name(key)
+            return
         self.meta.expect(key)
         await _io(os.unlink, await self._full(key))
         self.meta.changed(key, names=True)
@@ -525,7 +648,15 @@ class Filesystem(pyfuse3.Operations):
         old, new = self._child(parent_inode_old, name_old), self._child(parent_inode_new, name_new)
         if old[0] != new[0]:
             raise pyfuse3.FUSEError(errno.EXDEV)  # areas are synced apart: copy instead
-        old_full, new_full = await self._full(old), await self._full(new)
+        if self._is_unreal(old):
+            tree = await self._unreal_tree(old[0])
+            if tree.holds_unreal_under(old[1]):
+                log.info("refused to rename %s:%s: Unreal files are in it", *old)
+                raise pyfuse3.FUSEError(errno.EPERM)
+            if flags & RENAME_NOREPLACE and await self._unreal_file(new) is not None:
+                raise pyfuse3.FUSEError(errno.EEXIST)
+            await self._realize(old)  # then moved as the Real file it now is
+        old_full, new_full = await self._full(old), await self._new_full(new)
         self.meta.expect(old, new)
 
         def move() -> None:
@@ -534,12 +665,14 @@ class Filesystem(pyfuse3.Operations):
             os.rename(old_full, new_full)
 
         await _io(move)
+        if self._is_unreal(new):  # an Unreal file there is replaced
+            (await self._unreal_tree(new[0])).drop(new[1])
         self.meta.moved(old, new)
         self.inodes.renamed(old, new)
 
     async def symlink(self, parent_inode, name, target, ctx):
         key = self._child(parent_inode, name)
-        full = await self._full(key)
+        full = await self._new_full(key)
         self.meta.expect(key)
         await _io(os.symlink, os.fsdecode(target), full)
         self.meta.changed(key, names=True)
@@ -579,10 +712,9 @@ class Filesystem(pyfuse3.Operations):
         key = self._key(inode)
         if not key[0] or not key[1] or self._is_control(key):
             raise pyfuse3.FUSEError(errno.ENODATA)
-        unreal = self._is_unreal(key)
-        file = (await self._unreal_tree(key[0])).files.get(key[1]) if unreal else None
-        if unreal and file is None:
-            raise pyfuse3.FUSEError(errno.ENODATA)  # a directory
+        file = await self._unreal_file(key)
+        if file is None and self._is_unreal(key) and await self._disk_stat(key) is None:
+            raise pyfuse3.FUSEError(errno.ENODATA)  # a directory of the tree
         if name == control.STATUS_XATTR:
             if await trio.to_thread.run_sync(control.in_conflict, *key):
                 return b"conflict"
@@ -592,7 +724,7 @@ class Filesystem(pyfuse3.Operations):
             return f"unreal {cached:.0%} cached".encode()
         if name == control.WHERE_XATTR:
             return await trio.to_thread.run_sync(self._where, key, file)
-        if unreal:
+        if file is not None:
             raise pyfuse3.FUSEError(errno.ENODATA)
         return await _io(os.getxattr, await self._full(key), name, follow_symlinks=False)
 
@@ -608,9 +740,10 @@ class Filesystem(pyfuse3.Operations):
         key = self._key(inode)
         if not key[0] or self._is_control(key):
             return []
-        if self._is_unreal(key):
-            files = (await self._unreal_tree(key[0])).files
-            return list(control.XATTRS) if key[1] in files else []
+        if await self._unreal_file(key) is not None:
+            return list(control.XATTRS)
+        if self._is_unreal(key) and await self._disk_stat(key) is None:
+            return []  # a directory of the tree
         names = await _io(os.listxattr, await self._full(key), follow_symlinks=False)
         own = list(control.XATTRS) if key[1] else []
         return own + [os.fsencode(n) for n in names if n.startswith("user.")]

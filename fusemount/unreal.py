@@ -21,16 +21,24 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import blake3
 import psycopg
 import pyfuse3
 import trio
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from areas.files import chunk_hash
-from areas.index import BadData, chunk_list_from_wire, chunk_lists
+from areas.files import TEMP_PREFIX, chunk_hash
+from areas.index import (
+    BadData,
+    chunk_list_from_wire,
+    chunk_lists,
+    delete_unreal,
+    put_realized,
+)
 from areas.models import HISTORY_CHANNEL, Area, Entry
 from peers.client import PeerdClient, PeerdUnavailable
+from peers.models import LocalPeer
 from peers.wire import ProtocolError, RemoteError
 
 log = logging.getLogger("realize.mount")
@@ -48,6 +56,8 @@ FETCH_BATCH = 64
 MEMORY_BYTES = 64 * 1024 * 1024
 # The connected peers are asked of peerd at most this often.
 PEERS_TTL = 1.0
+# Realizing or deleting a file waits this long at most for a scan or consensus of its area.
+REALIZE_WAIT = 10.0
 
 
 def cache_limit() -> int:
@@ -77,6 +87,24 @@ class UnrealTree:
     files: dict[str, UnrealFile] = field(default_factory=dict)
     dirs: dict[str, list[str]] = field(default_factory=lambda: {"": []})
 
+    def drop(self, path: str) -> None:
+        """The file is no longer Unreal here (realized, or deleted), before the tree is read
+        again: gone from it, and each directory above left empty by it."""
+        self.files.pop(path, None)
+        while path:
+            parent, _, name = path.rpartition("/")
+            names = self.dirs.get(parent)
+            if names is not None and name in names:
+                names.remove(name)
+            if parent == "" or self.dirs.get(parent):
+                return
+            self.dirs.pop(parent, None)
+            path = parent
+
+    def holds_unreal_under(self, directory: str) -> bool:
+        prefix = directory + "/"
+        return any(path.startswith(prefix) for path in self.files)
+
 
 def load_tree(area_name: str) -> UnrealTree:
     """Read an Unreal area's tree (in a thread)."""
@@ -86,7 +114,8 @@ def load_tree(area_name: str) -> UnrealTree:
     if area is None:
         return tree
     tree.seq = area.history_seq
-    found = Entry.objects.filter(area=area, blob_hash__isnull=False).values_list(
+    # A file realized here is on the disk, and shown from there (areas.index.unreal).
+    found = Entry.objects.filter(area=area, blob_hash__isnull=False, inode=0).values_list(
         "path", "blob_hash", "size", "mtime_ns", "mode"
     )
     children: dict[str, set[str]] = {"": set()}
@@ -101,6 +130,20 @@ def load_tree(area_name: str) -> UnrealTree:
             parent = up
     tree.dirs = {d: sorted(names) for d, names in children.items()}
     return tree
+
+
+def put_realized_file(area_name: str, path: str, blob: bytes, staged: Path) -> None:
+    """areas.index.put_realized for the mount (in a thread)."""
+    close_old_connections()
+    area = Area.objects.get(name=area_name)
+    put_realized(area, path, blob, staged, REALIZE_WAIT)
+
+
+def delete_unreal_file(area_name: str, path: str, blob: bytes) -> None:
+    """areas.index.delete_unreal for the mount (in a thread): this peer's own change."""
+    close_old_connections()
+    area = Area.objects.get(name=area_name)
+    delete_unreal(area, path, blob, bytes(LocalPeer.get().public_key), REALIZE_WAIT)
 
 
 def unreal_seqs() -> dict[str, int]:
@@ -366,6 +409,44 @@ class Chunks:
             if found:
                 return found
         return {}
+
+    def stage_blob(self, file: UnrealFile, full: Path) -> Path:
+        """The file's whole content in a temporary file beside `full` (its directories made),
+        every chunk and then the whole checked, with the file's mode and time, synced.
+        OSError (EIO) when a chunk no peer sent right: nothing is left behind then."""
+        listing = self.chunk_list(file.blob, file.size)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        staged = full.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+        whole = blake3.blake3()
+        self.opened(file.blob)  # its chunks stay in the cache while it is written
+        try:
+            with open(staged, "wb") as out:
+                for start in range(0, len(listing), FETCH_BATCH):
+                    part = listing[start : start + FETCH_BATCH]
+                    wanted = [h for h, _, _ in part]
+                    have = self.cached_many(wanted)
+                    missing = [h for h in wanted if h not in have]
+                    if missing:
+                        where = {h: (offset, n) for h, offset, n in part}
+                        have.update(self.fetch(missing, file.blob, where))
+                    for h in wanted:
+                        data = have.get(h)
+                        if data is None:
+                            raise OSError(errno.EIO, "no connected peer sent a chunk right")
+                        whole.update(data)
+                        out.write(data)
+                os.fchmod(out.fileno(), file.mode & 0o7777)
+                out.flush()
+                os.fsync(out.fileno())
+            if whole.digest() != file.blob:
+                raise OSError(errno.EIO, "the content does not match its version's hash")
+            os.utime(staged, ns=(file.mtime_ns, file.mtime_ns))
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        finally:
+            self.opened(file.blob, -1)
+        return staged
 
     def holders(self, blob: bytes) -> tuple[list[str], list[str]]:
         """The connected peers, and those of them that hold this blob in their Real (each

@@ -18,8 +18,9 @@ from areas.index.chunk_reads import (
 )
 from areas.index.history import Change, Kind
 from areas.index.locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
-from areas.index.scanner import ScanResult, scan_area, scan_paths, stat_fields
+from areas.index.scanner import ScanResult, on_disk, scan_area, scan_paths, stat_fields
 from areas.index.sql import rows
+from areas.index.unreal import VersionGone, delete_unreal, put_realized
 from areas.index.wire import (
     BadData,
     RemoteEvent,
@@ -38,11 +39,13 @@ __all__ = [
     "Kind",
     "RemoteEvent",
     "ScanResult",
+    "VersionGone",
     "blob_files",
     "held_blobs",
     "chunk_list_from_wire",
     "chunk_list_to_wire",
     "chunk_lists",
+    "delete_unreal",
     "entry_row",
     "entry_to_wire",
     "entry_values",
@@ -51,6 +54,8 @@ __all__ = [
     "index_lock",
     "insert_entry_rows",
     "local_chunks",
+    "on_disk",
+    "put_realized",
     "read_local_chunk",
     "read_local_chunks",
     "read_ranges",

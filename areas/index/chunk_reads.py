@@ -13,6 +13,7 @@ from areas.index.sql import rows
 from areas.models import Area
 from peers.wire import BufferPool
 
+# Files on this disk: every one of a Real area, the realized ones of an Unreal area.
 REAL = Area.Mode.REAL.value
 
 # Neighbouring chunks of one file are read together, up to this many at once.
@@ -31,8 +32,8 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]
     for h, root, path, size, *indexed in rows(
         "SELECT e.blob_hash, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode"
         " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
-        " WHERE e.blob_hash = ANY(%b) AND e.size > 0",
-        [list(hashes)],
+        " WHERE e.blob_hash = ANY(%b) AND e.size > 0 AND (a.mode = %s OR e.inode <> 0)",
+        [list(hashes), REAL],
     ):
         found.setdefault(bytes(h), (os.path.join(root, path), 0, size, (size, *indexed)))
     chunks = rows(
@@ -45,8 +46,8 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]
     for blob_id, root, path, *indexed in rows(
         "SELECT b.id, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode FROM areas_blob b"
         " JOIN areas_entry e ON e.blob_hash = b.hash JOIN areas_area a ON a.id = e.area_id"
-        " WHERE b.id = ANY(%b)",
-        [list({blob_id for _, blob_id, _, _ in chunks})],
+        " WHERE b.id = ANY(%b) AND (a.mode = %s OR e.inode <> 0)",
+        [list({blob_id for _, blob_id, _, _ in chunks}), REAL],
     ):
         files.setdefault(blob_id, (os.path.join(root, path), tuple(indexed)))
     for h, blob_id, offset, length in chunks:
@@ -126,7 +127,7 @@ def blob_files(blobs: set[bytes]) -> dict[bytes, tuple[str, tuple]]:
     for blob, root, path, *indexed in rows(
         "SELECT e.blob_hash, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode"
         " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
-        " WHERE e.blob_hash = ANY(%b) AND a.mode = %s",
+        " WHERE e.blob_hash = ANY(%b) AND (a.mode = %s OR e.inode <> 0)",
         [list(blobs), REAL],
     ):
         found.setdefault(bytes(blob), (os.path.join(root, path), tuple(indexed)))
@@ -134,12 +135,12 @@ def blob_files(blobs: set[bytes]) -> dict[bytes, tuple[str, tuple]]:
 
 
 def held_blobs(blobs: list[bytes]) -> list[bytes]:
-    """Those of the blobs a file of our Real holds (an Unreal area's files are not here)."""
+    """Those of the blobs a file of our Real holds (an Unreal area's: those realized)."""
     if not blobs:
         return []
     held = rows(
         "SELECT DISTINCT e.blob_hash FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
-        " WHERE e.blob_hash = ANY(%b) AND a.mode = %s",
+        " WHERE e.blob_hash = ANY(%b) AND (a.mode = %s OR e.inode <> 0)",
         [list(blobs), REAL],
     )
     return [bytes(blob) for (blob,) in held]

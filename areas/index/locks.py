@@ -4,6 +4,7 @@ A lock is tied to the database session that holds it, so a process that dies let
 """
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 from django.db import connection
@@ -37,3 +38,22 @@ def release_advisory_lock(kind: int, key: int) -> None:
 
 def index_lock(area_id: int) -> contextlib.AbstractContextManager[None]:
     return advisory_lock(INDEX, area_id)
+
+
+# How often a wait for a held lock tries again.
+RETRY_EVERY = 0.05
+
+
+@contextlib.contextmanager
+def index_lock_within(area_id: int, seconds: float) -> Iterator[None]:
+    """The area's index lock, if it can be had within `seconds` (TimeoutError if not): for
+    a request that must not wait behind a long scan or consensus."""
+    deadline = time.monotonic() + seconds
+    while not try_advisory_lock(INDEX, area_id):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the area is busy: a scan or a consensus holds it")
+        time.sleep(RETRY_EVERY)
+    try:
+        yield
+    finally:
+        release_advisory_lock(INDEX, area_id)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 
 import areas.index.history as history
 from areas.files import Hashed, hashing, is_ignored
@@ -104,17 +105,16 @@ def scan_area(
     `unless_since` (time.monotonic() of the last change seen): skip if a scan here started
     after it, e.g. a peer's consensus scan while we waited for the lock.
     """
-    if area.mode == Area.Mode.UNREAL:
-        return ScanResult()  # nothing of it is on this disk: its index is the peers' history
     root = Path(area.path)
     with index_lock(area.pk):
         if unless_since is not None and _started.get(area.pk, -1.0) > unless_since:
             return ScanResult()
         _started[area.pk] = time.monotonic()
-        entries = {e.path: e for e in Entry.objects.filter(area=area)}
+        found = list(walk(root))
+        entries = _entries(area, [rel for rel, _, _ in found])
         result = ScanResult()
         walked, changed = set(), []
-        for rel, full, st in walk(root):
+        for rel, full, st in found:
             walked.add(rel)
             entry = entries.get(rel)
             if entry is not None and entry.exists and same_stat(entry, st):
@@ -126,6 +126,22 @@ def scan_area(
         changed.sort(key=lambda file: file[2].st_size)
         _Recorder(area, origin, entries, walked, result, announce).run(changed)
     return result
+
+
+def _entries(area: Area, walked: list[str]) -> dict[str, Entry]:
+    """The entries a scan compares the disk with. In an Unreal area, only the files on this
+    disk (those realized, or put there) and the paths walked: the rest is known by its
+    metadata alone, and its absence from the disk says nothing."""
+    found = Entry.objects.filter(area=area)
+    if area.mode == Area.Mode.UNREAL:
+        found = found.filter(Q(path__in=walked) | ~Q(inode=0))
+    return {e.path: e for e in found}
+
+
+def on_disk(area: Area, entry: Entry) -> bool:
+    """Whether the entry's file is on this disk: every one of a Real area, those of an
+    Unreal area that were realized (their disk attributes indexed)."""
+    return area.mode == Area.Mode.REAL or entry.inode != 0
 
 
 def scan_paths(area: Area, origin: bytes, paths: list[str]) -> ScanResult:
@@ -167,7 +183,9 @@ class _Recorder:
     def __init__(self, area, origin, entries, walked: set[str], result, announce=None):
         self.area, self.origin, self.entries, self.result = area, origin, entries, result
         self.announce = announce  # told after each batch is committed
-        self.gone = {p: e for p, e in entries.items() if e.exists and p not in walked}
+        self.gone = {
+            p: e for p, e in entries.items() if e.exists and p not in walked and on_disk(area, e)
+        }
         self.gone_by_blob: dict[bytes, list[str]] = {}
         for path, entry in sorted(self.gone.items()):
             self.gone_by_blob.setdefault(bytes(entry.blob_hash), []).append(path)

@@ -133,8 +133,8 @@ class Watcher:
                 self.notify.remove(wd)
 
     async def _refresh_areas(self) -> None:
-        real = Area.objects.filter(mode=Area.Mode.REAL)  # an Unreal area has nothing on disk
-        areas = await db(lambda: list(real.values_list("id", "path")))
+        # An Unreal area too: the files realized there are Real files like any other.
+        areas = await db(lambda: list(Area.objects.values_list("id", "path")))
         current = dict(areas)
         for area_id, path in list(self.areas.items()):
             if current.get(area_id) != path:

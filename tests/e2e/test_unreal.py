@@ -77,11 +77,6 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
     wait_for(lambda: "new.txt" in os.listdir(mounted), "the new file in the mount")
     wait_for(lambda: (mounted / "small.txt").read_text() == "small, then edited", "the edit")
 
-    # Writing needs the file realized first: not yet, and refused cleanly.
-    with pytest.raises(OSError) as e:
-        (mounted / "small.txt").write_text("x")
-    assert e.value.errno == errno.EROFS
-
     # Offline: what is cached reads, what is not fails (EIO), the listing still works.
     alpha.stop()
     assert (mounted / "sub" / "big.bin").read_bytes() == big
@@ -93,6 +88,58 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
         b"alpha: not connected, unknown\n"
     )
     wait_for(lambda: "alpha: what it has for us is unknown" in status.read_text(), "status")
+
+
+def test_changing_an_unreal_file_realizes_it_first(pair):
+    """A write, a truncate or a rename fetches the file whole into beta's disk first; a
+    delete needs nothing fetched; each is a change like any other, and reaches alpha. A
+    peer's later change makes a realized file Unreal again. With alpha gone, a file not
+    cached cannot be realized: EIO, and it stays as it was."""
+    alpha, beta, mounted = pair
+    big = os.urandom(3 * 1024 * 1024 + 5)
+    (alpha.dir / "notes.txt").write_text("alpha's")
+    (alpha.dir / "big.bin").write_bytes(big)
+    (alpha.dir / "moved.txt").write_text("moved")
+    (alpha.dir / "gone.txt").write_text("gone")
+    (alpha.dir / "far").mkdir()
+    (alpha.dir / "far" / "later.txt").write_text("later")
+    beta.consensus(alpha)
+    wait_for(lambda: "notes.txt" in os.listdir(mounted), "the tree")
+
+    with open(mounted / "notes.txt", "a") as f:
+        f.write(" and beta's")
+    assert (beta.dir / "notes.txt").read_text() == "alpha's and beta's"
+    assert os.getxattr(mounted / "notes.txt", "user.realize.status") == b"real"
+    os.truncate(mounted / "big.bin", 1000)
+    assert (beta.dir / "big.bin").read_bytes() == big[:1000]
+    os.rename(mounted / "moved.txt", mounted / "renamed.txt")
+    assert (beta.dir / "renamed.txt").read_text() == "moved"
+    os.unlink(mounted / "gone.txt")
+    assert not (beta.dir / "gone.txt").exists()
+    shown = sorted(os.listdir(mounted))
+    assert shown == ["big.bin", "far", "notes.txt", "renamed.txt"]
+    assert sorted(os.listdir(beta.dir)) == ["big.bin", "notes.txt", "renamed.txt"]
+
+    beta.consensus(alpha)
+    assert (alpha.dir / "notes.txt").read_text() == "alpha's and beta's"
+    assert (alpha.dir / "big.bin").read_bytes() == big[:1000]
+    assert sorted(os.listdir(alpha.dir)) == ["big.bin", "far", "notes.txt", "renamed.txt"]
+    status = (mounted.parent / ".realize" / "status").read_text()
+    assert "Real: 3 files" in status and "Unreal: 1 files" in status
+
+    # alpha changes a file realized on beta: on beta it is alpha's, and Unreal again.
+    (alpha.dir / "notes.txt").write_text("alpha again")
+    beta.consensus(alpha)
+    wait_for(lambda: not (beta.dir / "notes.txt").exists(), "notes.txt Unreal again")
+    assert (mounted / "notes.txt").read_text() == "alpha again"
+    assert os.getxattr(mounted / "notes.txt", "user.realize.status").startswith(b"unreal")
+
+    alpha.stop()
+    with pytest.raises(OSError) as e:
+        (mounted / "far" / "later.txt").write_text("x")
+    assert e.value.errno == errno.EIO
+    assert not (beta.dir / "far" / "later.txt").exists()
+    assert os.stat(mounted / "far" / "later.txt").st_size == len("later")
 
 
 CHUNK = 64 * 1024
