@@ -151,16 +151,20 @@ RANDOM_SIZE = 4096
 def measure_unreal(root: Path, rounds: int) -> str:
     """beta's Unreal area reads alpha's files through the mount; rclone mounts the same
     files from a loopback `rclone serve http` with --vfs-cache-mode full. Each round reads
-    files neither has read before (cold), then one again from its cache."""
+    files neither has read before (cold), then one again from its cache; then appends a
+    byte to a file neither has (Realize realizes it first; rclone, mounting a loopback
+    `rclone serve webdav`, fetches it into its cache first)."""
     from tests.household import AREA, make_household
 
     alpha, beta = make_household(root, ["alpha", "beta"], unreal={"beta"})
-    rclone_serve = rclone_mount = None
-    ours, theirs = root / "mnt-beta", root / "mnt-rclone"
+    rclone_serve = rclone_mount = webdav_serve = webdav_mount = None
+    ours, theirs, writable = root / "mnt-beta", root / "mnt-rclone", root / "mnt-rclone-rw"
     try:
         for n in range(1, rounds + 1):
             trees.random_file(alpha.dir / f"seq{n}.bin", UNREAL_FILE)
             trees.random_file(alpha.dir / f"rand{n}.bin", RANDOM_FILE)
+            trees.random_file(alpha.dir / f"grow{n}.bin", RANDOM_FILE)
+            trees.random_file(alpha.dir / f"grow-rclone{n}.bin", RANDOM_FILE)
         log("mount: beta pulls the Unreal area's metadata")
         beta.stop()
         ours.mkdir()
@@ -180,22 +184,40 @@ def measure_unreal(root: Path, rounds: int) -> str:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         _wait_mounted(theirs, rclone_mount)
+        port = free_port()
+        webdav_serve = subprocess.Popen(
+            ["rclone", "serve", "webdav", str(alpha.dir), "--addr", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        writable.mkdir()
+        webdav_mount = subprocess.Popen(
+            ["rclone", "mount", ":webdav:", str(writable), "--webdav-url",
+             f"http://127.0.0.1:{port}", "--vfs-cache-mode", "full", "--cache-dir",
+             str(root / "rclone-cache-rw"), "--dir-cache-time", "1h"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_mounted(writable, webdav_mount)
         where = {"Realize": ours / AREA, "rclone": theirs}
+        growing = {"Realize": (ours / AREA, "grow"), "rclone": (writable, "grow-rclone")}
         rows: dict[str, dict[str, list[float]]] = {}
         for n in range(1, rounds + 1):
             log(f"mount: Unreal round {n} of {rounds}")
             for tool in (["Realize", "rclone"] if n % 2 else ["rclone", "Realize"]):
                 for name, value in _unreal_round(where[tool], n):
                     rows.setdefault(name, {}).setdefault(tool, []).append(value)
+                directory, prefix = growing[tool]
+                name, value = _append_round(directory / f"{prefix}{n}.bin")
+                rows.setdefault(name, {}).setdefault(tool, []).append(value)
             native = _read_rate(alpha.dir / f"seq{n}.bin", cold=False)
             rows.setdefault("cached read (MB/s)", {}).setdefault("native, warm", []).append(native)
         return _unreal_table(rows)
     finally:
-        for process in (rclone_mount, rclone_serve):
+        for process in (webdav_mount, webdav_serve, rclone_mount, rclone_serve):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
-        subprocess.run(["fusermount3", "-uz", str(theirs)], capture_output=True)
+        for mounted in (writable, theirs):
+            subprocess.run(["fusermount3", "-uz", str(mounted)], capture_output=True)
         for member in (alpha, beta):
             member.destroy()
         subprocess.run(["fusermount3", "-uz", str(ours)], capture_output=True)
@@ -241,6 +263,16 @@ def _unreal_round(where: Path, n: int) -> list[tuple[str, float]]:
     ]
 
 
+def _append_round(path: Path) -> tuple[str, float]:
+    """A byte appended to a file not fetched before: the whole comes first, at this rate."""
+    _drop_caches()
+    size = os.stat(path).st_size
+    started = time.perf_counter()
+    with open(path, "ab") as f:
+        f.write(b"x")
+    return "append a byte, uncached (MB/s)", size / (time.perf_counter() - started) / 1e6
+
+
 def _unreal_table(rows: dict[str, dict[str, list[float]]]) -> str:
     lines = ["Mount: Unreal files from a peer on loopback, Realize vs rclone's VFS mount", ""]
     lines.append(f"  {'measure':<36}{'tool':<14}{'median':>10}   each round")
@@ -251,6 +283,8 @@ def _unreal_table(rows: dict[str, dict[str, list[float]]]) -> str:
     lines.append(
         "  (rclone: `rclone serve http` of alpha's directory, mounted with --vfs-cache-mode "
         "full;\n   cached: the file read again with the page cache dropped; native: alpha's "
-        "file, warm)"
+        "file, warm;\n   append: Realize fetches and checks the whole file before the write "
+        "returns; rclone,\n   mounting `rclone serve webdav`, returns at once and fetches "
+        "and uploads it after)"
     )
     return "\n".join(lines)
