@@ -12,6 +12,7 @@ within FETCH_TIMEOUT, and the cached ranges still read.
 import contextlib
 import errno
 import logging
+import math
 import os
 import secrets
 import threading
@@ -44,6 +45,12 @@ from peers.wire import ProtocolError, RemoteError
 log = logging.getLogger("realize.mount")
 
 FETCH_TIMEOUT = 4.0
+# A read of an Unreal file gets its data, or EIO, within this many seconds, however many
+# peers there are to ask and however slow they are.
+READ_WITHIN = 4.5
+# A read that failed makes the next through the same open file, this soon, fail at once:
+# the kernel asks again right after a failed read ahead, and the reader must not wait twice.
+FAILED_FOR = 1.0
 # The cache's bound unless REALIZE_CACHE_MB says otherwise.
 CACHE_MB = 10 * 1024
 # Read-ahead: from this many bytes after the second sequential read, doubling to the most.
@@ -311,7 +318,9 @@ class Chunks:
         with self._lock:
             return self._lists.get(blob)
 
-    def chunk_list(self, blob: bytes, size: int) -> list[tuple[bytes, int, int]]:
+    def chunk_list(
+        self, blob: bytes, size: int, deadline: float | None = None
+    ) -> list[tuple[bytes, int, int]]:
         """The blob's chunks as (hash, offset, length): from the index, or asked of peers."""
         with self._lock:
             known = self._lists.get(blob)
@@ -322,15 +331,17 @@ class Chunks:
         if local is not None:
             found = [(c.hash, c.offset, c.length) for c in local]
         else:
-            found = self._ask_list(blob, size)
+            found = self._ask_list(blob, size, deadline)
         with self._lock:
             self._lists[blob] = found
         return found
 
-    def _ask_list(self, blob: bytes, size: int) -> list[tuple[bytes, int, int]]:
+    def _ask_list(
+        self, blob: bytes, size: int, deadline: float | None
+    ) -> list[tuple[bytes, int, int]]:
         for peer in self.connected():
             try:
-                answer = self._request(peer, "blobs", {"hashes": [blob]})
+                answer = self._request(peer, "blobs", {"hashes": [blob]}, deadline)
             except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
                 log.info("asking %s for the chunks of %s: %s", peer, blob.hex()[:16], exc)
                 continue
@@ -344,21 +355,26 @@ class Chunks:
         raise OSError(errno.EIO, "no connected peer knows this file's chunks")
 
     def fetch(
-        self, wanted: list[bytes], blob: bytes | None = None, where: dict | None = None
+        self,
+        wanted: list[bytes],
+        blob: bytes | None = None,
+        where: dict | None = None,
+        deadline: float | None = None,
     ) -> dict[bytes, bytes]:
-        """These chunks from a peer, each checked (those no peer sent right are missing).
+        """These chunks from a peer, each checked (those no peer sent right by `deadline`,
+        a time.monotonic(), are missing).
 
         With `blob` and `where` (hash -> (offset, length) in it), neighbouring chunks are
         asked for as ranges of the blob: the peer reads each in one go."""
         found: dict[bytes, bytes] = {}
         if blob is not None and where:
-            found.update(self._fetch_ranges(wanted, blob, where))
+            found.update(self._fetch_ranges(wanted, blob, where, deadline))
         for peer in self.connected():
             missing = [h for h in wanted if h not in found]
             if not missing:
                 break
             try:
-                answer = self._request(peer, "chunks", {"hashes": missing})
+                answer = self._request(peer, "chunks", {"hashes": missing}, deadline)
             except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
                 log.info("asking %s for %d chunks: %s", peer, len(missing), exc)
                 continue
@@ -375,7 +391,9 @@ class Chunks:
                         log.warning("%s sent a chunk whose hash does not match: discarded", peer)
         return found
 
-    def _fetch_ranges(self, wanted: list[bytes], blob: bytes, where: dict) -> dict[bytes, bytes]:
+    def _fetch_ranges(
+        self, wanted: list[bytes], blob: bytes, where: dict, deadline: float | None
+    ) -> dict[bytes, bytes]:
         runs: list[list[tuple[bytes, int, int]]] = []
         for h in sorted(dict.fromkeys(wanted), key=lambda h: where[h][0]):
             offset, length = where[h]
@@ -387,7 +405,7 @@ class Chunks:
         ranges = [[blob, run[0][1], sum(n for _, _, n in run)] for run in runs]
         for peer in self.connected():
             try:
-                answer = self._request(peer, "chunks", {"hashes": [], "ranges": ranges})
+                answer = self._request(peer, "chunks", {"hashes": [], "ranges": ranges}, deadline)
             except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
                 log.info("asking %s for %d ranges: %s", peer, len(ranges), exc)
                 continue
@@ -484,9 +502,15 @@ class Chunks:
             client = self._local.client = PeerdClient(timeout=FETCH_TIMEOUT, restart_wait=0)
         return client
 
-    def _request(self, peer: str, op: str, args: dict):
+    def _request(self, peer: str, op: str, args: dict, deadline: float | None = None):
+        """A peer's answer within FETCH_TIMEOUT, and by `deadline` (TimeoutError if past)."""
+        timeout = FETCH_TIMEOUT
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise TimeoutError("no time left for this read")
         try:
-            return self._client().request(peer, op, args)
+            return self._client().request(peer, op, args, timeout=timeout)
         except BaseException:
             self._local.client = None  # closed by the failure: a new one next time
             raise
@@ -508,10 +532,21 @@ class Reader:
         file = handle.file
         if offset >= file.size or size <= 0:
             return b""
+        if time.monotonic() - handle.failed_at < FAILED_FOR:
+            raise pyfuse3.FUSEError(errno.EIO)
+        try:
+            return await self._read(handle, offset, size)
+        except pyfuse3.FUSEError:
+            handle.failed_at = time.monotonic()
+            raise
+
+    async def _read(self, handle: "OpenUnreal", offset: int, size: int) -> bytes:
+        file = handle.file
         end = min(file.size, offset + size)
+        deadline = time.monotonic() + READ_WITHIN
         listing = self.chunks.known_list(file.blob)
         if listing is None:
-            listing = await self._list(file)
+            listing = await self._list(file, deadline)
             handle.starts = None
         if handle.starts is None:
             handle.starts = [o for _, o, _ in listing]
@@ -521,14 +556,16 @@ class Reader:
             needed.append(listing[i])
             i += 1
         self._ahead(handle, listing, i, offset, end)
-        parts = await self._get([h for h, _, _ in needed], file.blob, listing)
+        parts = await self._get([h for h, _, _ in needed], file.blob, listing, deadline)
         data = b"".join(parts[h] for h, _, _ in needed)
         base = needed[0][1]
         return data[offset - base : end - base]
 
-    async def _list(self, file: UnrealFile) -> list[tuple[bytes, int, int]]:
+    async def _list(self, file: UnrealFile, deadline: float) -> list[tuple[bytes, int, int]]:
         try:
-            return await trio.to_thread.run_sync(self.chunks.chunk_list, file.blob, file.size)
+            return await trio.to_thread.run_sync(
+                self.chunks.chunk_list, file.blob, file.size, deadline
+            )
         except OSError as exc:
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
 
@@ -565,9 +602,10 @@ class Reader:
             log.exception("reading ahead failed")
 
     async def _get(
-        self, wanted: list[bytes], blob: bytes | None = None, listing=None
+        self, wanted: list[bytes], blob: bytes | None = None, listing=None, deadline=None
     ) -> dict[bytes, bytes]:
-        """The chunks (`listing`: the blob's, to ask for neighbours as ranges of it)."""
+        """The chunks (`listing`: the blob's, to ask for neighbours as ranges of it); EIO
+        for one no peer sent right, by `deadline` (time.monotonic()) if given."""
         found: dict[bytes, bytes] = {}
         for h in wanted:
             data = self._memory.get(h)
@@ -589,7 +627,9 @@ class Reader:
                 for start in range(0, len(fetch), FETCH_BATCH):
                     batch = fetch[start : start + FETCH_BATCH]
                     found.update(
-                        await trio.to_thread.run_sync(self.chunks.fetch, batch, blob, where)
+                        await trio.to_thread.run_sync(
+                            self.chunks.fetch, batch, blob, where, deadline
+                        )
                     )
                 for h in mine:
                     if h in found:
@@ -601,8 +641,10 @@ class Reader:
             if h in found:
                 continue
             event = self._flight.get(h)
-            if event is not None:
-                await event.wait()
+            if event is not None:  # fetched by another read, or ahead: waited for in time
+                left = math.inf if deadline is None else deadline - time.monotonic()
+                with trio.move_on_after(max(0.0, left)):
+                    await event.wait()
             data = self._memory.get(h)
             if data is None:
                 data = await trio.to_thread.run_sync(self.chunks.cached, h)
@@ -628,3 +670,4 @@ class OpenUnreal:
     ahead: int = 0
     asked_until: int = 0  # read ahead up to here
     starts: list[int] | None = None  # where each of its chunks starts
+    failed_at: float = -math.inf  # when a read through it last failed

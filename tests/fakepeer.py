@@ -24,6 +24,8 @@ class FakePeer:
         self.requests: list[tuple[str, dict]] = []
         # After the handshake, bytes to send instead of answering (to test bad frames).
         self.garbage: bytes | None = None
+        # Connected, and answering nothing (as a peer stuck on a dead disk).
+        self.silent = False
         self.writers: set = set()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -69,6 +71,8 @@ class FakePeer:
                     continue
                 op, args = message["op"], message.get("args") or {}
                 self.requests.append((op, args))
+                if self.silent:
+                    continue
                 try:
                     if op == "chunks" and "ranges" in args:
                         # Its answers are by hash: it gives no range (as a peer whose files

@@ -64,7 +64,23 @@ class PeerdClient:
             self._sock = sock
         return self._sock
 
-    def request(self, peer: str | None, op: str, args: dict | None = None) -> Any:
+    def request(
+        self, peer: str | None, op: str, args: dict | None = None, timeout: float | None = None
+    ) -> Any:
+        """One request's result; `timeout`: this one's, if shorter than the client's."""
+        if timeout is None or timeout >= self.timeout:
+            return self._one(peer, op, args)
+        sock = self._connect()
+        sock.settimeout(timeout)
+        kept, self.timeout = self.timeout, timeout  # told to peerd too, for its own wait
+        try:
+            return self._one(peer, op, args)
+        finally:
+            self.timeout = kept
+            if self._sock is not None:
+                self._sock.settimeout(kept)
+
+    def _one(self, peer: str | None, op: str, args: dict | None) -> Any:
         results = self.pipeline(peer, op, [args or {}], depth=1)
         try:
             return next(results)

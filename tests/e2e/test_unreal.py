@@ -176,11 +176,14 @@ def test_a_wrong_chunk_is_never_served_and_concurrent_readers_fetch_each_once(
         "base": None, "size": len(content), "mtime_ns": 1_700_000_000_000_000_000,
         "mode": 0o644, "origin": b"m" * 32, "origin_seq": 1, "version": [[b"m" * 32, 1]],
     }  # fmt: skip
+    unread = os.urandom(3 * CHUNK)  # another file, of one chunk, never read before
+    other = {**event, "seq": 2, "path": "other.bin", "origin_seq": 2, "blob": blake3.blake3(
+        unread).digest(), "size": len(unread), "version": [[b"m" * 32, 2]]}  # fmt: skip
     fake.answers.update(
         {
             "areas": lambda args: [AREA],
-            "begin": lambda args: {"head": 1},
-            "history": lambda args: {"events": [event], "next": 1, "more": False},
+            "begin": lambda args: {"head": 2},
+            "history": lambda args: {"events": [event, other], "next": 2, "more": False},
             "blobs": lambda args: {blob: [[blake3.blake3(p).digest(), len(p)] for p in pieces]},
             "chunks": lambda args: [b"X" * len(by_hash[h]) for h in args["hashes"]],
             "pull": lambda args: {"files": 0, "bytes": 0, "conflicts": 0, "errors": []},
@@ -201,3 +204,10 @@ def test_a_wrong_chunk_is_never_served_and_concurrent_readers_fetch_each_once(
     assert all(r == content for r in reads)
     asked = [h for op, args in fake.requests if op == "chunks" for h in args["hashes"]]
     assert sorted(asked) == sorted(by_hash)  # each chunk once, however many readers
+
+    # Connected, and answering nothing: the read fails (EIO), it does not hang.
+    fake.silent = True
+    with pytest.raises(OSError) as e:
+        with open(mounted / "other.bin", "rb") as f:
+            f.read(100)
+    assert e.value.errno == errno.EIO
