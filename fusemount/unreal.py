@@ -556,7 +556,8 @@ class Reader:
             needed.append(listing[i])
             i += 1
         self._ahead(handle, listing, i, offset, end)
-        parts = await self._get([h for h, _, _ in needed], file.blob, listing, deadline)
+        where = {h: (o, n) for h, o, n in needed}
+        parts = await self._get(list(where), file.blob, where, deadline)
         data = b"".join(parts[h] for h, _, _ in needed)
         base = needed[0][1]
         return data[offset - base : end - base]
@@ -586,26 +587,27 @@ class Reader:
         while i < len(listing) and listing[i][1] < until:
             h, chunk_offset, length = listing[i]
             if chunk_offset >= handle.asked_until:
-                wanted.append(h)
+                wanted.append((h, (chunk_offset, length)))
             handle.asked_until = max(handle.asked_until, chunk_offset + length)
             i += 1
         for start in range(0, len(wanted), FETCH_BATCH):
-            batch = wanted[start : start + FETCH_BATCH]
-            self.nursery.start_soon(self._quietly, batch, handle.file.blob, listing)
+            where = dict(wanted[start : start + FETCH_BATCH])
+            self.nursery.start_soon(self._quietly, where, handle.file.blob)
 
-    async def _quietly(self, batch: list[bytes], blob: bytes, listing) -> None:
+    async def _quietly(self, where: dict[bytes, tuple[int, int]], blob: bytes) -> None:
         try:
-            await self._get(batch, blob, listing)
+            await self._get(list(where), blob, where)
         except pyfuse3.FUSEError:
             pass  # read ahead: the reader asks again, and learns then
         except Exception:
             log.exception("reading ahead failed")
 
     async def _get(
-        self, wanted: list[bytes], blob: bytes | None = None, listing=None, deadline=None
+        self, wanted: list[bytes], blob: bytes, where: dict, deadline: float | None = None
     ) -> dict[bytes, bytes]:
-        """The chunks (`listing`: the blob's, to ask for neighbours as ranges of it); EIO
-        for one no peer sent right, by `deadline` (time.monotonic()) if given."""
+        """The chunks (`where`: each one's offset and length in the blob, to ask for
+        neighbours as ranges of it); EIO for one no peer sent right, by `deadline`
+        (time.monotonic()) if given."""
         found: dict[bytes, bytes] = {}
         for h in wanted:
             data = self._memory.get(h)
@@ -623,7 +625,6 @@ class Reader:
                 cached = await trio.to_thread.run_sync(self.chunks.cached_many, mine)
                 found.update(cached)
                 fetch = [h for h in mine if h not in cached]
-                where = {h: (o, n) for h, o, n in listing} if listing and fetch else None
                 for start in range(0, len(fetch), FETCH_BATCH):
                     batch = fetch[start : start + FETCH_BATCH]
                     found.update(
