@@ -34,6 +34,7 @@ from fusemount.unreal import (
     UnrealTree,
     delete_unreal_file,
     load_tree,
+    put_emptied_file,
     put_realized_file,
     unreal_seqs,
 )
@@ -371,7 +372,7 @@ class Filesystem(pyfuse3.Operations):
         key = self._key(inode)
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EPERM)
-        await self._realize(key)
+        await self._realize(key, emptied=bool(fields.update_size and attr.st_size == 0))
         full = await self._full(key)
         self.meta.expect(key)
 
@@ -497,8 +498,8 @@ class Filesystem(pyfuse3.Operations):
         file = await self._unreal_file(key)
         if file is not None and not writing:
             return await self._open_unreal(file)
-        if file is not None:
-            await self._realize(key)  # then written as the Real file it now is
+        if file is not None:  # then written as the Real file it now is
+            await self._realize(key, emptied=bool(flags & os.O_TRUNC))
         if not key[0]:
             raise pyfuse3.FUSEError(errno.EISDIR)
         full = await self._full(key)
@@ -538,11 +539,12 @@ class Filesystem(pyfuse3.Operations):
         # Made anew at each open: its size may differ from the last stat's.
         return pyfuse3.FileInfo(fh=handle, direct_io=True)
 
-    async def _realize(self, key: Key) -> None:
+    async def _realize(self, key: Key, emptied: bool = False) -> None:
         """Make an Unreal file Real before it is changed: its content fetched, checked, and
-        put at its path (areas.index.put_realized). Nothing if it is not Unreal. EIO when
-        some chunk cannot be had; EAGAIN when its area stays busy or a peer's change came
-        meanwhile. Either way the file stays as it was."""
+        put at its path (areas.index.put_realized); or, `emptied` (about to be written over
+        from nothing), an empty file put there, nothing fetched (put_emptied). Nothing if it
+        is not Unreal. EIO when some chunk cannot be had; EAGAIN when its area stays busy
+        or a peer's change came meanwhile. Either way the file stays as it was."""
         if not self._is_unreal(key):
             return
         lock = self._realizing.setdefault(key, trio.Lock())
@@ -552,29 +554,37 @@ class Filesystem(pyfuse3.Operations):
                 if file is None:
                     return  # Real already (realized by the request before this one)
                 full = await self._new_full(key)
-                try:
-                    staged = await trio.to_thread.run_sync(
-                        self.reader.chunks.stage_blob, file, full
-                    )
-                except OSError as exc:
-                    log.warning("cannot realize %s:%s: %s", *key, exc)
-                    raise pyfuse3.FUSEError(errno.EIO) from None
-                self.meta.expect(key)
-                try:
-                    await trio.to_thread.run_sync(put_realized_file, *key, file.blob, staged)
-                except (VersionGone, TimeoutError) as exc:
-                    log.info("cannot realize %s:%s now: %s", *key, exc)
-                    raise pyfuse3.FUSEError(errno.EAGAIN) from None
-                except OSError as exc:  # its staged copy cleaned away by a pull, say
-                    log.warning("cannot realize %s:%s: %s", *key, exc)
-                    raise pyfuse3.FUSEError(errno.EIO) from None
-                finally:
-                    staged.unlink(missing_ok=True)  # put in place, or not to be
+                if emptied:
+                    self.meta.expect(key)
+                    await self._put_realized(key, put_emptied_file, file.blob, file.mode & 0o7777)
+                else:
+                    try:
+                        staged = await trio.to_thread.run_sync(
+                            self.reader.chunks.stage_blob, file, full
+                        )
+                    except OSError as exc:
+                        log.warning("cannot realize %s:%s: %s", *key, exc)
+                        raise pyfuse3.FUSEError(errno.EIO) from None
+                    self.meta.expect(key)
+                    try:
+                        await self._put_realized(key, put_realized_file, file.blob, staged)
+                    finally:
+                        staged.unlink(missing_ok=True)  # put in place, or not to be
                 (await self._unreal_tree(key[0])).drop(key[1])
                 self.meta.changed(key, names=True)
         finally:
             if not lock.locked() and not lock.statistics().tasks_waiting:
                 self._realizing.pop(key, None)
+
+    async def _put_realized(self, key: Key, put, *args) -> None:
+        try:
+            await trio.to_thread.run_sync(put, *key, *args)
+        except (VersionGone, TimeoutError) as exc:
+            log.info("cannot realize %s:%s now: %s", *key, exc)
+            raise pyfuse3.FUSEError(errno.EAGAIN) from None
+        except OSError as exc:  # its staged copy cleaned away by a pull, say
+            log.warning("cannot realize %s:%s: %s", *key, exc)
+            raise pyfuse3.FUSEError(errno.EIO) from None
 
     def _forget_name(self, key: Key) -> None:
         self.meta.changed(key, names=True)

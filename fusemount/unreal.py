@@ -35,6 +35,7 @@ from areas.index import (
     chunk_list_from_wire,
     chunk_lists,
     delete_unreal,
+    put_emptied,
     put_realized,
 )
 from areas.models import HISTORY_CHANNEL, Area, Entry
@@ -144,6 +145,13 @@ def put_realized_file(area_name: str, path: str, blob: bytes, staged: Path) -> N
     close_old_connections()
     area = Area.objects.get(name=area_name)
     put_realized(area, path, blob, staged, REALIZE_WAIT)
+
+
+def put_emptied_file(area_name: str, path: str, blob: bytes, mode: int) -> None:
+    """areas.index.put_emptied for the mount (in a thread)."""
+    close_old_connections()
+    area = Area.objects.get(name=area_name)
+    put_emptied(area, path, blob, mode, REALIZE_WAIT)
 
 
 def delete_unreal_file(area_name: str, path: str, blob: bytes) -> None:

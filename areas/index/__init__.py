@@ -20,7 +20,7 @@ from areas.index.history import Change, Kind
 from areas.index.locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
 from areas.index.scanner import ScanResult, on_disk, scan_area, scan_paths, stat_fields
 from areas.index.sql import rows
-from areas.index.unreal import VersionGone, delete_unreal, put_realized
+from areas.index.unreal import VersionGone, delete_unreal, put_emptied, put_realized
 from areas.index.wire import (
     BadData,
     RemoteEvent,
@@ -55,6 +55,7 @@ __all__ = [
     "insert_entry_rows",
     "local_chunks",
     "on_disk",
+    "put_emptied",
     "put_realized",
     "read_local_chunk",
     "read_local_chunks",

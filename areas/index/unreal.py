@@ -3,8 +3,9 @@
 The mount realizes a file before it is written: its content, fetched and checked, is put
 at its path, and the index notes the file is on this disk (its disk attributes), so scans
 and peers' changes treat it as they treat any Real file from then on (areas.index.scanner,
-areas.pull.unreal). Both happen under the area's index lock, so no scan or peer's change
-comes between the check that the version is still the path's and the file showing.
+areas.pull.unreal). A file written over from nothing needs no content: an empty one.
+Both happen under the area's index lock, so no scan or peer's change comes between the
+check that the version is still the path's and the file showing.
 """
 
 import os
@@ -46,6 +47,27 @@ def put_realized(area: Area, path: str, blob: bytes, staged: Path, wait: float) 
         st = os.lstat(full)
         Entry.objects.filter(pk=entry.pk).update(**stat_fields(st))
         return st
+
+
+def put_emptied(area: Area, path: str, blob: bytes, mode: int, wait: float) -> None:
+    """An Unreal file about to be written over from nothing (opened with O_TRUNC): its
+    content is not needed, so an empty file is made at `path` instead of realizing it.
+    The index notes a file on this disk, not yet indexed (no ctime matches): the next scan
+    records what is written there as a change of this version, and a delete if it goes
+    first. VersionGone, TimeoutError: as put_realized."""
+    full = AreaPaths(area.path).full(path)
+    with index_lock_within(area.pk, wait):
+        entry = _unreal_entry(area, path, blob)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        except FileExistsError:
+            raise VersionGone(f"{path}: a file is there already") from None
+        try:
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        Entry.objects.filter(pk=entry.pk).update(inode=inode, ctime_ns=0)
 
 
 def delete_unreal(area: Area, path: str, blob: bytes, origin: bytes, wait: float) -> None:

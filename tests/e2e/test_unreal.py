@@ -103,6 +103,7 @@ def test_changing_an_unreal_file_realizes_it_first(pair):
     (alpha.dir / "gone.txt").write_text("gone")
     (alpha.dir / "far").mkdir()
     (alpha.dir / "far" / "later.txt").write_text("later")
+    (alpha.dir / "far" / "over.txt").write_text("to be written over")
     beta.consensus(alpha)
     wait_for(lambda: "notes.txt" in os.listdir(mounted), "the tree")
 
@@ -125,7 +126,7 @@ def test_changing_an_unreal_file_realizes_it_first(pair):
     assert (alpha.dir / "big.bin").read_bytes() == big[:1000]
     assert sorted(os.listdir(alpha.dir)) == ["big.bin", "far", "notes.txt", "renamed.txt"]
     status = (mounted.parent / ".realize" / "status").read_text()
-    assert "Real: 3 files" in status and "Unreal: 1 files" in status
+    assert "Real: 3 files" in status and "Unreal: 2 files" in status
 
     # alpha changes a file realized on beta: on beta it is alpha's, and Unreal again.
     (alpha.dir / "notes.txt").write_text("alpha again")
@@ -135,11 +136,16 @@ def test_changing_an_unreal_file_realizes_it_first(pair):
     assert os.getxattr(mounted / "notes.txt", "user.realize.status").startswith(b"unreal")
 
     alpha.stop()
-    with pytest.raises(OSError) as e:
-        (mounted / "far" / "later.txt").write_text("x")
+    with pytest.raises(OSError) as e:  # an append needs the content first
+        with open(mounted / "far" / "later.txt", "a") as f:
+            f.write("x")
     assert e.value.errno == errno.EIO
     assert not (beta.dir / "far" / "later.txt").exists()
     assert os.stat(mounted / "far" / "later.txt").st_size == len("later")
+    # Written over from nothing (O_TRUNC): nothing to fetch, so it works offline.
+    (mounted / "far" / "over.txt").write_text("new")
+    assert (beta.dir / "far" / "over.txt").read_text() == "new"
+    assert (mounted / "far" / "over.txt").read_text() == "new"
 
 
 CHUNK = 64 * 1024

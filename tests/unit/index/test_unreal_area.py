@@ -11,6 +11,7 @@ from areas.index import (
     VersionGone,
     delete_unreal,
     history,
+    put_emptied,
     put_realized,
     scan_area,
 )
@@ -90,3 +91,23 @@ def test_an_unreal_file_is_deleted_as_a_scan_records_it(area):
     assert (last.kind, last.path, bytes(last.base_hash)) == (Kind.DELETE, "a.txt", blob)
     with pytest.raises(VersionGone):  # deleted already
         delete_unreal(area, "a.txt", blob, ME, 1.0)
+
+
+@pytest.mark.django_db
+def test_a_file_written_over_from_nothing_needs_no_content(area, tmp_path):
+    """put_emptied: an empty file instead of the content; the scan then records what is
+    written there as a change of the version it replaces, or its delete if it goes."""
+    blob = unreal_file(area, "a.txt", b"one")
+    put_emptied(area, "a.txt", blob, 0o640, 1.0)
+    assert (tmp_path / "a.txt").read_bytes() == b""
+    (tmp_path / "a.txt").write_bytes(b"two")
+    [change] = scan_area(area, ME).changes
+    assert (change.kind, change.path, change.base_hash) == (Kind.OVERWRITE, "a.txt", blob)
+
+    other = unreal_file(area, "b.txt", b"three")
+    put_emptied(area, "b.txt", other, 0o640, 1.0)
+    (tmp_path / "b.txt").unlink()  # gone before any scan: its delete is not lost
+    [change] = scan_area(area, ME).changes
+    assert (change.kind, change.path, change.base_hash) == (Kind.DELETE, "b.txt", other)
+    with pytest.raises(VersionGone):  # deleted: nothing to write over
+        put_emptied(area, "b.txt", other, 0o640, 1.0)
