@@ -171,32 +171,10 @@ def measure_unreal(root: Path, rounds: int) -> str:
         beta.up("--mount", str(ours))
         _wait_mounted(ours, beta.up_process)
         beta.consensus(alpha)
-        port = free_port()
-        rclone_serve = subprocess.Popen(
-            ["rclone", "serve", "http", str(alpha.dir), "--addr", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        theirs.mkdir()
-        rclone_mount = subprocess.Popen(
-            ["rclone", "mount", ":http:", str(theirs), "--http-url", f"http://127.0.0.1:{port}",
-             "--vfs-cache-mode", "full", "--cache-dir", str(root / "rclone-cache"),
-             "--dir-cache-time", "1h", "--read-only"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait_mounted(theirs, rclone_mount)
-        port = free_port()
-        webdav_serve = subprocess.Popen(
-            ["rclone", "serve", "webdav", str(alpha.dir), "--addr", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        writable.mkdir()
-        webdav_mount = subprocess.Popen(
-            ["rclone", "mount", ":webdav:", str(writable), "--webdav-url",
-             f"http://127.0.0.1:{port}", "--vfs-cache-mode", "full", "--cache-dir",
-             str(root / "rclone-cache-rw"), "--dir-cache-time", "1h"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait_mounted(writable, webdav_mount)
+        # Read-only over HTTP for the reads; over WebDAV, writable, for the append.
+        caches = root / "rclone-cache", root / "rclone-cache-rw"
+        rclone_serve, rclone_mount = _rclone("http", alpha.dir, theirs, caches[0], "--read-only")
+        webdav_serve, webdav_mount = _rclone("webdav", alpha.dir, writable, caches[1])
         where = {"Realize": ours / AREA, "rclone": theirs}
         growing = {"Realize": (ours / AREA, "grow"), "rclone": (writable, "grow-rclone")}
         rows: dict[str, dict[str, list[float]]] = {}
@@ -221,6 +199,31 @@ def measure_unreal(root: Path, rounds: int) -> str:
         for member in (alpha, beta):
             member.destroy()
         subprocess.run(["fusermount3", "-uz", str(ours)], capture_output=True)
+
+
+def _rclone(backend: str, served: Path, where: Path, cache: Path, *options: str):
+    """`rclone serve BACKEND` of `served` on loopback, mounted at `where` with its cache in
+    full mode: (the server, the mount), both started and the mount up."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["rclone", "serve", backend, str(served), "--addr", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    where.mkdir()
+    mount = subprocess.Popen(
+        ["rclone", "mount", f":{backend}:", str(where), f"--{backend}-url",
+         f"http://127.0.0.1:{port}", "--vfs-cache-mode", "full", "--cache-dir", str(cache),
+         "--dir-cache-time", "1h", *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_mounted(where, mount)
+    except BaseException:
+        for process in (mount, server):
+            process.terminate()
+            process.wait(timeout=30)
+        raise
+    return server, mount
 
 
 def _wait_mounted(where: Path, process) -> None:

@@ -13,8 +13,10 @@ from areas.index.sql import rows
 from areas.models import Area
 from peers.wire import BufferPool
 
-# Files on this disk: every one of a Real area, the realized ones of an Unreal area.
-REAL = Area.Mode.REAL.value
+# Files on this disk: every one of a Real area, the realized ones of an Unreal area
+# (scanner.on_disk). Its one parameter: ON_DISK_MODE.
+ON_DISK = "(a.mode = %s OR e.inode <> 0)"
+ON_DISK_MODE = Area.Mode.REAL.value
 
 # Neighbouring chunks of one file are read together, up to this many at once.
 RUN_CHUNKS = 256
@@ -32,8 +34,8 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]
     for h, root, path, size, *indexed in rows(
         "SELECT e.blob_hash, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode"
         " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
-        " WHERE e.blob_hash = ANY(%b) AND e.size > 0 AND (a.mode = %s OR e.inode <> 0)",
-        [list(hashes), REAL],
+        " WHERE e.blob_hash = ANY(%b) AND e.size > 0 AND " + ON_DISK,
+        [list(hashes), ON_DISK_MODE],
     ):
         found.setdefault(bytes(h), (os.path.join(root, path), 0, size, (size, *indexed)))
     chunks = rows(
@@ -46,8 +48,8 @@ def local_chunks(hashes: set[bytes]) -> dict[bytes, tuple[str, int, int, tuple]]
     for blob_id, root, path, *indexed in rows(
         "SELECT b.id, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode FROM areas_blob b"
         " JOIN areas_entry e ON e.blob_hash = b.hash JOIN areas_area a ON a.id = e.area_id"
-        " WHERE b.id = ANY(%b) AND (a.mode = %s OR e.inode <> 0)",
-        [list({blob_id for _, blob_id, _, _ in chunks}), REAL],
+        " WHERE b.id = ANY(%b) AND " + ON_DISK,
+        [list({blob_id for _, blob_id, _, _ in chunks}), ON_DISK_MODE],
     ):
         files.setdefault(blob_id, (os.path.join(root, path), tuple(indexed)))
     for h, blob_id, offset, length in chunks:
@@ -127,8 +129,8 @@ def blob_files(blobs: set[bytes]) -> dict[bytes, tuple[str, tuple]]:
     for blob, root, path, *indexed in rows(
         "SELECT e.blob_hash, a.path, e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode"
         " FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
-        " WHERE e.blob_hash = ANY(%b) AND (a.mode = %s OR e.inode <> 0)",
-        [list(blobs), REAL],
+        " WHERE e.blob_hash = ANY(%b) AND " + ON_DISK,
+        [list(blobs), ON_DISK_MODE],
     ):
         found.setdefault(bytes(blob), (os.path.join(root, path), tuple(indexed)))
     return found
@@ -140,8 +142,8 @@ def held_blobs(blobs: list[bytes]) -> list[bytes]:
         return []
     held = rows(
         "SELECT DISTINCT e.blob_hash FROM areas_entry e JOIN areas_area a ON a.id = e.area_id"
-        " WHERE e.blob_hash = ANY(%b) AND (a.mode = %s OR e.inode <> 0)",
-        [list(blobs), REAL],
+        " WHERE e.blob_hash = ANY(%b) AND " + ON_DISK,
+        [list(blobs), ON_DISK_MODE],
     )
     return [bytes(blob) for (blob,) in held]
 

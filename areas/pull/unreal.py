@@ -9,7 +9,7 @@ import stat
 from typing import NamedTuple
 
 from areas.files import DiskChanged
-from areas.index import Change, RemoteEvent
+from areas.index import Change, RemoteEvent, on_disk
 from areas.models import Area, Entry
 from areas.pull.applier import Applier
 
@@ -36,7 +36,7 @@ class UnrealApplier(Applier):
         """The entry, if its file is on this disk (realized); None if the path has nothing
         here. A file there the index does not know of yet: DiskChanged (it is indexed,
         then the change decided again)."""
-        if entry is not None and entry.exists and entry.inode != 0:
+        if entry is not None and entry.exists and on_disk(self.area, entry):
             return entry
         if os.path.lexists(self.paths.full(path)):
             raise DiskChanged(f"{path} appeared")
