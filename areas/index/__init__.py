@@ -17,7 +17,14 @@ from areas.index.chunk_reads import (
     read_ranges,
 )
 from areas.index.history import Change, Kind
-from areas.index.locks import CONSENSUS, index_lock, release_advisory_lock, try_advisory_lock
+from areas.index.locks import (
+    CONSENSUS,
+    AreaBusy,
+    index_lock,
+    index_lock_within,
+    release_advisory_lock,
+    try_advisory_lock,
+)
 from areas.index.scanner import ScanResult, on_disk, scan_area, scan_paths, stat_fields
 from areas.index.sql import rows
 from areas.index.unreal import VersionGone, delete_unreal, put_emptied, put_realized
@@ -32,6 +39,7 @@ from areas.index.wire import (
 )
 
 __all__ = [
+    "AreaBusy",
     "BadData",
     "CONSENSUS",
     "Change",
@@ -52,6 +60,7 @@ __all__ = [
     "event_from_wire",
     "event_row_to_wire",
     "index_lock",
+    "index_lock_within",
     "insert_entry_rows",
     "local_chunks",
     "on_disk",

@@ -44,14 +44,19 @@ def index_lock(area_id: int) -> contextlib.AbstractContextManager[None]:
 RETRY_EVERY = 0.05
 
 
+class AreaBusy(TimeoutError):
+    """The area's index lock could not be had in time."""
+
+
 @contextlib.contextmanager
 def index_lock_within(area_id: int, seconds: float) -> Iterator[None]:
-    """The area's index lock, if it can be had within `seconds` (TimeoutError if not): for
-    a request that must not wait behind a long scan or consensus."""
+    """The area's index lock, if it can be had within `seconds` (AreaBusy if not): for a
+    request that must not wait behind a long scan or consensus. Taken again inside (by
+    scan_area, say), it is the same lock: this session holds it twice."""
     deadline = time.monotonic() + seconds
     while not try_advisory_lock(INDEX, area_id):
         if time.monotonic() > deadline:
-            raise TimeoutError("the area is busy: a scan or a consensus holds it")
+            raise AreaBusy("the area is busy: a scan or a consensus holds it")
         time.sleep(RETRY_EVERY)
     try:
         yield

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from areas.index import (
+    AreaBusy,
     blob_files,
     chunk_list_to_wire,
     chunk_lists,
@@ -15,6 +16,7 @@ from areas.index import (
     event_row_to_wire,
     held_blobs,
     history,
+    index_lock_within,
     local_chunks,
     read_local_chunks,
     read_ranges,
@@ -34,6 +36,8 @@ MAX_HASHES = 5000
 MAX_CHUNK_BYTES = 12 * 1024 * 1024
 # A `history` answer with nothing new waits at most this long for a running scan's next batch.
 SCAN_WAIT = 5.0
+# A scan a peer asks for waits this long at most for the area (see PeerScan._scan).
+PEER_SCAN_WAIT = 5.0
 # Scans peers asked for (`begin`), by area id, until a `history` answer sees them over.
 _scans: dict[int, "PeerScan"] = {}
 
@@ -113,9 +117,14 @@ class PeerScan:
         await slow(self._scan)
 
     def _scan(self) -> None:
-
+        """Skipped if the area stays busy: a pull of ours may hold it, waiting on this very
+        peer's history, which would wait on this scan (both sides' consensus at once)."""
         area = Area.objects.get(pk=self.area_id)
-        scan_area(area, bytes(LocalPeer.get().public_key), announce=self._announce)
+        try:
+            with index_lock_within(area.pk, PEER_SCAN_WAIT):
+                scan_area(area, bytes(LocalPeer.get().public_key), announce=self._announce)
+        except AreaBusy:
+            log.info("area %s busy: a peer gets its history unscanned", area.name)
 
     def _announce(self) -> None:  # in the scan's thread
 
