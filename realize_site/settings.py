@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realize_site.lib import realize_home, secret_key
 
@@ -103,8 +106,17 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # The layer waits for a message in a blocking read of 5 s; redis-py's default
         # socket timeout is as long, and the two raced: every idle websocket died.
+        # After a Redis restart the pooled connections are dead: a command tries again on a
+        # new one (redis-py tries once by default, and the next websocket failed).
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_READ_TIMEOUT}],
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": REDIS_READ_TIMEOUT,
+                    "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 4),
+                    "retry_on_error": [RedisConnectionError],
+                }
+            ],
             "prefix": f"realize:{INSTANCE}",
         },
     }
