@@ -264,7 +264,8 @@ def _copy_theirs(
 ) -> list[Step]:
     """The change's version goes to a conflict copy; the path keeps the version here."""
     path = change.path
-    theirs = Version(change.blob, mtime_ns=change.mtime_ns, version=change.version)
+    theirs = Version(change.blob, mtime_ns=change.mtime_ns, version=change.version,
+                     stamp=change.stamp)
     copy, copied = _copy(here, path, change.origin, theirs)
     if not copy:
         return [Step(Do.KEEP, path, was.version, known, was.stamp, deleted=gone,
@@ -282,7 +283,7 @@ def _copy(here: Here, path: str, origin: bytes, copied: Version) -> tuple[str, V
     Its version is the version copied, moved to the copy's path (versions.copied_to):
     peers that make the same copy agree on it, and no change the copy's path had before is
     taken for it."""
-    copy = _free(here, conflict_copy_path(path, origin, copied.mtime_ns), copied.blob)
+    copy = _free(here, conflict_copy_path(path, origin, copied.mtime_ns), copied)
     version = copied_to(copied.version, copy)
     held = here(copy)
     if held is not None and includes(held.known, version):
@@ -342,13 +343,31 @@ def _beats(a: Deleted, b: Deleted) -> bool:
     return (a.stamp, a.mtime_ns, a.blob or b"") > (b.stamp, b.mtime_ns, b.blob or b"")
 
 
-def _free(here: Here, name: str, blob: bytes | None) -> str:
-    """A conflict copy's name: the first of name, name-1, ... empty or holding `blob`."""
+def _free(here: Here, name: str, copied: Version) -> str:
+    """A conflict copy's name: the first of name, name-1, ... that takes the copy."""
     p, n, found = PurePosixPath(name), 0, name
-    while (held := _live(here, found)) is not None and held.blob != blob:
+    while not _takes(here(found), copied, copied_to(copied.version, found)):
         n += 1
         found = str(p.with_name(f"{p.stem}-{n}{p.suffix}"))
     return found
+
+
+def _takes(held: Version | None, copied: Version, version: Vector) -> bool:
+    """Whether a copy of `copied`, of version `version`, may go where `held` is: nothing,
+    the same content, or the copy itself made before (and maybe deleted since).
+
+    Over a tombstone only if a peer holding that tombstone would take the copy too (see
+    _put): not if the content deleted there is the copy's, or would have beaten it.
+    Otherwise the peers that meet the copy there would set it aside once more."""
+    if held is None or includes(held.known, version):
+        return True
+    if not held.gone:
+        return held.blob == copied.blob
+    if held.blob == copied.blob:
+        return False
+    deleted = Deleted(held.blob, held.mtime_ns, held.deleted_version, held.stamp)
+    weighed = Deleted(copied.blob, copied.mtime_ns, copied.version, copied.stamp)
+    return not (held.deleted_version and _beats(deleted, weighed))
 
 
 def conflict_copy_path(path: str, origin: bytes, mtime_ns: int) -> str:

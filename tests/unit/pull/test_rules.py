@@ -146,6 +146,29 @@ CASES = [
      [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B),
            **copy_of(THEIRS_COPY.replace(".txt", "-1.txt"), vv(peer=7)),
            copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
+    # A copy over a tombstone: only where a peer holding that tombstone takes it too (else
+    # that peer sets the copy aside once more, and the peers differ).
+    ("the copy's name holds a tombstone of weaker content: the copy goes there",
+     change(Kind.EDIT, blob=C, base=A),
+     {"f.txt": live(B, vv(me=1), mtime=T2),
+      THEIRS_COPY: gone(A, vv(me=3), deleted_version=vv(me=2))}.get,
+     [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B),
+           **copy_of(THEIRS_COPY, vv(peer=7)),
+           copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
+    ("the copy's name holds a tombstone whose content would have beaten it: the next name",
+     change(Kind.EDIT, blob=C, base=A),
+     {"f.txt": live(B, vv(me=1), mtime=T2),
+      THEIRS_COPY: gone(A, vv(me=3), deleted_version=vv(me=2), mtime=T3)}.get,
+     [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B),
+           **copy_of(THEIRS_COPY.replace(".txt", "-1.txt"), vv(peer=7)),
+           copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
+    ("the copy's name holds a tombstone of the copy's content: the next name",
+     change(Kind.EDIT, blob=C, base=A),
+     {"f.txt": live(B, vv(me=1), mtime=T2),
+      THEIRS_COPY: gone(C, vv(me=3), deleted_version=vv(me=2))}.get,
+     [step(Do.MINE_WIN, version=vv(me=1), known=BOTH, stamp=(T2, B),
+           **copy_of(THEIRS_COPY.replace(".txt", "-1.txt"), vv(peer=7)),
+           copy_stamp=(T1, C), conflict=MINE_NEWER, kept=B)]),
     ("the same content made apart: one version, no conflict", change(Kind.CREATE, blob=A),
      here(f_txt=live(A, vv(me=1))), [step(Do.KEEP, version=BOTH)]),
     # --- delete against change: the change wins -------------------------------------------------
@@ -210,7 +233,7 @@ CASES = [
     ("a copy's version is the copied one moved to the copy's path: numbers there are others'",
      change(Kind.EDIT, blob=C, base=A, mtime=T2),
      here(f_txt=live(B, vv(me=1, peer=5)), **{MINE_COPY.replace(".", "_"):
-          gone(B, vv(me=2, peer=5))}),  # fmt: skip
+          gone(A, vv(me=2, peer=5))}),  # fmt: skip
      [step(Do.THEIRS_WIN, version=vv(peer=7), known=vv(me=1, peer=7), stamp=(T2, C),
            **copy_of(MINE_COPY, vv(me=1, peer=5)),
            copy_stamp=(T1, B), conflict=THEIRS_NEWER, kept=B)]),
