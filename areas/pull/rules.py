@@ -183,9 +183,10 @@ def _delete(
                      moved=moved)]  # fmt: skip
     mine = Deleted(was.blob, was.mtime_ns, was.version, was.stamp)
     note = "" if change.snapshot else CHANGED_HERE
-    if gone.version and not includes(was.version, gone.version) and _beats(gone, mine):
+    if gone.version and not includes(was.known, gone.version) and _beats(gone, mine):
         # Made apart from the content deleted there, which would have kept the path: this
-        # version goes beside it, as a conflict copy, and the delete stands.
+        # version goes beside it, as a conflict copy, and the delete stands. Not if that
+        # content was weighed here before (`known`): a version kept then stays kept.
         copy, copied = _copy(here, path, was.origin, was)
         return [Step(Do.DELETE, path, version, known, gone.stamp, base=was.blob, deleted=gone,
                      copy=copy, copy_version=copied, copy_stamp=was.stamp, conflict=note,
