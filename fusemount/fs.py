@@ -716,9 +716,10 @@ class Filesystem(pyfuse3.Operations):
     # --- extended attributes --------------------------------------------------------------------
     async def getxattr(self, inode, name, ctx):
         if not name.startswith(b"user."):
-            # ACLs and security labels are not synced, so not shown: and `ls -l` asks for
-            # them of every file, so the answer must not cost a trip to the disk.
-            raise pyfuse3.FUSEError(errno.ENODATA)
+            # ACLs and security labels are not synced, so not kept: said as "not supported",
+            # which `ls -l` remembers for the whole mount, where "none here" sent it back for
+            # each file (two trips per file, most of the time of an `ls -lR`).
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
         key = self._key(inode)
         if not key[0] or not key[1] or self._is_control(key):
             raise pyfuse3.FUSEError(errno.ENODATA)

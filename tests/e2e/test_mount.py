@@ -84,6 +84,10 @@ def test_the_root_lists_the_areas_and_each_shows_its_files(alpha, mounted):
     assert os.getxattr(shown, "user.realize.status") == b"real"
     assert os.getxattr(shown, "user.realize.where") == b"here\n"  # no peer to ask
     assert set(os.listxattr(shown)) >= {"user.realize.status", "user.realize.where"}
+    # ACLs and security labels are not kept: "not supported", which `ls -l` asks only once.
+    with pytest.raises(OSError) as refused:
+        os.getxattr(shown, "system.posix_acl_access")
+    assert refused.value.errno == errno.ENOTSUP
     # Either side of an open conflict says so.
     with psycopg.connect(database_url(alpha.database), autocommit=True) as db:
         db.execute(
