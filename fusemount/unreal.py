@@ -3,8 +3,8 @@
 An Unreal area's files are known by their metadata only: the tree is read from the
 database into memory (again whenever the area's history moves on), and a file's content is
 fetched from a connected peer when read, a chunk at a time, each checked by its hash
-before any byte of it is returned, then kept in a cache under REALIZE_HOME (a file per
-chunk, named by its hash). Sequential reads fetch ahead, further as they go on; readers of
+before any byte of it is returned, then kept in a cache under REALIZE_HOME (a sparse file
+per blob: fusemount.blobcache). Sequential reads fetch ahead, further as they go on; readers of
 one chunk wait for one fetch. With no peer that can send a chunk, its read fails (EIO)
 within FETCH_TIMEOUT, and the cached ranges still read.
 """
@@ -39,9 +39,10 @@ from areas.index import (
     put_realized,
 )
 from areas.models import HISTORY_CHANNEL, Area, Entry
-from peers.client import PeerdClient, PeerdUnavailable
-from peers.models import LocalPeer
-from peers.wire import ProtocolError, RemoteError
+from fusemount.blobcache import BlobCache, remove_chunk_files
+from peers.client import LinkFailed, Links, PeerdClient, PeerdUnavailable
+from peers.models import LocalPeer, Peer
+from peers.wire import DATA_OPS, ProtocolError, RemoteError
 
 log = logging.getLogger("realize.mount")
 
@@ -208,119 +209,48 @@ class HistoryNotices:
 
 
 class Chunks:
-    """The chunk cache and the fetching of chunks from peers (blocking: call in threads)."""
+    """The cache of Unreal content and the fetching of chunks from peers (blocking: call
+    in threads)."""
 
     def __init__(self, home: Path | None = None, limit: int | None = None) -> None:
-        self.root = (home or settings.REALIZE_HOME) / "cache" / "chunks"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.limit = cache_limit() if limit is None else limit
+        root = (home or settings.REALIZE_HOME) / "cache"
+        remove_chunk_files(root)
+        self.cache = BlobCache(root / "blobs", cache_limit() if limit is None else limit)
         self._lists: dict[bytes, list[tuple[bytes, int, int]]] = {}
         self._lock = threading.Lock()
-        # The cache's chunks and their sizes, least recently used first; the blobs of open
-        # files (their chunks are never evicted from under a reader).
-        self._used: OrderedDict[bytes, int] = OrderedDict()
-        self.size = 0
-        self.open_blobs: dict[bytes, int] = {}
-        self._load()
         self._local = threading.local()
         self._connected: list[str] = []
         self._peers_at = -PEERS_TTL
+        self._links: dict[str, Links | None] = {}
         self.fetched = 0  # chunks fetched from peers
 
-    def path(self, h: bytes) -> Path:
-        name = h.hex()
-        return self.root / name[:2] / name
+    @property
+    def size(self) -> int:
+        """The bytes the cache holds."""
+        return self.cache.size
 
-    def cached_many(self, hashes: list[bytes]) -> dict[bytes, bytes]:
+    def opened(self, blob: bytes, by: int = 1) -> None:
+        """A file of this blob was opened (or closed: by=-1): its content stays cached."""
+        self.cache.opened(blob, by)
+
+    def cached_many(self, blob: bytes, where: dict[bytes, tuple[int, int]]) -> dict[bytes, bytes]:
+        """Of these chunks (`where`: each one's offset and length in the blob), those held."""
         found = {}
-        for h in hashes:
-            data = self.cached(h)
+        for h, (offset, length) in where.items():
+            data = self.cache.read(blob, offset, length, lambda d, h=h: chunk_hash(d) == h)
             if data is not None:
                 found[h] = data
         return found
 
-    def cached(self, h: bytes) -> bytes | None:
-        try:
-            data = self.path(h).read_bytes()
-        except FileNotFoundError:
-            return None
-        with self._lock:
-            if h in self._used:
-                self._used.move_to_end(h)
-        return data
-
-    def keep(self, h: bytes, data: bytes) -> None:
-        """Write a checked chunk into the cache, whole or not at all; then make room."""
-        target = self.path(h)
-        target.parent.mkdir(exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-        with self._lock:
-            if h not in self._used:
-                self.size += len(data)
-            self._used[h] = len(data)
-            self._used.move_to_end(h)
-        self._evict()
-
-    def opened(self, blob: bytes, by: int = 1) -> None:
-        """A file of this blob was opened (or closed: by=-1)."""
-        with self._lock:
-            count = self.open_blobs.get(blob, 0) + by
-            if count > 0:
-                self.open_blobs[blob] = count
-            else:
-                self.open_blobs.pop(blob, None)
-
-    def _evict(self) -> None:
-        """Least recently used chunks go until the cache is within its limit, but none of
-        a file open now."""
-        with self._lock:
-            if self.size <= self.limit:
-                return
-            held = {h for blob in self.open_blobs for h, _, _ in self._lists.get(blob, ())}
-            gone = []
-            for h, n in self._used.items():
-                if self.size <= self.limit:
-                    break
-                if h not in held:
-                    gone.append(h)
-                    self.size -= n
-            for h in gone:
-                del self._used[h]
-        for h in gone:
-            self.path(h).unlink(missing_ok=True)
-
-    def _load(self) -> None:
-        """What the cache holds from before, oldest use first."""
-        found = []
-        for directory in self.root.iterdir():
-            if not directory.is_dir():
-                continue
-            for item in os.scandir(directory):
-                if item.name.startswith("."):  # a write that never finished
-                    os.unlink(item.path)
-                    continue
-                try:
-                    st = item.stat()
-                    found.append((st.st_atime_ns, bytes.fromhex(item.name), st.st_size))
-                except (FileNotFoundError, ValueError):
-                    continue
-        for _, h, n in sorted(found):
-            self._used[h] = n
-            self.size += n
-        self._evict()
+    def keep(self, blob: bytes, offset: int, data: bytes) -> None:
+        """A checked chunk, into the cache."""
+        self.cache.write(blob, offset, data)
 
     def cached_share(self, file: UnrealFile) -> float:
-        """How much of the file is in the cache (0 while its chunks are not known here)."""
+        """How much of the file is in the cache."""
         if file.size == 0:
             return 1.0
-        with self._lock:
-            listing = self._lists.get(file.blob)
-            if listing is None:
-                return 0.0
-            return sum(n for h, _, n in listing if h in self._used) / file.size
+        return min(1.0, self.cache.held_bytes(file.blob) / file.size)
 
     def known_list(self, blob: bytes) -> list[tuple[bytes, int, int]] | None:
         with self._lock:
@@ -365,18 +295,17 @@ class Chunks:
     def fetch(
         self,
         wanted: list[bytes],
-        blob: bytes | None = None,
-        where: dict | None = None,
+        blob: bytes,
+        where: dict[bytes, tuple[int, int]],
         deadline: float | None = None,
     ) -> dict[bytes, bytes]:
-        """These chunks from a peer, each checked (those no peer sent right by `deadline`,
-        a time.monotonic(), are missing).
+        """These chunks of the blob (`where`: each one's offset and length in it) from a
+        peer, each checked and kept in the cache; those no peer sent right by `deadline`,
+        a time.monotonic(), are missing.
 
-        With `blob` and `where` (hash -> (offset, length) in it), neighbouring chunks are
-        asked for as ranges of the blob: the peer reads each in one go."""
-        found: dict[bytes, bytes] = {}
-        if blob is not None and where:
-            found.update(self._fetch_ranges(wanted, blob, where, deadline))
+        Neighbouring chunks are asked for as ranges of the blob: the peer reads each in one
+        go; what a peer could not send so is asked for by hash."""
+        found = self._fetch_ranges(wanted, blob, where, deadline)
         for peer in self.connected():
             missing = [h for h in wanted if h not in found]
             if not missing:
@@ -392,7 +321,7 @@ class Chunks:
                 if isinstance(data, bytes | bytearray | memoryview):
                     data = bytes(data)
                     if chunk_hash(data) == h:
-                        self.keep(h, data)
+                        self.keep(blob, where[h][0], data)
                         found[h] = data
                         self.fetched += 1
                     else:
@@ -427,7 +356,7 @@ class Chunks:
                 for h, offset, length in run:
                     piece = bytes(view[offset - base : offset - base + length])
                     if len(piece) == length and chunk_hash(piece) == h:
-                        self.keep(h, piece)
+                        self.keep(blob, offset, piece)
                         found[h] = piece
                         self.fetched += 1
                     else:
@@ -450,10 +379,10 @@ class Chunks:
                 for start in range(0, len(listing), FETCH_BATCH):
                     part = listing[start : start + FETCH_BATCH]
                     wanted = [h for h, _, _ in part]
-                    have = self.cached_many(wanted)
+                    where = {h: (offset, n) for h, offset, n in part}
+                    have = self.cached_many(file.blob, where)
                     missing = [h for h in wanted if h not in have]
                     if missing:
-                        where = {h: (offset, n) for h, offset, n in part}
                         have.update(self.fetch(missing, file.blob, where))
                     for h in wanted:
                         data = have.get(h)
@@ -511,17 +440,45 @@ class Chunks:
         return client
 
     def _request(self, peer: str, op: str, args: dict, deadline: float | None = None):
-        """A peer's answer within FETCH_TIMEOUT, and by `deadline` (TimeoutError if past)."""
+        """A peer's answer within FETCH_TIMEOUT, and by `deadline` (TimeoutError if past).
+
+        Reads of content go over a data link of the mount's own where the peer listens, as
+        the worker's do (peers.client.links): relayed through peerd, they cost it a copy and
+        a reframing each, and held back every uncached read."""
         timeout = FETCH_TIMEOUT
         if deadline is not None:
             timeout = min(timeout, deadline - time.monotonic())
             if timeout <= 0:
                 raise TimeoutError("no time left for this read")
+        links = self._data_links(peer) if op in DATA_OPS else None
+        if links is not None and links.usable:
+            try:
+                link = links.take()
+            except LinkFailed:
+                with self._lock:
+                    self._links.pop(peer, None)  # its address may have changed: read again
+            else:
+                try:
+                    link.sock.settimeout(timeout)
+                    return next(link.pipeline(op, [args], 1))
+                finally:
+                    links.give_back(link)
         try:
             return self._client().request(peer, op, args, timeout=timeout)
         except BaseException:
             self._local.client = None  # closed by the failure: a new one next time
             raise
+
+    def _data_links(self, peer: str) -> Links | None:
+        """The data links to a peer that listens (None for a deaf one)."""
+        with self._lock:
+            if peer in self._links:
+                return self._links[peer]
+        close_old_connections()
+        found = Peer.objects.filter(name=peer).first()
+        links = found.links(FETCH_TIMEOUT) if found is not None else None
+        with self._lock:
+            return self._links.setdefault(peer, links)
 
 
 class Reader:
@@ -630,7 +587,9 @@ class Reader:
             self._flight[h] = trio.Event()
         try:
             if mine:
-                cached = await trio.to_thread.run_sync(self.chunks.cached_many, mine)
+                cached = await trio.to_thread.run_sync(
+                    self.chunks.cached_many, blob, {h: where[h] for h in mine}
+                )
                 found.update(cached)
                 fetch = [h for h in mine if h not in cached]
                 for start in range(0, len(fetch), FETCH_BATCH):
@@ -656,7 +615,8 @@ class Reader:
                     await event.wait()
             data = self._memory.get(h)
             if data is None:
-                data = await trio.to_thread.run_sync(self.chunks.cached, h)
+                held = await trio.to_thread.run_sync(self.chunks.cached_many, blob, {h: where[h]})
+                data = held.get(h)
             if data is None:
                 raise pyfuse3.FUSEError(errno.EIO)  # no peer could send it right
             found[h] = data

@@ -1,6 +1,8 @@
-"""The chunk cache of Unreal files (fusemount.unreal.Chunks): bounded, least recently used
-chunks going first, never a chunk of a file open now."""
+"""The cache of Unreal content (fusemount.blobcache): a sparse file per blob, bounded, the
+least recently used blobs going first, never one open now; ranges from an earlier run
+checked before they are trusted."""
 
+from fusemount.blobcache import BlobCache
 from fusemount.unreal import Chunks, UnrealFile, cache_limit
 
 
@@ -8,42 +10,72 @@ def h(n: int) -> bytes:
     return bytes([n]) * 32
 
 
-def test_the_least_recently_used_chunks_go_past_the_limit(tmp_path):
-    cache = Chunks(tmp_path, limit=3000)
+def test_chunks_are_written_in_place_and_read_back(tmp_path):
+    cache = BlobCache(tmp_path, limit=10_000)
+    cache.write(h(1), 1000, b"b" * 500)
+    cache.write(h(1), 0, b"a" * 1000)
+    assert cache.read(h(1), 0, 1000) == b"a" * 1000
+    assert cache.read(h(1), 1000, 500) == b"b" * 500
+    assert cache.read(h(1), 1500, 10) is None  # never written
+    assert cache.read(h(1), 0, 999) is None  # not the range written
+    assert cache.held_bytes(h(1)) == cache.size == 1500
+
+
+def test_the_least_recently_used_blobs_go_past_the_limit(tmp_path):
+    cache = BlobCache(tmp_path, limit=3000)
     for n in range(3):
-        cache.keep(h(n), b"x" * 1000)
-    assert cache.cached(h(0)) == b"x" * 1000  # used again: now the most recent
-    cache.keep(h(3), b"y" * 1000)
-    assert cache.cached(h(1)) is None and not cache.path(h(1)).exists()
-    assert all(cache.cached(h(n)) is not None for n in (0, 2, 3))
+        cache.write(h(n), 0, b"x" * 1000)
+    assert cache.read(h(0), 0, 1000) == b"x" * 1000  # used again: now the most recent
+    cache.write(h(3), 0, b"y" * 1000)
+    assert cache.read(h(1), 0, 1000) is None and not cache._path(h(1)).exists()
+    assert all(cache.read(h(n), 0, 1000) is not None for n in (0, 2, 3))
     assert cache.size == 3000
 
 
-def test_a_chunk_of_an_open_file_is_never_evicted(tmp_path):
-    cache = Chunks(tmp_path, limit=2000)
-    blob = h(99)
-    cache._lists[blob] = [(h(0), 0, 1000), (h(1), 1000, 1000)]
-    cache.opened(blob)
-    cache.keep(h(0), b"a" * 1000)
-    cache.keep(h(1), b"b" * 1000)
-    cache.keep(h(2), b"c" * 1000)  # over the limit, but only this one may go
-    assert cache.cached(h(0)) and cache.cached(h(1))
-    assert cache.cached(h(2)) is None
-    assert cache.cached_share(UnrealFile(blob, 2000, 0, 0o644)) == 1.0
-    cache.opened(blob, -1)
-    cache.keep(h(3), b"d" * 1000)
+def test_a_blob_open_now_is_never_evicted(tmp_path):
+    cache = BlobCache(tmp_path, limit=2000)
+    cache.opened(h(9))
+    cache.write(h(9), 0, b"a" * 1000)
+    cache.write(h(9), 1000, b"b" * 1000)
+    cache.write(h(2), 0, b"c" * 1000)  # over the limit, but only this one may go
+    assert cache.read(h(9), 0, 1000) and cache.read(h(9), 1000, 1000)
+    assert cache.read(h(2), 0, 1000) is None
+    cache.opened(h(9), -1)
+    cache.write(h(3), 0, b"d" * 1000)
     assert cache.size <= 2000
 
 
-def test_the_cache_is_found_again_and_held_to_a_smaller_limit(tmp_path):
-    first = Chunks(tmp_path, limit=10_000)
+def test_the_cache_is_found_again_checked_and_held_to_a_smaller_limit(tmp_path):
+    first = BlobCache(tmp_path, limit=10_000)
     for n in range(4):
-        first.keep(h(n), b"z" * 1000)
-    (first.path(h(0)).parent / ".unfinished").write_bytes(b"half")
-    again = Chunks(tmp_path, limit=2000)
+        first.write(h(n), 0, bytes([n]) * 1000)
+    again = BlobCache(tmp_path, limit=2000)
     assert again.size == 2000
-    assert sum(again.cached(h(n)) is not None for n in range(4)) == 2
-    assert not (first.path(h(0)).parent / ".unfinished").exists()
+    kept = [n for n in range(4) if again.held_bytes(h(n))]
+    assert len(kept) == 2
+    n = kept[0]
+    # A range from before is checked once; one not as written is dropped (fetched again).
+    assert again.read(h(n), 0, 1000, check=lambda d: False) is None
+    assert again.held_bytes(h(n)) == 0
+    m = kept[1]
+    assert again.read(h(m), 0, 1000, check=lambda d: d == bytes([m]) * 1000) == bytes([m]) * 1000
+
+
+def test_a_record_whose_data_never_reached_the_disk_is_not_trusted(tmp_path):
+    first = BlobCache(tmp_path, limit=10_000)
+    first.write(h(1), 0, b"q" * 1000)
+    first._path(h(1)).write_bytes(b"")  # as after a crash: the record kept, the data not
+    again = BlobCache(tmp_path, limit=10_000)
+    assert again.read(h(1), 0, 1000, check=lambda d: True) is None
+    assert again.size == 0
+
+
+def test_the_share_cached_of_a_file(tmp_path):
+    chunks = Chunks(tmp_path, limit=10_000)
+    file = UnrealFile(h(7), 2000, 0, 0o644)
+    assert chunks.cached_share(file) == 0.0
+    chunks.keep(h(7), 0, b"z" * 1000)
+    assert chunks.cached_share(file) == 0.5
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch):
