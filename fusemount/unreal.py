@@ -34,6 +34,7 @@ from areas.index import (
     BadData,
     chunk_list_from_wire,
     chunk_lists,
+    chunk_window_from_wire,
     delete_unreal,
     put_emptied,
     put_realized,
@@ -60,6 +61,9 @@ AHEAD_FIRST = 1024 * 1024
 AHEAD_MOST = 16 * 1024 * 1024
 # Chunks asked of a peer in one request (at most 128 KiB each: well under its limit).
 FETCH_BATCH = 64
+# A file's first reads, before its whole chunk list is here, ask for the chunks of at least
+# this much around them.
+WINDOW = 4 * 1024 * 1024
 # Chunks kept in memory, the last read or fetched ahead: the kernel reads 128 KiB at a
 # time, a chunk spans several reads, and what is fetched ahead is read soon.
 MEMORY_BYTES = 64 * 1024 * 1024
@@ -273,6 +277,39 @@ class Chunks:
         with self._lock:
             self._lists[blob] = found
         return found
+
+    def chunk_window(
+        self, blob: bytes, size: int, offset: int, length: int, deadline: float | None = None
+    ) -> list[tuple[bytes, int, int]]:
+        """The blob's chunks that hold [offset, offset + length), as chunk_list's items:
+        the whole list where known here, else a run of it asked of a peer (much quicker
+        than the whole of a large file's)."""
+        known = self.known_list(blob)
+        if known is not None:
+            return known
+        close_old_connections()
+        if chunk_lists([blob]).get(blob) is not None:
+            return self.chunk_list(blob, size)  # this peer had the content: its index knows
+        for peer in self.connected():
+            args = {"hashes": [blob], "window": [offset, length]}
+            try:
+                answer = self._request(peer, "blobs", args, deadline)
+            except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
+                log.info("asking %s for chunks of %s: %s", peer, blob.hex()[:16], exc)
+                continue
+            wire = answer.get(blob) if isinstance(answer, dict) else None
+            try:
+                if isinstance(wire, list):  # a peer that sends whole lists only
+                    found = [(c.hash, c.offset, c.length) for c in chunk_list_from_wire(wire, size)]
+                    with self._lock:
+                        self._lists[blob] = found
+                    return found
+                refs = chunk_window_from_wire(wire, size, offset, length)
+            except BadData as exc:
+                log.info("%s sent bad chunks for %s: %s", peer, blob.hex()[:16], exc)
+                continue
+            return [(c.hash, c.offset, c.length) for c in refs]
+        raise OSError(errno.EIO, "no connected peer knows this file's chunks")
 
     def _ask_list(
         self, blob: bytes, size: int, deadline: float | None
@@ -489,6 +526,9 @@ class Reader:
     def __init__(self, chunks: Chunks) -> None:
         self.chunks = chunks
         self._flight: dict[bytes, trio.Event] = {}
+        # Per blob: a run of its chunk list, while its whole list is being fetched.
+        self._windows: dict[bytes, list[tuple[bytes, int, int]]] = {}
+        self._listing: set[bytes] = set()
         self._memory: OrderedDict[bytes, bytes] = OrderedDict()
         self._memory_bytes = 0
         self.nursery: trio.Nursery | None = None
@@ -511,10 +551,9 @@ class Reader:
         deadline = time.monotonic() + READ_WITHIN
         listing = self.chunks.known_list(file.blob)
         if listing is None:
-            listing = await self._list(file, deadline)
-            handle.starts = None
-        if handle.starts is None:
-            handle.starts = [o for _, o, _ in listing]
+            listing = await self._window(file, offset, end, deadline)
+        if handle.listing is not listing:
+            handle.listing, handle.starts = listing, [o for _, o, _ in listing]
         i = bisect_right(handle.starts, offset) - 1
         needed = []
         while i < len(listing) and listing[i][1] < end:
@@ -523,17 +562,41 @@ class Reader:
         self._ahead(handle, listing, i, offset, end)
         where = {h: (o, n) for h, o, n in needed}
         parts = await self._get(list(where), file.blob, where, deadline)
+        if file.blob in self._windows and file.blob not in self._listing and self.nursery:
+            # The whole list next, not before: its parsing would hold back this read.
+            self._listing.add(file.blob)
+            self.nursery.start_soon(self._whole_list, file)
         data = b"".join(parts[h] for h, _, _ in needed)
         base = needed[0][1]
         return data[offset - base : end - base]
 
-    async def _list(self, file: UnrealFile, deadline: float) -> list[tuple[bytes, int, int]]:
+    async def _window(
+        self, file: UnrealFile, offset: int, end: int, deadline: float
+    ) -> list[tuple[bytes, int, int]]:
+        """The chunks around [offset, end) while the file's whole list is not here (asked
+        for after the read): the first byte of a large file waits for a few of them only."""
+        window = self._windows.get(file.blob)
+        if window and window[0][1] <= offset and window[-1][1] + window[-1][2] >= end:
+            return window
         try:
-            return await trio.to_thread.run_sync(
-                self.chunks.chunk_list, file.blob, file.size, deadline
-            )
+            window = await trio.to_thread.run_sync(
+                self.chunks.chunk_window, file.blob, file.size, offset,
+                max(end - offset, WINDOW), deadline,
+            )  # fmt: skip
         except OSError as exc:
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        if self.chunks.known_list(file.blob) is None:
+            self._windows[file.blob] = window
+        return window
+
+    async def _whole_list(self, file: UnrealFile) -> None:
+        try:
+            await trio.to_thread.run_sync(self.chunks.chunk_list, file.blob, file.size)
+        except OSError as exc:
+            log.info("the chunk list of %s: %s", file.blob.hex()[:16], exc)
+        finally:
+            self._listing.discard(file.blob)
+            self._windows.pop(file.blob, None)
 
     def _ahead(self, handle, listing, after: int, offset: int, end: int) -> None:
         """A read that follows the last one: fetch what comes next, further each time, in
@@ -638,5 +701,6 @@ class OpenUnreal:
     next_offset: int = 0
     ahead: int = 0
     asked_until: int = 0  # read ahead up to here
+    listing: list | None = None  # the chunk list (or a run of it) its reads go by
     starts: list[int] | None = None  # where each of its chunks starts
     failed_at: float = -math.inf  # when a read through it last failed

@@ -84,6 +84,32 @@ def chunk_lists(blob_hashes: list[bytes]) -> dict[bytes, list[ChunkRef]]:
     return lists
 
 
+def chunk_window(blob_hash: bytes, offset: int, length: int) -> list[ChunkRef] | None:
+    """The chunks of a blob we know that hold any of [offset, offset + length), in order;
+    None if the blob is not known here. A read of a large file needs these before its
+    whole list (thousands of chunks, tens of milliseconds to send)."""
+    found = rows(_BLOBS.format("id, size"), [[blob_hash]])
+    if not found:
+        whole = chunk_lists([blob_hash]).get(blob_hash)
+        return None if whole is None else _within(whole, offset, length)
+    blob_id, size = found[0]
+    window = [
+        ChunkRef(bytes(h), o, n)
+        for h, o, n in rows(
+            'SELECT hash, "offset", length FROM areas_blobchunk WHERE blob_id = %s'
+            ' AND "offset" < %s AND "offset" + length > %s ORDER BY position',
+            [blob_id, offset + length, offset],
+        )
+    ]
+    if not window and size:
+        return _within(chunk_lists([blob_hash]).get(blob_hash) or [], offset, length)
+    return window
+
+
+def _within(chunks: list[ChunkRef], offset: int, length: int) -> list[ChunkRef]:
+    return [c for c in chunks if c.offset < offset + length and c.offset + c.length > offset]
+
+
 # The fields of a row of entry_row, after the area.
 FRESH_FIELDS = [
     "path", "blob_hash", "size", "mtime_ns", "mode", "inode", "ctime_ns", "origin", "version",

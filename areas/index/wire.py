@@ -220,6 +220,33 @@ def chunk_list_from_wire(data, size: int, base: list[ChunkRef] | None = None) ->
     return chunks
 
 
+def chunk_window_to_wire(chunks: list[ChunkRef]) -> dict:
+    """A run of a chunk list: where its first chunk starts, then [hash, length] items."""
+    return {"at": chunks[0].offset if chunks else 0, "chunks": [[c.hash, c.length] for c in chunks]}
+
+
+def chunk_window_from_wire(data, size: int, offset: int, length: int) -> list[ChunkRef]:
+    """A run of a blob's chunk list that must hold all of [offset, offset + length) that
+    lies within the blob."""
+    if not isinstance(data, dict) or not isinstance(data.get("chunks"), list):
+        raise BadData("a chunk window must be a map")
+    at = _int(data.get("at"), "window start", 0, size)
+    items = data["chunks"]
+    if len(items) > MAX_CHUNKS:
+        raise BadData("a chunk window is too long")
+    chunks, position = [], at
+    for item in items:
+        if not isinstance(item, list) or len(item) != 2:
+            raise BadData("bad chunk window entry")
+        n = _int(item[1], "chunk length", 1, MAX_SIZE)
+        chunks.append(ChunkRef(_hash(item[0], "chunk", optional=False), position, n))
+        position += n
+    end = min(size, offset + length)
+    if position > size or (offset < end and not (at <= offset and position >= end)):
+        raise BadData("a chunk window does not hold the range asked for")
+    return chunks
+
+
 def chunk_list_to_wire(chunks: list[ChunkRef], base: list[ChunkRef] | None = None) -> list[list]:
     """The wire form of a chunk list; against a base list, runs of the base go as [start, count].
 

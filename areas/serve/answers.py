@@ -12,6 +12,8 @@ from areas.index import (
     blob_files,
     chunk_list_to_wire,
     chunk_lists,
+    chunk_window,
+    chunk_window_to_wire,
     entry_to_wire,
     event_row_to_wire,
     held_blobs,
@@ -236,10 +238,17 @@ def _ack(shared: PeerArea, area: Area, seq: int) -> None:
         history.trim(area)
 
 
-def blobs(key: bytes, hashes, bases=None) -> dict:
-    """Chunk lists of blobs, each against its base's list if the asker has one (`bases`)."""
+def blobs(key: bytes, hashes, bases=None, window=None) -> dict:
+    """Chunk lists of blobs, each against its base's list if the asker has one (`bases`).
+
+    With a `window` ([offset, length]), of the first blob only the run of its list that
+    holds that range (chunk_window_to_wire): a mount's first read of a large file."""
     _member(key)
     hashes = _hash_list(hashes)
+    if window is not None:
+        offset, length = _window(window)
+        found = chunk_window(hashes[0], offset, length) if hashes else None
+        return {} if found is None else {hashes[0]: chunk_window_to_wire(found)}
     bases = bases if isinstance(bases, dict) else {}
     wanted_bases = [b for h, b in bases.items() if h in hashes and isinstance(b, bytes)]
     lists = chunk_lists(hashes + _hash_list(wanted_bases))
@@ -248,6 +257,16 @@ def blobs(key: bytes, hashes, bases=None) -> dict:
         for h in hashes
         if h in lists
     }
+
+
+def _window(window) -> tuple[int, int]:
+    if (
+        not isinstance(window, list)
+        or len(window) != 2
+        or not all(isinstance(n, int) and 0 <= n < 1 << 62 for n in window)
+    ):
+        raise ValueError("a window is [offset, length]")
+    return window[0], window[1]
 
 
 def holds(key: bytes, hashes) -> list[bytes]:
@@ -331,7 +350,7 @@ async def handle(daemon, conn: Connection, op: str, args: dict):
     if op == "ack":
         return await db(ack, key, args.get("area"), args.get("seq"))
     if op == "blobs":
-        return await db(blobs, key, args.get("hashes"), args.get("bases"))
+        return await db(blobs, key, args.get("hashes"), args.get("bases"), args.get("window"))
     if op == "holds":
         return await db(holds, key, args.get("hashes"))
     if op == "chunks":

@@ -61,7 +61,7 @@ class AreaService:
             )
             return asyncio.run_coroutine_threadsafe(waiting, self.loop).result()
         if op == "blobs":
-            return blobs(key, args.get("hashes"), args.get("bases"))
+            return blobs(key, args.get("hashes"), args.get("bases"), args.get("window"))
         return chunks(key, args.get("hashes"), buffers, args.get("ranges"))
 
     async def peer_connected(self, conn: Connection) -> None:
