@@ -105,11 +105,28 @@ def _area_status(area: Area, heads: dict[str, dict]) -> list[str]:
             last = f"a run is {run.status}"
         told = heads.get(shared.peer.name, {}).get(area.name)
         if isinstance(told, list) and told and isinstance(told[0], int):
-            needed = f"up to {max(0, told[0] - shared.pulled_seq)} changes of theirs to take"
+            needed = _needed(shared, area, told[0])
         else:
             needed = "what it has for us is unknown (not connected)"
         lines.append(f"  {shared.peer.name}: {needed}; {waiting} changes of ours to take; {last}")
     return lines
+
+
+def _needed(shared: PeerArea, area: Area, head: int) -> str:
+    """What this peer still has to take of the peer's history, as Syncthing counts it:
+    items (paths changed there since) and the bytes of their content; Unreal areas take
+    the items only."""
+    if head <= shared.pulled_seq:
+        return "nothing of theirs to take (up to date)"
+    args = {"area": area.name, "since": shared.pulled_seq}
+    told = ask_peerd("needs", PEERD_TIMEOUT, peer=shared.peer.name, args=args)
+    if not isinstance(told, dict) or not isinstance(told.get("items"), int):
+        return f"up to {head - shared.pulled_seq} changes of theirs to take"
+    items = f"{told['items']} item{'' if told['items'] == 1 else 's'}"
+    size = told.get("bytes", 0)
+    if area.mode == Area.Mode.UNREAL or not isinstance(size, int):
+        return f"{items} of theirs to take"
+    return f"{items}, {_size(size)} of theirs to take"
 
 
 def peers() -> str:

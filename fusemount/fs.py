@@ -509,7 +509,9 @@ class Filesystem(pyfuse3.Operations):
         self._open[fd] = key
         if flags & os.O_TRUNC:
             self.meta.changed(key)
-        return pyfuse3.FileInfo(fh=fd)
+        # A file read keeps its pages in the kernel's cache from one open to the next: one
+        # changed from outside comes back under a new inode number (fusemount.metadata).
+        return pyfuse3.FileInfo(fh=fd, keep_cache=not writing)
 
     async def create(self, parent_inode, name, mode, flags, ctx):
         key = self._child(parent_inode, name)

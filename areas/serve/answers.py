@@ -269,6 +269,25 @@ def _window(window) -> tuple[int, int]:
     return window[0], window[1]
 
 
+# Per path, its last change past the cursor: a path to change, and what its content weighs.
+_NEEDS = """
+SELECT count(*), coalesce(sum(size) FILTER (WHERE blob_hash IS NOT NULL), 0)
+FROM (SELECT DISTINCT ON (path) path, blob_hash, size FROM areas_historyevent
+      WHERE area_id = %s AND seq > %s AND origin <> %s ORDER BY path, seq DESC) AS latest
+"""
+
+
+def needs(key: bytes, name, since) -> dict:
+    """What the asking peer still has to take of this area's history past its cursor: the
+    paths changed since (items) and the bytes of their content, as Syncthing's completion
+    counts them. Its own changes, which come back through us, are left out."""
+    peer, area = _peer(key), _area(name)
+    if not isinstance(since, int) or since < 0:
+        raise ValueError("a cursor is a number")
+    items, size = rows(_NEEDS, [area.pk, since, bytes(peer.public_key)])[0]
+    return {"items": items, "bytes": int(size)}
+
+
 def holds(key: bytes, hashes) -> list[bytes]:
     """Which of the blobs this peer holds in its Real (`user.realize.where` on a mount)."""
     _member(key)
@@ -351,6 +370,8 @@ async def handle(daemon, conn: Connection, op: str, args: dict):
         return await db(ack, key, args.get("area"), args.get("seq"))
     if op == "blobs":
         return await db(blobs, key, args.get("hashes"), args.get("bases"), args.get("window"))
+    if op == "needs":
+        return await db(needs, key, args.get("area"), args.get("since"))
     if op == "holds":
         return await db(holds, key, args.get("hashes"))
     if op == "chunks":

@@ -156,12 +156,12 @@ class PeerdClient:
         self.close()
 
 
-def ask_peerd(op: str, timeout: float, peer: str | None = None) -> Any:
+def ask_peerd(op: str, timeout: float, peer: str | None = None, args: dict | None = None) -> Any:
     """Ask the running peerd about itself (`traffic`, `connections`, ...), or through it a
     connected peer; None when either cannot answer now (not running, not connected)."""
     try:
         with PeerdClient(timeout=timeout, restart_wait=0) as client:
-            return client.request(peer, op)
+            return client.request(peer, op, args)
     except (PeerdUnavailable, OSError, ProtocolError, RemoteError):
         return None
 

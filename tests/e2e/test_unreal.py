@@ -55,7 +55,7 @@ def test_unreal_files_show_in_the_mount_and_read_from_the_peer(pair):
     assert os.getxattr(mounted / "small.txt", "user.realize.where") == b"alpha\n"
     assert "user.realize.where" in os.listxattr(mounted / "small.txt")
     status = mounted.parent / ".realize" / "status"
-    wait_for(lambda: "alpha: up to 0 changes of theirs to take" in status.read_text(), "status")
+    wait_for(lambda: "alpha: nothing of theirs to take" in status.read_text(), "status")
 
     assert (mounted / "small.txt").read_text() == "small"
     assert (mounted / "empty").read_bytes() == b""

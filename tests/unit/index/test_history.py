@@ -15,7 +15,7 @@ from areas.index import (
 from areas.index.versions import pack, pack_stamp, unpack, unpack_known, unpack_stamp
 from areas.index.wire import entry_to_wire
 from areas.models import Area, Entry, HistoryEvent, PeerArea
-from areas.serve.answers import history_since
+from areas.serve.answers import history_since, needs
 from peers.models import Peer
 
 ME, PEER = b"m" * 32, b"p" * 32
@@ -123,3 +123,22 @@ def test_a_peers_change_travels_on_with_its_versions(area):
     sent = event_from_wire(event_row_to_wire(row))
     assert (sent.version, sent.old_version, sent.base_version) == (v, old, base)
     assert (sent.stamp, sent.old_stamp) == ((4, X), (3, X))
+
+
+@pytest.mark.django_db
+def test_a_peer_is_told_what_it_still_needs_past_its_cursor(area):
+    """`.realize/status` counts as Syncthing does: paths changed (items), and the bytes of
+    their last content; the asker's own changes, relayed back, are not its to take."""
+    Peer.objects.create(name="beta", public_key=PEER)
+    y, z = b"y" * 32, b"z" * 32
+    history.append(area, [Change(Kind.CREATE, "a", X, None, 100, 1),
+                          Change(Kind.CREATE, "b", y, None, 50, 1)], ME)  # fmt: skip
+    history.append(area, [Change(Kind.EDIT, "a", z, X, 300, 2)], ME)  # one item, its last size
+    history.append(area, [Change(Kind.DELETE, "b", None, y)], ME)  # an item of no bytes
+    history.append(area, [Change(Kind.CREATE, "c", X, None, 7, 1, origin=PEER, origin_seq=1,
+                                 version=((PEER, 1),), stamp=(1, X))], ME)  # fmt: skip
+    assert needs(PEER, "docs", 0) == {"items": 2, "bytes": 300}
+    assert needs(PEER, "docs", 3) == {"items": 1, "bytes": 0}
+    assert needs(PEER, "docs", 5) == {"items": 0, "bytes": 0}
+    with pytest.raises(ValueError):
+        needs(PEER, "docs", "0")
