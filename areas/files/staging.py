@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -322,9 +323,18 @@ def check_disk(full: Path, expect: Entry | None) -> None:
         raise DiskChanged(f"{full} changed")
 
 
-def clean_temporary_files(root: Path) -> None:
+# A temporary file untouched this long was left by a write that ended; a younger one may be
+# a write under way (the mount realizing a file, another run): it is left alone.
+STALE_AFTER = 600.0
+
+
+def clean_temporary_files(root: Path, stale_after: float = STALE_AFTER) -> None:
     """Remove what an interrupted write left behind (never visible under a real name)."""
+    before = time.time() - stale_after
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             if is_ignored(name):
-                Path(dirpath, name).unlink(missing_ok=True)
+                path = Path(dirpath, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if path.lstat().st_mtime < before:
+                        path.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from areas.files import TEMP_PREFIX, staging_directory
+from areas.files import TEMP_PREFIX, clean_temporary_files, staging_directory
 
 
 def test_on_the_same_filesystem_files_are_staged_in_the_home(tmp_path):
@@ -61,5 +61,21 @@ def test_files_being_written_in_an_area_are_named_for_people_and_hidden(tmp_path
         (tmp_path / hidden).write_bytes(b"half a file")
     (tmp_path / "notes.txt").write_bytes(b"whole")
     assert [rel for rel, _full, _st in walk(tmp_path)] == ["notes.txt"]
-    clean_temporary_files(tmp_path)
+    clean_temporary_files(tmp_path, stale_after=-1)  # left by writes that ended
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_only_temporary_files_left_long_ago_are_cleaned(tmp_path):
+    """A pull clears what interrupted writes left in the area, but not a write under way
+    (the mount realizing a file beside its place)."""
+    (tmp_path / "sub").mkdir()
+    old, fresh = tmp_path / "sub" / f"{TEMP_PREFIX}old", tmp_path / f"{TEMP_PREFIX}fresh"
+    kept = tmp_path / "sub" / "file.txt"
+    for path in (old, fresh, kept):
+        path.write_bytes(b"x")
+    long_ago = old.stat().st_mtime - 3600
+    os.utime(old, (long_ago, long_ago))
+    os.utime(kept, (long_ago, long_ago))
+    clean_temporary_files(tmp_path)
+    assert not old.exists()
+    assert fresh.exists() and kept.exists()
