@@ -1,10 +1,12 @@
-"""Subcommands about areas: area add/list, consensus; the areas' part of status."""
+"""Subcommands about areas: area add/list/edit/pause/resume/remove, consensus; the areas'
+part of status."""
 
 import io
 import json
 import os
 from typing import TextIO
 
+from areas import lifecycle
 from areas.forms import directory_problem
 from areas.models import Area, ConsensusRun
 from areas.pull import consensus_now
@@ -23,6 +25,21 @@ def register(commands) -> None:
     add.set_defaults(run=run_area_add)
     listing = area_commands.add_parser("list", help="list the areas")
     listing.set_defaults(run=run_area_list)
+    edit = area_commands.add_parser("edit", help="change an area's settings")
+    edit.add_argument("name")
+    edit.add_argument(
+        "--rest", type=int, metavar="SECONDS", required=True,
+        help="quiet after a local create or edit before consensus starts by itself",
+    )  # fmt: skip
+    edit.set_defaults(run=run_area_edit)
+    for action, helped, run in (
+        ("pause", "stop syncing an area for now (it is still indexed)", run_area_pause),
+        ("resume", "sync a paused area again", run_area_resume),
+        ("remove", "stop syncing an area and forget it; its files stay", run_area_remove),
+    ):
+        command = area_commands.add_parser(action, help=helped)
+        command.add_argument("name")
+        command.set_defaults(run=run)
 
     consensus = commands.add_parser(
         "consensus", help="exchange an area's changes with peers now, and wait"
@@ -51,7 +68,28 @@ def run_area_list(options: dict, out: TextIO) -> None:
     width = max(len(a.name) for a in areas)
     for a in areas:
         files = a.entries.filter(blob_hash__isnull=False).count()
-        out.write(f"{a.name:<{width}}  {a.mode:<6}  {files:>7} files  {a.path}\n")
+        paused = "  (paused)" if a.paused else ""
+        out.write(f"{a.name:<{width}}  {a.mode:<6}  {files:>7} files  {a.path}{paused}\n")
+
+
+def run_area_edit(options: dict, out: TextIO) -> None:
+    area = lifecycle.set_rest(options["name"], options["rest"])
+    out.write(f"Area {area.name}: consensus starts {area.rest_seconds} s after a change\n")
+
+
+def run_area_pause(options: dict, out: TextIO) -> None:
+    area = lifecycle.pause(options["name"])
+    out.write(f"Paused area {area.name}: it is still indexed, and syncs once resumed\n")
+
+
+def run_area_resume(options: dict, out: TextIO) -> None:
+    area = lifecycle.resume(options["name"])
+    out.write(f"Resumed area {area.name}\n")
+
+
+def run_area_remove(options: dict, out: TextIO) -> None:
+    area = lifecycle.remove(options["name"])
+    out.write(f"Removed area {area.name}; its files stay in {area.path}\n")
 
 
 def run_consensus_now(options: dict, out: TextIO) -> None:
@@ -71,6 +109,7 @@ def areas_state() -> list[dict]:
             "name": area.name,
             "path": area.path,
             "mode": area.mode,
+            "paused": area.paused,
             "files": area.files,
             "open_conflicts": area.open_conflicts,
             "failing": failing.get(area.pk, []),

@@ -56,3 +56,14 @@ class AddAreaForm(forms.Form):
         if problem:
             raise forms.ValidationError(problem[:1].upper() + problem[1:] + ".")
         return path
+
+
+class AreaSettingsForm(forms.Form):
+    rest_seconds = forms.IntegerField(
+        label="Rest period (seconds)",
+        min_value=0,
+        max_value=7 * 24 * 3600,
+        help_text="Quiet after a file is created or edited here before consensus starts by "
+        "itself. Deletes and renames start it at once.",
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )

@@ -68,6 +68,8 @@ class Area(models.Model):
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.REAL)
     # Seconds of quiet after a local create or edit before consensus starts by itself.
     rest_seconds = models.PositiveIntegerField(default=30)
+    # Paused: indexed, but no consensus starts, and peers are told it is not shared here.
+    paused = models.BooleanField(default=False, db_default=False)
     # The last sequence number given to a local history event of this area.
     history_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -250,12 +252,19 @@ class Conflict(models.Model):
         ordering = ["-created_at"]
 
 
+class AreaPaused(RuntimeError):
+    """A consensus asked for an area paused here."""
+
+
 class ConsensusRunQuerySet(models.QuerySet):
     def request(self, area: Area, peer: Peer, trigger: str, countdown: float = 0) -> "ConsensusRun":
         """Queue a run for the worker, or join one pending for the same area and peer.
 
         The task is sent once the run is committed. A joined run whose task may be lost is
-        sent again, so a lost send cannot hold the area and peer for good."""
+        sent again, so a lost send cannot hold the area and peer for good. AreaPaused for
+        an area paused here."""
+        if area.paused:
+            raise AreaPaused(f"area {area.name} is paused: resume it to sync it")
         with transaction.atomic():
             waiting = (
                 self.select_for_update()

@@ -5,7 +5,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
-from areas.forms import AddAreaForm
+from areas import lifecycle
+from areas.forms import AddAreaForm, AreaSettingsForm
 from areas.models import Area, ConsensusRun
 from areas.pull import start_consensus
 from areas.register import AreaError, add_area
@@ -44,8 +45,9 @@ def _area_or_404(name: str, queryset=None) -> Area:
     return area
 
 
-def area_page(request: HttpRequest, name: str) -> HttpResponse:
+def area_page(request: HttpRequest, name: str, settings_form=None) -> HttpResponse:
     area = _area_or_404(name, Area.objects.with_counts())
+    form = settings_form or AreaSettingsForm(initial={"rest_seconds": area.rest_seconds})
     return render(
         request,
         "areas/detail.html",
@@ -54,8 +56,51 @@ def area_page(request: HttpRequest, name: str) -> HttpResponse:
             "runs": ConsensusRun.objects.recent(area, limit=50),
             "failures": ConsensusRun.objects.failing(area),
             "conflicts": area.unresolved_conflicts(),
+            "settings_form": form,
         },
+        status=400 if settings_form is not None else 200,
     )
+
+
+@require_POST
+def area_settings(request: HttpRequest, name: str) -> HttpResponse:
+    area = _area_or_404(name)
+    form = AreaSettingsForm(request.POST)
+    if not form.is_valid():
+        return area_page(request, area.name, settings_form=form)
+    lifecycle.set_rest(area.name, form.cleaned_data["rest_seconds"])
+    messages.success(request, f"Area {area.name}: consensus now starts "
+                     f"{form.cleaned_data['rest_seconds']} s after a change.")  # fmt: skip
+    return redirect("area", area.name)
+
+
+@require_POST
+def pause_area(request: HttpRequest, name: str) -> HttpResponse:
+    area = lifecycle.pause(_area_or_404(name).name)
+    messages.success(request, f"Paused area {area.name}: it is still indexed, and syncs "
+                     "again once resumed.")  # fmt: skip
+    return redirect("area", area.name)
+
+
+@require_POST
+def resume_area(request: HttpRequest, name: str) -> HttpResponse:
+    area = lifecycle.resume(_area_or_404(name).name)
+    messages.success(request, f"Resumed area {area.name}.")
+    return redirect("area", area.name)
+
+
+def remove_area(request: HttpRequest, name: str) -> HttpResponse:
+    """A page that says what removing does, then the removal (POST)."""
+    area = _area_or_404(name, Area.objects.with_counts())
+    if request.method == "POST":
+        try:
+            lifecycle.remove(area.name)
+        except AreaError as exc:
+            messages.error(request, _sentence(str(exc)))
+            return redirect("area", area.name)
+        messages.success(request, f"Removed area {area.name}. Its files stay in {area.path}.")
+        return redirect("areas")
+    return render(request, "areas/remove.html", {"area": area})
 
 
 @require_POST
@@ -63,7 +108,7 @@ def run_consensus_now(request: HttpRequest, name: str) -> HttpResponse:
     area = _area_or_404(name)
     try:
         runs = start_consensus(area, "browser", timeout=PEERD_TIMEOUT)
-    except PeerdUnavailable as exc:
+    except (PeerdUnavailable, AreaError) as exc:
         messages.error(request, _sentence(str(exc)))
     except (OSError, RemoteError, ProtocolError) as exc:
         messages.error(request, f"Could not reach the peer daemon: {exc}.")

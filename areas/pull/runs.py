@@ -57,6 +57,8 @@ def start_consensus(
 
     `timeout` bounds each request to peerd (the client's default when None).
     """
+    if area.paused:
+        raise AreaError(f"area {area.name} is paused: resume it to sync it")
     client = PeerdClient() if timeout is None else PeerdClient(timeout=timeout)
     with client:
         peers = peers_sharing(client, area, only, connect_wait)

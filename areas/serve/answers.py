@@ -83,8 +83,9 @@ def _shared(peer: Peer, area: Area) -> PeerArea:
 
 
 def area_names(key: bytes) -> list[str]:
+    """The areas shared here: a paused one is not, until it is resumed."""
     _peer(key)
-    return list(Area.objects.values_list("name", flat=True))
+    return list(Area.objects.filter(paused=False).values_list("name", flat=True))
 
 
 def area_states_for(key: bytes) -> dict:
@@ -95,6 +96,8 @@ def area_states_for(key: bytes) -> dict:
 
 def _begin(key: bytes, name) -> int:
     peer, area = _peer(key), _area(name)
+    if area.paused:
+        raise LookupError(f"area {area.name} is paused here")
     _shared(peer, area)
     return area.pk
 

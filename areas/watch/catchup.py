@@ -41,7 +41,7 @@ async def peer_connected(conn) -> None:
 def area_states() -> dict[str, list]:
     """This peer's answer to `area-states`: per area, [last history seq, synced with anyone]."""
     synced = set(PeerArea.objects.synced().values_list("area_id", flat=True))
-    return {a.name: [a.history_seq, a.pk in synced] for a in Area.objects.all()}
+    return {a.name: [a.history_seq, a.pk in synced] for a in Area.objects.filter(paused=False)}
 
 
 def parse_states(answer) -> States:
@@ -65,7 +65,7 @@ def catch_up(key: bytes, states: States) -> list[tuple[str, str]]:
     peer = Peer.objects.by_key(key)
     if peer is None:
         return []
-    shared = list(Area.objects.filter(name__in=states))
+    shared = list(Area.objects.filter(name__in=states, paused=False))
     cursors = {
         pa.area_id: pa
         for pa in PeerArea.objects.synced().filter(peer=peer, area__in=shared)

@@ -192,10 +192,12 @@ class Watcher:
     async def start_consensus(self, area_id: int) -> None:
         self.rest_timers.pop(area_id, None)
         name = await db(
-            lambda: Area.objects.filter(pk=area_id).values_list("name", flat=True).first()
+            lambda: Area.objects.filter(pk=area_id, paused=False)
+            .values_list("name", flat=True)
+            .first()
         )
         if name is None:
-            return
+            return  # gone, or paused
         for conn in list(self.daemon.connections.values()):
             try:
                 if name not in await conn.call("areas", {}, timeout=30):

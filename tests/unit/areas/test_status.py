@@ -1,5 +1,6 @@
 """`realize status` tells of each area, and of a failure there (a full disk) until a later run
-with that peer succeeds; `realize area add` refuses a path it cannot take, in one line."""
+with that peer succeeds; `realize area add` refuses a path it cannot take, in one line;
+`realize area edit/pause/resume/remove` change an area once added."""
 
 import io
 import json
@@ -39,6 +40,7 @@ def test_status_shows_a_failed_run_until_one_succeeds(alpha, docs):
             "name": "docs",
             "path": docs.path,
             "mode": "real",
+            "paused": False,
             "files": 0,
             "open_conflicts": 0,
             "failing": [
@@ -79,3 +81,23 @@ def test_area_add_takes_a_relative_path_from_the_current_directory(alpha, tmp_pa
     monkeypatch.chdir(tmp_path)
     realize("area", "add", "new", "here")
     assert Area.objects.get(name="new").path == str(tmp_path / "here")
+
+
+def test_an_area_is_edited_paused_resumed_and_removed_from_the_command_line(
+    alpha, docs, capsys
+):
+    assert realize("area", "edit", "docs", "--rest", "45") == (
+        "Area docs: consensus starts 45 s after a change\n"
+    )
+    assert realize("area", "pause", "docs").startswith("Paused area docs")
+    assert realize("area", "list").rstrip().endswith("(paused)")
+    assert json.loads(realize("status", "--json"))["areas"][0]["paused"] is True
+    assert realize("area", "resume", "docs") == "Resumed area docs\n"
+    removed = realize("area", "remove", "docs")
+    assert removed == f"Removed area docs; its files stay in {docs.path}\n"
+    assert not Area.objects.exists() and os.path.isdir(docs.path)
+    for args in (("area", "pause", "docs"), ("area", "edit", "x", "--rest", "5")):
+        with pytest.raises(SystemExit) as exited:
+            realize(*args)
+        assert exited.value.code == 1
+        assert capsys.readouterr().err.startswith("realize: error: no area named ")

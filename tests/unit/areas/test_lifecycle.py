@@ -1,0 +1,112 @@
+"""An area once added: its rest period, pausing and resuming, removing (its files stay).
+
+A paused area starts no consensus (asked by anyone), and is not shared with peers until it
+is resumed; resuming runs a consensus with the connected peers sharing it."""
+
+import os
+
+import pytest
+from django.urls import reverse
+
+from areas import lifecycle
+from areas.models import Area, AreaPaused, ConsensusRun, Entry, HistoryEvent
+from areas.pull import start_consensus
+from areas.register import AreaError
+from areas.serve.answers import _begin, area_names
+from areas.watch.catchup import area_states, catch_up
+from peers.models import Peer
+
+
+def member(name: str = "beta") -> Peer:
+    return Peer.objects.create(name=name, public_key=os.urandom(32))
+
+
+@pytest.mark.django_db
+def test_the_rest_period_is_set_within_bounds(docs):
+    assert lifecycle.set_rest("docs", 120).rest_seconds == 120
+    assert Area.objects.get().rest_seconds == 120
+    for bad in (-1, 8 * 24 * 3600, "60"):
+        with pytest.raises(AreaError):
+            lifecycle.set_rest("docs", bad)
+    with pytest.raises(AreaError, match="no area named 'nope'"):
+        lifecycle.set_rest("nope", 10)
+
+
+@pytest.mark.django_db
+def test_a_paused_area_starts_no_consensus_and_is_not_shared(docs, home):
+    beta = member()
+    lifecycle.pause("docs")
+    docs.refresh_from_db()
+    with pytest.raises(AreaPaused):  # every trigger goes through this
+        ConsensusRun.objects.request(docs, beta, "auto")
+    with pytest.raises(AreaError, match="paused"):  # a person's: said before asking peerd
+        start_consensus(docs, "browser")
+    assert area_names(bytes(beta.public_key)) == []
+    assert "docs" not in area_states()
+    assert catch_up(bytes(beta.public_key), {"docs": (5, True)}) == []
+    with pytest.raises(LookupError, match="paused"):  # a peer's run with us
+        _begin(bytes(beta.public_key), "docs")
+    assert not ConsensusRun.objects.exists()
+
+    lifecycle.resume("docs")  # peerd is not running: resumed all the same
+    assert area_names(bytes(beta.public_key)) == ["docs"]
+    assert not Area.objects.get().paused
+
+
+@pytest.mark.django_db
+def test_removing_an_area_forgets_it_and_keeps_its_files(docs, home):
+    (open(os.path.join(docs.path, "kept.txt"), "w")).write("kept")
+    Entry.objects.create(area=docs, path="kept.txt", blob_hash=b"k" * 32, size=4)
+    HistoryEvent.objects.create(area=docs, seq=1, kind="create", path="kept.txt",
+                                origin=b"m" * 32, origin_seq=1)  # fmt: skip
+    ConsensusRun.objects.create(area=docs, peer_name="beta")
+    lifecycle.remove("docs")
+    assert not Area.objects.exists()
+    assert not Entry.objects.exists() and not HistoryEvent.objects.exists()
+    assert not ConsensusRun.objects.exists()
+    assert open(os.path.join(docs.path, "kept.txt")).read() == "kept"
+    with pytest.raises(AreaError):
+        lifecycle.remove("docs")
+
+
+# In the browser.
+
+
+@pytest.mark.django_db
+def test_the_area_page_edits_pauses_resumes_and_removes(admin_client, docs, home):
+    page = admin_client.get(reverse("area", args=["docs"])).content.decode()
+    assert "Pause syncing" in page and "Rest period" in page
+
+    response = admin_client.post(reverse("area_settings", args=["docs"]), {"rest_seconds": "90"})
+    assert response.status_code == 302 and Area.objects.get().rest_seconds == 90
+    response = admin_client.post(reverse("area_settings", args=["docs"]), {"rest_seconds": "-5"})
+    assert response.status_code == 400 and Area.objects.get().rest_seconds == 90
+    assert "greater than or equal to 0" in response.content.decode()
+    response = admin_client.post(reverse("area_settings", args=["docs"]), {"rest_seconds": "x"})
+    assert response.status_code == 400 and "Enter a whole number" in response.content.decode()
+
+    admin_client.post(reverse("area_pause", args=["docs"]))
+    page = admin_client.get(reverse("area", args=["docs"])).content.decode()
+    assert Area.objects.get().paused and "Resume syncing" in page and "Run consensus" not in page
+    assert "paused" in admin_client.get(reverse("areas")).content.decode()
+    response = admin_client.post(reverse("area_consensus", args=["docs"]))
+    assert "Area docs is paused" in admin_client.get(response.url).content.decode()
+    admin_client.post(reverse("area_resume", args=["docs"]))
+    assert not Area.objects.get().paused
+
+    confirm = admin_client.get(reverse("area_remove", args=["docs"])).content.decode()
+    assert "stay" in confirm and docs.path in confirm
+    assert Area.objects.exists()  # a GET asks, and removes nothing
+    response = admin_client.post(reverse("area_remove", args=["docs"]))
+    assert response.url == "/areas/" and not Area.objects.exists()
+    assert os.path.isdir(docs.path)
+
+
+@pytest.mark.django_db
+def test_changing_an_area_needs_a_post_and_a_known_area(admin_client, docs):
+    """(And a login, as every page: tests/unit/realize_site/test_login_required.py.)"""
+    for name in ("area_settings", "area_pause", "area_resume"):
+        assert admin_client.get(reverse(name, args=["docs"])).status_code == 405
+    assert not Area.objects.get().paused
+    assert admin_client.post(reverse("area_pause", args=["nope"])).status_code == 404
+    assert admin_client.post(reverse("area_remove", args=["nope"])).status_code == 404
