@@ -7,7 +7,7 @@ import pytest
 from peers.identity import peer_id
 from realize_site.lib import PEERD_SOCKET
 from tests.appliance import wait_for
-from tests.browser import browser_page, log_in
+from tests.browser import browser_page, log_in, screenshots
 
 
 @pytest.fixture
@@ -40,10 +40,10 @@ def test_login_dashboard_and_live_household(alpha, tmp_path):
         alpha.run("peer", "remove", "beta")
         page.wait_for_selector("tr[data-peer=beta]", state="detached")
         assert page.evaluate("window.notReloaded") is True
-        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        screenshots(page, "dashboard", tmp_path)
 
 
-def test_manage_the_household_in_the_browser(alpha):
+def test_manage_the_household_in_the_browser(alpha, tmp_path):
     with browser_page() as page:
         log_in(page, alpha.url, "admin", alpha.admin_password)
         page.click("text=Household")
@@ -63,6 +63,7 @@ def test_manage_the_household_in_the_browser(alpha):
         assert "Added peer gamma" in page.locator(".messages").inner_text()
         assert "deaf" in page.locator("tr[data-peer=gamma]").inner_text()
         assert "gamma" in alpha.run("peer", "list").stdout
+        screenshots(page, "household", tmp_path)
 
         # Added elsewhere, removable here without a reload: the live row carries its form.
         alpha.run("peer", "add", "delta", peer_id.encode(os.urandom(32)))
@@ -96,8 +97,30 @@ def test_add_an_area_in_the_browser(alpha, tmp_path):
         assert "Added area docs" in page.locator(".messages").inner_text()
         assert str(tmp_path / "docs") in page.locator("tr[data-area=docs]").inner_text()
         assert "docs" in alpha.run("area", "list").stdout
+        screenshots(page, "areas", tmp_path)
 
         # No peer yet: the button says so instead of failing.
         wait_for(lambda: (alpha.home / PEERD_SOCKET).exists(), "the peer daemon's socket")
         page.click("tr[data-area=docs] >> text=Run consensus now")
         assert "No connected peer shares area docs" in page.locator(".messages").inner_text()
+
+        # Its page: the rest period changed (a bad value refused), paused, resumed, removed.
+        page.click("tr[data-area=docs] >> a:text-is('docs')")
+        page.fill("input[name=rest_seconds]", "-3")
+        page.click("text=Save")  # the browser itself refuses it (the server would too)
+        assert not page.locator("input[name=rest_seconds]").evaluate("e => e.validity.valid")
+        page.fill("input[name=rest_seconds]", "90")
+        page.click("text=Save")
+        assert "90 s after a change" in page.locator(".messages").inner_text()
+        page.click("text=Pause syncing")
+        assert "paused" in page.locator("[data-state]").inner_text()
+        screenshots(page, "area", tmp_path)
+        assert "paused" in alpha.run("area", "list").stdout
+        page.click("text=Resume syncing")
+        assert "Resumed area docs" in page.locator(".messages").inner_text()
+        page.click("text=Remove this area")
+        screenshots(page, "area-remove", tmp_path)
+        page.click("button:has-text('Remove area docs')")
+        assert "Removed area docs" in page.locator(".messages").inner_text()
+        assert page.locator("tr[data-area]").count() == 0
+        assert (tmp_path / "docs").is_dir()
