@@ -1,12 +1,14 @@
 """The appliance as a person meets it: a real browser against `realize up`."""
 
 import os
+import signal
 
+import psycopg
 import pytest
 
 from peers.identity import peer_id
 from realize_site.lib import PEERD_SOCKET
-from tests.appliance import wait_for
+from tests.appliance import database_url, wait_for
 from tests.browser import browser_page, log_in, screenshots
 
 
@@ -124,3 +126,26 @@ def test_add_an_area_in_the_browser(alpha, tmp_path):
         assert "Removed area docs" in page.locator(".messages").inner_text()
         assert page.locator("tr[data-area]").count() == 0
         assert (tmp_path / "docs").is_dir()
+
+
+def test_a_page_catches_up_after_its_live_channel_drops(alpha, tmp_path):
+    """Events sent while a page's websocket is down are lost: the page, once reconnected,
+    fetches its state again (here: an area added meanwhile shows without a reload)."""
+    with browser_page() as page:
+        log_in(page, alpha.url, "admin", alpha.admin_password)
+        page.goto(alpha.url + "/areas/")
+        page.wait_for_selector("#live-state.live")
+        page.evaluate("window.notReloaded = true")
+        web = alpha.up_state()["programs"]["web"]["pid"]
+        os.kill(web, signal.SIGKILL)  # `up` starts it again
+        page.wait_for_selector("#live-state:not(.live)")
+        # Added behind the page's back, with no event at all: only a fetch shows it.
+        with psycopg.connect(database_url(alpha.database), autocommit=True) as db:
+            db.execute(
+                "INSERT INTO areas_area (name, path, mode, rest_seconds, history_seq, paused,"
+                " created_at) VALUES ('later', %s, 'real', 30, 0, false, now())",
+                [str(tmp_path / "later")],
+            )
+        page.wait_for_selector("#live-state.live", timeout=60_000)
+        page.wait_for_selector("tr[data-area=later]")
+        assert page.evaluate("window.notReloaded") is True

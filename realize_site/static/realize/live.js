@@ -148,26 +148,31 @@
   }
 
   // Area rows carry counts only the server knows: fetch the page again and take its table.
-  let refreshing = false, again = false;
-  function refreshAreas() {
-    const tables = document.querySelectorAll('table[data-live="areas"]');
-    if (!tables.length) return;
-    if (refreshing) { again = true; return; }
+  // After a reconnect, every live table: events sent meanwhile were lost.
+  let refreshing = false, again = null;
+  function refreshTables(selector) {
+    if (!document.querySelector(selector)) return;
+    if (refreshing) { again = again && again !== selector ? "table[data-live]" : selector; return; }
     refreshing = true;
     fetch(location.pathname, { credentials: "same-origin" })
       .then((r) => (r.ok ? r.text() : ""))
       .then((html) => {
-        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector('table[data-live="areas"] tbody');
-        if (!fresh) return;
-        localizeTimes(fresh);
-        tables.forEach((table) => table.tBodies[0].replaceWith(document.importNode(fresh, true)));
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll(selector).forEach((table) => {
+          const name = table.getAttribute("data-live");
+          const body = fresh.querySelector('table[data-live="' + name + '"] tbody');
+          if (!body || !table.tBodies[0]) return;
+          localizeTimes(body);
+          table.tBodies[0].replaceWith(document.importNode(body, true));
+        });
       })
       .catch(() => {})
       .finally(() => {
         refreshing = false;
-        if (again) { again = false; refreshAreas(); }
+        if (again) { const next = again; again = null; refreshTables(next); }
       });
   }
+  const refreshAreas = () => refreshTables('table[data-live="areas"]');
 
   function paintHeartbeat(iso) {
     document.querySelectorAll('[data-live="worker-seen"]').forEach((node) => {
@@ -185,10 +190,15 @@
 
   localizeTimes(document);
 
+  let connected = false;
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + location.host + "/ws/dashboard/");
-    socket.onopen = () => { delay = 1000; state.textContent = "live"; state.classList.add("live"); };
+    socket.onopen = () => {
+      delay = 1000; state.textContent = "live"; state.classList.add("live");
+      if (connected) refreshTables("table[data-live]");  // a reconnect: catch up
+      connected = true;
+    };
     socket.onmessage = (e) => {
       const message = JSON.parse(e.data);
       const handler = handlers[message.type];
