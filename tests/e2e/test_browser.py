@@ -149,3 +149,33 @@ def test_a_page_catches_up_after_its_live_channel_drops(alpha, tmp_path):
         page.wait_for_selector("#live-state.live", timeout=60_000)
         page.wait_for_selector("tr[data-area=later]")
         assert page.evaluate("window.notReloaded") is True
+
+
+def test_how_soon_an_event_reaches_an_open_page(alpha, capsys):
+    """A figure, not an assertion: from a peer's row being written (`peer add`) to the open
+    page's script receiving the event. The browser and the database share this clock."""
+    delays = []
+    with browser_page() as page:
+        log_in(page, alpha.url, "admin", alpha.admin_password)
+        page.goto(alpha.url + "/peers/")
+        page.wait_for_selector("#live-state.live")
+        page.evaluate(
+            "window.arrivals = {};"
+            "document.addEventListener('realize:event', (e) => {"
+            "  for (const p of (e.detail.peers || [])) window.arrivals[p.name] ??="
+            "    performance.timeOrigin + performance.now(); })"
+        )
+        for n in range(5):
+            name = f"p{n}"
+            alpha.run("peer", "add", name, peer_id.encode(os.urandom(32)))
+            page.wait_for_selector(f"tr[data-peer={name}]")
+            arrived = page.evaluate(f"window.arrivals['{name}']")
+            with psycopg.connect(database_url(alpha.database)) as db:
+                (written,) = db.execute(
+                    "SELECT extract(epoch FROM added_at) * 1000 FROM peers_peer WHERE name = %s",
+                    [name],
+                ).fetchone()
+            delays.append(arrived - float(written))
+    with capsys.disabled():
+        print(f"\nlive event, row written -> page: {', '.join(f'{d:.0f}' for d in delays)} ms")
+    assert all(d > 0 for d in delays)  # measured after the write, on one clock
