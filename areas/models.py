@@ -235,6 +235,31 @@ class PeerArea(models.Model):
         constraints = [models.UniqueConstraint(fields=["peer", "area"], name="peerarea")]
 
 
+class ConflictQuerySet(models.QuerySet):
+    def settle(self, area: Area, changes, when) -> int:
+        """Conflicts whose copy these changes delete or move away (Kind.DELETE, RENAME),
+        made here or by a peer, are resolved: however and wherever the copy was dealt
+        with, every peer sees the conflict so. How many."""
+        copies = set(
+            self.filter(area=area, resolved_at=None)
+            .exclude(copy_path="")
+            .values_list("copy_path", flat=True)
+        )
+        if not copies:
+            return 0
+        gone = {
+            c.old_path if c.kind == "rename" else c.path
+            for c in changes
+            if c.kind in ("delete", "rename")
+        }
+        settled = copies & gone
+        if not settled:
+            return 0
+        return self.filter(area=area, resolved_at=None, copy_path__in=settled).update(
+            resolved_at=when
+        )
+
+
 class Conflict(models.Model):
     """Two versions of one path met; both are kept, the other under `copy_path`."""
 
@@ -247,6 +272,8 @@ class Conflict(models.Model):
     description = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ConflictQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -10,4 +10,5 @@ urlpatterns = [
     path("<str:name>/pause/", views.pause_area, name="area_pause"),
     path("<str:name>/resume/", views.resume_area, name="area_resume"),
     path("<str:name>/remove/", views.remove_area, name="area_remove"),
+    path("<str:name>/conflicts/<int:pk>/", views.conflict_page, name="conflict"),
 ]

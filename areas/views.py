@@ -5,9 +5,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
-from areas import lifecycle
+from areas import conflicts, lifecycle
 from areas.forms import AddAreaForm, AreaSettingsForm
-from areas.models import Area, ConsensusRun
+from areas.models import Area, Conflict, ConsensusRun
 from areas.pull import start_consensus
 from areas.register import AreaError, add_area
 from peers.client import PeerdUnavailable
@@ -134,6 +134,32 @@ def run_consensus_now(request: HttpRequest, name: str) -> HttpResponse:
     ):
         target = "areas"
     return redirect(target)
+
+
+def conflict_page(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    """Both versions compared; a choice of which to keep (POST)."""
+    area = _area_or_404(name)
+    conflict = Conflict.objects.filter(area=area, pk=pk).select_related("area").first()
+    if conflict is None:
+        raise Http404("No such conflict")
+    if request.method == "POST":
+        try:
+            done = conflicts.resolve(
+                conflict, request.POST.get("keep", ""), request.POST.get("new_name", "")
+            )
+        except AreaError as exc:
+            messages.error(request, _sentence(str(exc)))
+            return redirect("conflict", area.name, conflict.pk)
+        except OSError as exc:
+            messages.error(request, f"Could not change the files: {exc.strerror or exc}.")
+            return redirect("conflict", area.name, conflict.pk)
+        messages.success(request, f"Resolved: {done}")
+        return redirect("area", area.name)
+    return render(
+        request,
+        "areas/conflict.html",
+        {"area": area, "conflict": conflict, "seen": conflicts.compare(conflict)},
+    )
 
 
 def _sentence(text: str) -> str:

@@ -23,7 +23,7 @@ from areas.index.versions import (
     unpack_known,
     unpack_stamp,
 )
-from areas.models import HISTORY_CHANNEL, Area, HistoryEvent, PeerArea
+from areas.models import HISTORY_CHANNEL, Area, Conflict, HistoryEvent, PeerArea
 
 EVENT_FIELDS = [
     "area", "seq", "kind", "path", "old_path", "blob_hash", "base_hash",
@@ -107,6 +107,7 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
             )
         copy_rows(HistoryEvent, EVENT_FIELDS, records)
         area.history_seq = last
+        Conflict.objects.settle(area, changes, now)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from tests.appliance import wait_for
+from tests.browser import browser_page, log_in, screenshots
 from tests.household import AREA, Member, make_household, mtimes, transferred, tree
 
 MiB = 1024 * 1024
@@ -329,3 +330,35 @@ def test_a_peer_that_was_away_is_caught_up_when_it_connects_again(household):
     assert (b.dir / "while-away.txt").read_bytes() == b"made while beta was away\n"
     done = "SELECT count(*) FROM areas_consensusrun WHERE trigger = 'reconnect' AND status = 'done'"
     wait_for(lambda: a.sql(done) == [(1,)], "alpha's catch-up run to be recorded")
+
+
+def test_a_conflict_resolved_in_the_browser_is_resolved_on_the_other_peer(household, tmp_path):
+    a, b = household("alpha", "beta")
+    write(a.dir / "report.txt", b"original\n")
+    a.consensus(b)
+    write(a.dir / "report.txt", b"alpha's version\nline two\n")
+    write(b.dir / "report.txt", b"beta's version\nline two\n")
+    a.consensus(b)
+    a.consensus(b)
+    [copy] = [p.name for p in a.dir.glob("report.sync-conflict-*.txt")]
+    opened = "SELECT count(*) FROM areas_conflict WHERE resolved_at IS NULL AND copy_path = %s"
+    assert a.sql(opened, copy)[0][0] == 1 and b.sql(opened, copy)[0][0] == 1
+
+    with browser_page() as page:
+        log_in(page, a.url, "admin", a.admin_password)
+        page.goto(f"{a.url}/areas/{AREA}/")
+        page.click("#conflicts >> text=report.txt")
+        diff = page.locator("pre.diff").inner_text()
+        assert "-" in diff and "+" in diff and "version" in diff
+        screenshots(page, "conflict", tmp_path)
+        page.check("input[name=keep][value=both]")
+        page.fill("input[name=new_name]", "report (the other one).txt")
+        page.click("button:text-is('Resolve')")
+        assert "Resolved" in page.locator(".messages").inner_text()
+    assert not (a.dir / copy).exists() and (a.dir / "report (the other one).txt").exists()
+    # The rename travels like any change; beta's copy goes the same way, and its conflict
+    # is resolved with it.
+    wait_for(lambda: a.sql(opened, copy)[0][0] == 0, "alpha's conflict resolved")
+    wait_for(lambda: a.run("consensus", AREA, "--peer", b.name, check=False).returncode == 0
+             and b.sql(opened, copy)[0][0] == 0, "beta's conflict resolved", limit=120)  # fmt: skip
+    assert tree(a.dir) == tree(b.dir)
