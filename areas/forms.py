@@ -1,9 +1,11 @@
 import errno
 import os
+import zoneinfo
 
 from django import forms
 
 from areas.models import Area
+from areas.windows import DAY_NAMES, EVERY, SPAN
 
 
 def directory_problem(path: str) -> str | None:
@@ -67,3 +69,34 @@ class AreaSettingsForm(forms.Form):
         "itself. Deletes and renames start it at once.",
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
+
+
+class WindowForm(forms.Form):
+    """A consensus window: a span of time on chosen days, or a run every few minutes."""
+
+    kind = forms.ChoiceField(
+        choices=[(SPAN, "From a time to a time"), (EVERY, "A run every so many minutes")],
+        initial=SPAN,
+        widget=forms.RadioSelect,
+    )
+    days = forms.ChoiceField(choices=list(DAY_NAMES.items()), initial="*")
+    start = forms.TimeField(required=False, label="Opens at", widget=forms.TimeInput(
+        attrs={"type": "time"}, format="%H:%M"))  # fmt: skip
+    end = forms.TimeField(required=False, label="Closes at", help_text="Before the opening "
+                          "time: the next day.", widget=forms.TimeInput(
+                              attrs={"type": "time"}, format="%H:%M"))  # fmt: skip
+    every_minutes = forms.IntegerField(
+        required=False, min_value=5, max_value=7 * 24 * 60, label="Every (minutes)",
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )  # fmt: skip
+    time_zone = forms.ChoiceField(
+        choices=[(z, z) for z in sorted(zoneinfo.available_timezones())], initial="UTC"
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == SPAN and (data.get("start") is None or data.get("end") is None):
+            raise forms.ValidationError("Give the time the window opens and the time it closes.")
+        if data.get("kind") == EVERY and data.get("every_minutes") is None:
+            raise forms.ValidationError("Give how many minutes apart the runs are.")
+        return data

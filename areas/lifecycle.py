@@ -1,21 +1,27 @@
-"""An area once added: its rest period changed, paused and resumed, removed.
+"""An area once added: its rest period and consensus windows changed, paused and
+resumed, removed.
 
 A paused area is still indexed, but starts no consensus, and peers are told it is not
 shared here until it is resumed. Removing an area stops syncing it and keeps its files:
 its index, history, runs and conflicts go, its directory stays as it is.
 """
 
+import datetime
+import json
 import logging
 import shutil
+import zoneinfo
 
 from django.conf import settings
 from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from areas.files import staging_path
 from areas.index import AreaBusy, index_lock_within
-from areas.models import Area
+from areas.models import Area, ConsensusWindow
 from areas.pull import start_consensus
 from areas.register import AreaError
+from areas.windows import DAYS, EVERY, SPAN
 from peers.client import PeerdUnavailable
 from peers.events import send_to_dashboards
 from peers.wire import ProtocolError, RemoteError
@@ -77,6 +83,10 @@ def remove(name: str) -> Area:
     area = find(name)
     try:
         with index_lock_within(area.pk, BUSY_WAIT), transaction.atomic():
+            for task in PeriodicTask.objects.filter(
+                pk__in=area.windows.exclude(task=None).values("task")
+            ):
+                task.delete()  # one by one: beat is told of each
             Area.objects.filter(pk=area.pk).delete()
     except AreaBusy:
         raise AreaError(
@@ -89,3 +99,86 @@ def remove(name: str) -> Area:
 
 def _changed() -> None:
     send_to_dashboards({"type": "areas.changed"})
+
+
+WINDOW_TASK = "areas.window"
+# An EVERY window runs at most this often, and at least once a week.
+EVERY_LEAST, EVERY_MOST = 5, 7 * 24 * 60
+
+
+def add_window(
+    name: str,
+    kind: str,
+    days: str = "*",
+    time_zone: str = "UTC",
+    start: datetime.time | None = None,
+    end: datetime.time | None = None,
+    every_minutes: int | None = None,
+) -> ConsensusWindow:
+    """A consensus window for the area, run by beat: at its start (a span of time, by a
+    crontab schedule in its time zone) or every so many minutes (an interval schedule)."""
+    area = find(name)
+    if days not in DAYS:
+        raise AreaError("the days must be every day, weekdays or weekends")
+    if time_zone not in zoneinfo.available_timezones():
+        raise AreaError(f"unknown time zone {time_zone!r}")
+    if kind == SPAN:
+        if not isinstance(start, datetime.time) or not isinstance(end, datetime.time):
+            raise AreaError("a window needs the time it opens and the time it closes")
+        every_minutes = None
+    elif kind == EVERY:
+        if not isinstance(every_minutes, int) or not EVERY_LEAST <= every_minutes <= EVERY_MOST:
+            raise AreaError(f"a run every {EVERY_LEAST} to {EVERY_MOST} minutes (a week)")
+        start = end = None
+    else:
+        raise AreaError("a window is a span of time or a run every few minutes")
+    with transaction.atomic():
+        window = ConsensusWindow.objects.create(
+            area=area, kind=kind, days=days, time_zone=time_zone, start=start, end=end,
+            every_minutes=every_minutes,
+        )  # fmt: skip
+        task = PeriodicTask(
+            name=f"Consensus window {window.pk} of area {area.name}",
+            task=WINDOW_TASK,
+            args=json.dumps([window.pk]),
+            # A start missed by far (beat was down) is not run late: the next one comes.
+            expire_seconds=15 * 60,
+        )
+        if kind == SPAN:
+            task.crontab, _ = CrontabSchedule.objects.get_or_create(
+                minute=str(start.minute), hour=str(start.hour), day_of_week=days,
+                day_of_month="*", month_of_year="*", timezone=zoneinfo.ZoneInfo(time_zone),
+            )  # fmt: skip
+        else:
+            task.interval, _ = IntervalSchedule.objects.get_or_create(
+                every=every_minutes, period=IntervalSchedule.MINUTES
+            )
+        task.save()  # saved one by one: beat is told of each (PeriodicTasks.changed)
+        window.task = task
+        window.save(update_fields=["task"])
+    _changed()
+    return window
+
+
+def remove_window(name: str, window_id: int) -> None:
+    area = find(name)
+    window = ConsensusWindow.objects.filter(area=area, pk=window_id).select_related("task").first()
+    if window is None:
+        raise AreaError("no such consensus window")
+    with transaction.atomic():
+        if window.task is not None:
+            window.task.delete()
+        window.delete()
+    _changed()
+
+
+def window_opens(window_id: int) -> list:
+    """Beat's call at a window's start (or an EVERY window's moment): a consensus with the
+    connected peers sharing the area, taking what waited."""
+    window = ConsensusWindow.objects.filter(pk=window_id).select_related("area").first()
+    if window is None or window.area.paused:
+        return []
+    now = datetime.datetime.now(zoneinfo.ZoneInfo(window.time_zone))
+    if now.weekday() not in DAYS[window.days]:
+        return []
+    return start_consensus(window.area, "window", timeout=RESUME_WAIT)

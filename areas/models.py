@@ -12,7 +12,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from areas import events
+from areas import events, windows
 from peers.models import Peer
 from realize_site.lib import first_line
 
@@ -82,8 +82,54 @@ class Area(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def consensus_windows(self) -> list[windows.Window]:
+        return [w.rule() for w in self.windows.all()]
+
+    def may_start_consensus(self, now=None) -> bool:
+        """Whether an automatic trigger may start consensus now: not paused, and within a
+        consensus window if it has any (areas.windows)."""
+        return not self.paused and windows.any_open(
+            self.consensus_windows(), now or timezone.now()
+        )
+
     def unresolved_conflicts(self, limit: int = 200) -> list["Conflict"]:
         return list(self.conflicts.filter(resolved_at=None).order_by("-created_at")[:limit])
+
+
+class ConsensusWindow(models.Model):
+    """When an area's automatic consensus may run (areas.windows); run by beat through
+    django-celery-beat's schedules (`task`: the periodic task that starts it)."""
+
+    class Kind(models.TextChoices):
+        SPAN = windows.SPAN, "a span of time"
+        EVERY = windows.EVERY, "a run every few minutes"
+
+    area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="windows")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    days = models.CharField(max_length=16, default="*")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    start = models.TimeField(null=True)
+    end = models.TimeField(null=True)
+    every_minutes = models.PositiveIntegerField(null=True)
+    task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def rule(self) -> windows.Window:
+        return windows.Window(
+            self.kind, self.days, self.time_zone, self.start, self.end, self.every_minutes
+        )
+
+    def describe(self) -> str:
+        return windows.describe(self.rule())
+
+    def next_start(self, now=None):
+        last = self.task.last_run_at if self.task is not None else None
+        return windows.next_start(self.rule(), now or timezone.now(), last)
 
 
 class Blob(models.Model):

@@ -3,6 +3,7 @@
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init, worker_ready
 
+from areas import lifecycle
 from areas.models import CONSENSUS_TASK, ConsensusRun
 from areas.pull import run_consensus
 from realize_site.lib import collector, first_line, one_line
@@ -23,6 +24,12 @@ def consensus_task(run_id: int) -> None:
         reason = RuntimeError(one_line(exc) or f"internal error: {first_line(exc)}")
         ConsensusRun.objects.end_failed(run_id, reason, retry_for=END_RETRY_FOR)
         raise
+
+
+@shared_task(name=lifecycle.WINDOW_TASK, ignore_result=True)
+def window_task(window_id: int) -> None:
+    """A consensus window opens (started by beat)."""
+    lifecycle.window_opens(window_id)
 
 
 @worker_init.connect

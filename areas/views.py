@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -6,7 +7,7 @@ from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
 from areas import conflicts, lifecycle
-from areas.forms import AddAreaForm, AreaSettingsForm
+from areas.forms import AddAreaForm, AreaSettingsForm, WindowForm
 from areas.models import Area, Conflict, ConsensusRun
 from areas.pull import start_consensus
 from areas.register import AreaError, add_area
@@ -45,9 +46,13 @@ def _area_or_404(name: str, queryset=None) -> Area:
     return area
 
 
-def area_page(request: HttpRequest, name: str, settings_form=None) -> HttpResponse:
+def area_page(
+    request: HttpRequest, name: str, settings_form=None, window_form=None
+) -> HttpResponse:
     area = _area_or_404(name, Area.objects.with_counts())
     form = settings_form or AreaSettingsForm(initial={"rest_seconds": area.rest_seconds})
+    windows = list(area.windows.select_related("task"))
+    starts = [s for s in (w.next_start() for w in windows) if s is not None]
     return render(
         request,
         "areas/detail.html",
@@ -57,8 +62,11 @@ def area_page(request: HttpRequest, name: str, settings_form=None) -> HttpRespon
             "failures": ConsensusRun.objects.failing(area),
             "conflicts": area.unresolved_conflicts(),
             "settings_form": form,
+            "windows": windows,
+            "next_window": min(starts, default=None),
+            "window_form": window_form or WindowForm(initial={"time_zone": settings.TIME_ZONE}),
         },
-        status=400 if settings_form is not None else 200,
+        status=400 if settings_form is not None or window_form is not None else 200,
     )
 
 
@@ -86,6 +94,33 @@ def pause_area(request: HttpRequest, name: str) -> HttpResponse:
 def resume_area(request: HttpRequest, name: str) -> HttpResponse:
     area = lifecycle.resume(_area_or_404(name).name)
     messages.success(request, f"Resumed area {area.name}.")
+    return redirect("area", area.name)
+
+
+@require_POST
+def add_window(request: HttpRequest, name: str) -> HttpResponse:
+    area = _area_or_404(name)
+    form = WindowForm(request.POST)
+    if not form.is_valid():
+        return area_page(request, area.name, window_form=form)
+    try:
+        window = lifecycle.add_window(area.name, **form.cleaned_data)
+    except AreaError as exc:
+        form.add_error(None, _sentence(str(exc)))
+        return area_page(request, area.name, window_form=form)
+    messages.success(request, f"Area {area.name} now syncs by itself only within its "
+                     f"windows: added {window.describe()}.")  # fmt: skip
+    return redirect("area", area.name)
+
+
+@require_POST
+def remove_window(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    area = _area_or_404(name)
+    try:
+        lifecycle.remove_window(area.name, pk)
+    except AreaError as exc:
+        raise Http404(str(exc)) from None
+    messages.success(request, "Removed the consensus window.")
     return redirect("area", area.name)
 
 

@@ -65,7 +65,8 @@ def catch_up(key: bytes, states: States) -> list[tuple[str, str]]:
     peer = Peer.objects.by_key(key)
     if peer is None:
         return []
-    shared = list(Area.objects.filter(name__in=states, paused=False))
+    # Outside its consensus windows, an area waits for the next one (areas.windows).
+    shared = [a for a in Area.objects.filter(name__in=states) if a.may_start_consensus()]
     cursors = {
         pa.area_id: pa
         for pa in PeerArea.objects.synced().filter(peer=peer, area__in=shared)

@@ -191,13 +191,9 @@ class Watcher:
 
     async def start_consensus(self, area_id: int) -> None:
         self.rest_timers.pop(area_id, None)
-        name = await db(
-            lambda: Area.objects.filter(pk=area_id, paused=False)
-            .values_list("name", flat=True)
-            .first()
-        )
+        name = await db(_may_start, area_id)
         if name is None:
-            return  # gone, or paused
+            return  # gone, paused, or outside its consensus windows
         for conn in list(self.daemon.connections.values()):
             try:
                 if name not in await conn.call("areas", {}, timeout=30):
@@ -214,6 +210,17 @@ def _scan(area_id: int, changed: float) -> tuple[ScanResult | None, float]:
         return None, 0
     key = bytes(LocalPeer.get().public_key)
     return scan_area(area, key, unless_since=changed), float(area.rest_seconds)
+
+
+def _may_start(area_id: int) -> str | None:
+    """The area's name if an automatic consensus may start now (areas.windows)."""
+    area = Area.objects.filter(pk=area_id).first()
+    if area is None or area.paused:
+        return None
+    if not area.may_start_consensus():
+        log.info("area %s: its changes wait for its next consensus window", area.name)
+        return None
+    return area.name
 
 
 def _request(area_id: int, key: bytes) -> None:

@@ -1,5 +1,6 @@
 """Peers of a household converge: every kind of change, both directions, two and three peers."""
 
+import datetime
 import os
 import shutil
 
@@ -362,3 +363,28 @@ def test_a_conflict_resolved_in_the_browser_is_resolved_on_the_other_peer(househ
     wait_for(lambda: a.run("consensus", AREA, "--peer", b.name, check=False).returncode == 0
              and b.sql(opened, copy)[0][0] == 0, "beta's conflict resolved", limit=120)  # fmt: skip
     assert tree(a.dir) == tree(b.dir)
+
+
+def test_a_consensus_window_set_in_the_browser_starts_a_run_by_beat(household, tmp_path):
+    """Real beat and worker: a window opening in the next minute starts a consensus with
+    the peer, which takes a change made before it."""
+    a, b = household("alpha", "beta")
+    write(a.dir / "before.txt", b"before\n")
+    a.consensus(b)
+    opens = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=1)
+    with browser_page() as page:
+        log_in(page, a.url, "admin", a.admin_password)
+        page.goto(f"{a.url}/areas/{AREA}/")
+        page.check("input[name=kind][value=span]")
+        page.select_option("select[name=days]", "*")
+        page.fill("input[name=start]", f"{opens:%H:%M}")
+        page.fill("input[name=end]", f"{opens + datetime.timedelta(hours=1):%H:%M}")
+        page.select_option("select[name=time_zone]", "UTC")
+        page.click("button:text-is('Add window')")
+        assert "within its windows" in page.locator(".messages").inner_text()
+        assert f"{opens:%H:%M}" in page.locator("table.windows").inner_text()
+        screenshots(page, "area-windows", tmp_path)
+    write(a.dir / "waited.txt", b"made before the window\n")
+    ran = "SELECT count(*) FROM areas_consensusrun WHERE trigger = 'window' AND status = 'done'"
+    wait_for(lambda: a.sql(ran)[0][0] >= 1, "beat's run at the window's start", limit=180)
+    wait_for(lambda: (b.dir / "waited.txt").exists(), "the change, taken by that run", limit=60)
