@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from realize_site import views
+from realize_site import api, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -21,4 +21,6 @@ urlpatterns = [
     path("peers/", include("peers.urls")),
     path("areas/", include("areas.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls()),
+    path("api/tokens/", views.api_tokens, name="api_tokens"),
 ]

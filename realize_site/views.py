@@ -1,10 +1,12 @@
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from areas.models import ConsensusRun
 from peers.events import household_snapshot
 from peers.forms import AddPeerForm
 from peers.models import LocalPeer
+from realize_site.models import ApiToken
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -18,3 +20,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "runs": ConsensusRun.objects.recent(limit=20),
         },
     )
+
+
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """This login's API tokens: make one (shown once), or revoke one."""
+    made = None
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            ApiToken.objects.filter(user=request.user, pk=request.POST["revoke"]).delete()
+            messages.success(request, "Revoked the token: scripts using it are refused now.")
+            return redirect("api_tokens")
+        name = request.POST.get("name", "").strip()
+        if not name or len(name) > 64:
+            messages.error(request, "Give the token a name of 1 to 64 characters.")
+            return redirect("api_tokens")
+        _, made = ApiToken.objects.issue(request.user, name)
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(request, "api_tokens.html", {"tokens": tokens, "made": made})

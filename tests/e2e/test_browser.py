@@ -1,7 +1,10 @@
 """The appliance as a person meets it: a real browser against `realize up`."""
 
+import json
 import os
 import signal
+import urllib.error
+import urllib.request
 
 import psycopg
 import pytest
@@ -179,3 +182,26 @@ def test_how_soon_an_event_reaches_an_open_page(alpha, capsys):
     with capsys.disabled():
         print(f"\nlive event, row written -> page: {', '.join(f'{d:.0f}' for d in delays)} ms")
     assert all(d > 0 for d in delays)  # measured after the write, on one clock
+
+
+def test_a_token_made_in_the_browser_works_for_a_script(alpha, tmp_path):
+    with browser_page() as page:
+        log_in(page, alpha.url, "admin", alpha.admin_password)
+        page.locator("nav").get_by_role("link", name="API", exact=True).click()
+        page.fill("input[name=name]", "backup script")
+        page.click("button:text-is('Make token')")
+        token = page.locator("[data-token]").inner_text()
+        screenshots(page, "api-tokens", tmp_path)
+        page.goto(alpha.url + "/api/v1/docs")  # the OpenAPI page, served here (no CDN)
+        page.wait_for_selector(".opblock-summary-path")
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert any("status" in p for p in paths) and "consensus.run" in page.content()
+    asked = urllib.request.Request(
+        alpha.url + "/api/v1/status", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(asked, timeout=30) as answer:
+        state = json.load(answer)
+    assert state["local"]["name"] == "alpha"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(alpha.url + "/api/v1/status", timeout=30)
+    assert refused.value.code == 401

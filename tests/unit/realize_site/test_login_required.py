@@ -1,4 +1,4 @@
-"""Every page, the admin and the websocket refuse anyone not logged in."""
+"""Every page, the admin, the API and the websocket refuse anyone not logged in."""
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -25,6 +25,7 @@ def all_paths(patterns=None, prefix: str = "") -> list[tuple[str, str]]:
                 "<path:url>",
                 "<str:app_label>",
                 "<id>",
+                "<run_id>",
                 "<app_label>",
             ):
                 path = path.replace(converter, "x")
@@ -39,7 +40,10 @@ def all_paths(patterns=None, prefix: str = "") -> list[tuple[str, str]]:
 def test_every_url_needs_login(client, name, path):
     for method in (client.get, client.post):
         response = method(path)
-        assert response.status_code in (302, 404, 405), (path, response.status_code)
+        # The login page for a person; 401 from the JSON API, for a script.
+        assert response.status_code in (302, 401, 404, 405), (path, response.status_code)
+        if response.status_code == 401:
+            assert path.startswith("/api/v1/"), path
         if response.status_code == 302:
             assert "/login/" in response.url
         assert b"Household" not in response.content

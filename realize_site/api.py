@@ -1,0 +1,246 @@
+"""The JSON API behind the pages' state, for scripts: django-ninja, with its OpenAPI schema
+and docs at /api/v1/docs.
+
+A script sends `Authorization: Bearer <token>` (tokens are made on the API tokens page); a
+logged-in browser may use its session (and its CSRF token for changes). Views stay thin:
+each calls the domain functions the pages and the command line call.
+"""
+
+import datetime
+
+from django.contrib.auth.decorators import login_not_required, login_required
+from django.shortcuts import get_object_or_404
+from ninja import NinjaAPI, Schema, Status
+from ninja.security import HttpBearer, django_auth
+
+from areas import lifecycle
+from areas.cli import areas_state
+from areas.models import Area, Conflict, ConsensusRun
+from areas.pull import start_consensus
+from areas.register import AreaError
+from peers.client import PeerdUnavailable, ask_peerd
+from peers.models import LocalPeer, Peer
+from peers.wire import ProtocolError, RemoteError
+from realize_site.models import ApiToken
+
+PEERD_TIMEOUT = 5.0
+
+EVENTS = """
+The pages also listen on a websocket, `/ws/dashboard/` (the same login: a session cookie).
+Each message is a JSON object with a `type`:
+
+- `household.changed`: this peer (`local`), its `peers` and the refused `strangers`; sent
+  when the household changes, and first on every connection.
+- `appliance.heartbeat`: `worker_seen_at`, when the worker last answered.
+- `consensus.run`: a `run` as `GET /api/v1/runs/{id}` gives it, when it is asked for,
+  starts and ends.
+- `areas.changed`: an area was added, changed or removed (fetch `/api/v1/areas`).
+
+A socket closed with code 4401 means the login is gone: log in again.
+"""
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request, token: str):
+        user = ApiToken.objects.user_for(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="Realize",
+    version="1",
+    description="The state the browser pages show, and the changes they make." + EVENTS,
+    auth=[TokenAuth(), django_auth],
+    urls_namespace="api",
+    docs_decorator=login_required,
+)
+
+
+class LocalOut(Schema):
+    name: str
+    peer_id: str
+    listen_address: str
+
+
+class PeerOut(Schema):
+    name: str
+    peer_id: str
+    address: str
+    connected_since: str | None = None
+    connected_at: str | None = None
+    last_seen: str | None = None
+
+
+class FailureOut(Schema):
+    peer: str
+    error: str
+    at: str
+
+
+class AreaOut(Schema):
+    name: str
+    path: str
+    mode: str
+    paused: bool
+    files: int
+    open_conflicts: int
+    failing: list[FailureOut]
+
+
+class RunOut(Schema):
+    id: int
+    area: str
+    peer: str
+    trigger: str
+    status: str
+    requested_at: datetime.datetime
+    started_at: datetime.datetime | None
+    finished_at: datetime.datetime | None
+    files_in: int
+    bytes_in: int
+    files_out: int
+    bytes_out: int
+    conflicts: int
+    error: str
+
+
+class ConflictOut(Schema):
+    id: int
+    path: str
+    copy_path: str
+    description: str
+    created_at: datetime.datetime
+
+
+class WindowOut(Schema):
+    id: int
+    describe: str
+    next_start: datetime.datetime | None
+
+
+class AreaDetailOut(Schema):
+    area: AreaOut
+    rest_seconds: int
+    windows: list[WindowOut]
+    runs: list[RunOut]
+    conflicts: list[ConflictOut]
+
+
+class StatusOut(Schema):
+    local: LocalOut | None
+    peers: list[PeerOut]
+    areas: list[AreaOut]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+def _run(run: ConsensusRun) -> RunOut:
+    return RunOut(
+        id=run.pk, area=run.area.name, peer=run.peer_name, trigger=run.trigger,
+        status=run.status, requested_at=run.requested_at, started_at=run.started_at,
+        finished_at=run.finished_at, files_in=run.files_in, bytes_in=run.bytes_in,
+        files_out=run.files_out, bytes_out=run.bytes_out, conflicts=run.conflicts,
+        error=run.error,
+    )  # fmt: skip
+
+
+def _area(name: str) -> Area:
+    return get_object_or_404(Area, name=name)
+
+
+@api.get("/status", response=StatusOut, summary="This peer, its peers and its areas")
+def status(request):
+    local = LocalPeer.get()
+    connections = ask_peerd("connections", PEERD_TIMEOUT) or {}
+    peers = []
+    for peer in Peer.objects.order_by("name"):
+        state = connections.get(peer.name, {})
+        peers.append(
+            PeerOut(
+                name=peer.name, peer_id=peer.peer_id, address=peer.address,
+                connected_since=_iso(state.get("since")), connected_at=state.get("address"),
+                last_seen=_iso(state.get("last_seen")),
+            )  # fmt: skip
+        )
+    return StatusOut(
+        local=LocalOut(name=local.name, peer_id=local.peer_id,
+                       listen_address=local.listen_address or "") if local else None,  # fmt: skip
+        peers=peers,
+        areas=areas_state(),
+    )
+
+
+@api.get("/areas", response=list[AreaOut], summary="The areas, with counts and failures")
+def areas(request):
+    return areas_state()
+
+
+@api.get("/areas/{name}", response={200: AreaDetailOut, 404: ErrorOut}, summary="An area")
+def area(request, name: str):
+    found = _area(name)
+    state = next(a for a in areas_state() if a["name"] == found.name)
+    return AreaDetailOut(
+        area=state,
+        rest_seconds=found.rest_seconds,
+        windows=[WindowOut(id=w.pk, describe=w.describe(), next_start=w.next_start())
+                 for w in found.windows.select_related("task")],  # fmt: skip
+        runs=[_run(r) for r in ConsensusRun.objects.recent(found, limit=50)],
+        conflicts=[
+            ConflictOut(id=c.pk, path=c.path, copy_path=c.copy_path,
+                        description=c.description, created_at=c.created_at)  # fmt: skip
+            for c in Conflict.objects.filter(area=found, resolved_at=None)
+        ],
+    )
+
+
+@api.post(
+    "/areas/{name}/consensus",
+    response={202: list[RunOut], 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Run consensus now with the connected peers sharing the area",
+)
+def run_consensus(request, name: str):
+    found = _area(name)
+    try:
+        runs = start_consensus(found, "api", timeout=PEERD_TIMEOUT)
+    except AreaError as exc:
+        return Status(409, {"detail": str(exc)})
+    except (PeerdUnavailable, OSError, ProtocolError, RemoteError) as exc:
+        return Status(503, {"detail": f"the peer daemon cannot be asked: {exc}"})
+    return Status(202, [_run(r) for r in runs])
+
+
+@api.post("/areas/{name}/pause", response={200: AreaOut, 404: ErrorOut}, summary="Pause an area")
+def pause(request, name: str):
+    lifecycle.pause(_area(name).name)
+    return next(a for a in areas_state() if a["name"] == name)
+
+
+@api.post("/areas/{name}/resume", response={200: AreaOut, 404: ErrorOut}, summary="Resume it")
+def resume(request, name: str):
+    lifecycle.resume(_area(name).name)
+    return next(a for a in areas_state() if a["name"] == name)
+
+
+@api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut}, summary="A consensus run")
+def run(request, run_id: int):
+    return _run(get_object_or_404(ConsensusRun.objects.select_related("area"), pk=run_id))
+
+
+def _iso(epoch) -> str | None:
+    if not isinstance(epoch, int | float):
+        return None
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC).isoformat()
+
+
+def urls():
+    """The API's URL patterns, answering 401 themselves rather than sending a script to the
+    login page (LoginRequiredMiddleware); the docs and the schema ask for a login."""
+    patterns, app, namespace = api.urls
+    for pattern in patterns:
+        if pattern.name not in ("api-root", "openapi-view", "openapi-json"):
+            pattern.callback = login_not_required(pattern.callback)
+    return patterns, app, namespace
