@@ -63,6 +63,14 @@ def household_snapshot() -> HouseholdChanged:
     )
 
 
+async def announce(message: dict) -> None:
+    """send_to_dashboards, from an event loop (peerd's)."""
+    try:
+        await get_channel_layer().group_send(DASHBOARD_GROUP, message)
+    except Exception as exc:  # noqa: BLE001 - a lost nudge: the next one comes soon
+        log.debug("live event not sent (%s): %s", message.get("type"), exc)
+
+
 def send_to_dashboards(message: dict) -> None:
     """Send now. The database stays the truth: if Redis is away, pages catch up on reload."""
     try:

@@ -4,9 +4,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from peers import household
+from peers.client import ask_peerd
 from peers.events import household_snapshot
 from peers.forms import AddPeerForm
 from peers.models import Stranger
+
+# A page waits this long at most for peerd's word on the connections (live events follow).
+PEERD_WAIT = 1.0
 
 
 def household_page(request: HttpRequest) -> HttpResponse:
@@ -30,8 +34,22 @@ def household_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "peers/household.html",
-        {"form": form, "household": household_snapshot(), "strangers": Stranger.objects.all()[:20]},
+        {
+            "form": form,
+            "household": household_snapshot(),
+            "strangers": Stranger.objects.all()[:20],
+            "connections": connections_now(),
+        },
     )
+
+
+def connections_now() -> dict:
+    """What peerd says of the connections now (as its peers.connections event), for a page
+    to start from; {} when peerd does not answer at once."""
+    return {
+        "connections": ask_peerd("connections", PEERD_WAIT) or {},
+        "traffic": ask_peerd("traffic", PEERD_WAIT) or {},
+    }
 
 
 @require_POST

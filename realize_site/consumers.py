@@ -68,6 +68,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def areas_changed(self, event: dict) -> None:
         await self._forward(event)
 
+    async def peers_connections(self, event: dict) -> None:
+        await self._forward(event)
+
     @database_sync_to_async
     def _still_allowed(self) -> bool:
         user = self.scope["user"]

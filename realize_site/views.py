@@ -6,6 +6,7 @@ from areas.models import ConsensusRun
 from peers.events import household_snapshot
 from peers.forms import AddPeerForm
 from peers.models import LocalPeer
+from peers.views import connections_now
 from realize_site.models import ApiToken
 
 
@@ -18,6 +19,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "local": LocalPeer.get(),
             "add_form": AddPeerForm(),
             "runs": ConsensusRun.objects.recent(limit=20),
+            "connections": connections_now(),
         },
     )
 

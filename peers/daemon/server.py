@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from peers import household
+from peers import events, household
 from peers.daemon.connection import Connection
 from peers.daemon.gate import Gate, Ticket
 from peers.daemon.link_server import LinkServer
@@ -41,6 +41,8 @@ from realize_site.lib import first_line, peerd_socket
 
 log = logging.getLogger("peerd")
 REFRESH_EVERY = 2.0
+# Open pages are told of the connections and their traffic this often.
+ANNOUNCE_EVERY = 5.0
 # How much an authenticated connection's reader buffers before pausing the socket: a large
 # frame arrives without the transport pausing and resuming at asyncio's small default.
 STREAM_LIMIT = 4 * 1024 * 1024
@@ -356,6 +358,7 @@ class PeerDaemon:
             await existing.close()
         self.connections[member.key] = conn
         log.info("connected to %s (%s)", member.name, "outgoing" if dialed_by_us else "incoming")
+        asyncio.create_task(self._announce_connections())
         asyncio.create_task(self._run(conn))
         asyncio.create_task(self.handler.peer_connected(conn))
 
@@ -372,6 +375,46 @@ class PeerDaemon:
                 sent + conn.bytes_sent,
                 received + conn.bytes_received,
             )
+            asyncio.create_task(self._announce_connections())
+
+    def _connections_state(self) -> dict:
+        """Each connected peer: since when, at which address; the others: last seen."""
+        now = {c.peer_name: c for c in self.connections.values() if not c.closed.is_set()}
+        names = {*now, *self.last_seen}
+        return {
+            name: {"since": now[name].since, "address": now[name].address}
+            if name in now
+            else {"last_seen": self.last_seen[name]}
+            for name in sorted(names)
+        }
+
+    def _traffic(self) -> dict:
+        """Bytes sent and received with each peer since peerd started, data links too."""
+        totals = dict(self.traffic_closed)
+        for c in [*self.connections.values(), *self.data_links]:
+            if not c.peer_key:
+                continue  # a data link still in its handshake
+            sent, received = totals.get(c.peer_name, (0, 0))
+            totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
+        return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
+
+    async def _announce_connections(self) -> None:
+        """Open pages are told who is connected, and the bytes each way (at each connection
+        and disconnection, and every ANNOUNCE_EVERY seconds: pages derive rates from it)."""
+        await events.announce(
+            {
+                "type": "peers.connections",
+                "at": time.time(),
+                "connections": self._connections_state(),
+                "traffic": self._traffic(),
+            }
+        )
+
+    async def _announce_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ANNOUNCE_EVERY)
+            if self.connections:
+                await self._announce_connections()
 
     async def _handle(self, conn: Connection, op: str, args: dict):
         if op == "ping":
@@ -419,23 +462,9 @@ class PeerDaemon:
         if op == "connected":
             return sorted(c.peer_name for c in self.connections.values())
         if op == "connections":
-            # Each connected peer: since when, at which address; the others: last seen.
-            now = {c.peer_name: c for c in self.connections.values() if not c.closed.is_set()}
-            names = {*now, *self.last_seen}
-            return {
-                name: {"since": now[name].since, "address": now[name].address}
-                if name in now
-                else {"last_seen": self.last_seen[name]}
-                for name in sorted(names)
-            }
+            return self._connections_state()
         if op == "traffic":
-            totals = dict(self.traffic_closed)
-            for c in [*self.connections.values(), *self.data_links]:
-                if not c.peer_key:
-                    continue  # a data link still in its handshake
-                sent, received = totals.get(c.peer_name, (0, 0))
-                totals[c.peer_name] = (sent + c.bytes_sent, received + c.bytes_received)
-            return {name: {"sent": s, "received": r} for name, (s, r) in totals.items()}
+            return self._traffic()
         if message.get("peer") is None:
             return await self.handler.local(op, args)
         conn = self.connection_to(message.get("peer"))
@@ -489,11 +518,13 @@ class PeerDaemon:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         self.ready.set()
+        announcing = asyncio.create_task(self._announce_loop())
         try:
             while True:
                 await asyncio.sleep(REFRESH_EVERY)
                 await self._refresh_logged()
         finally:
+            announcing.cancel()
             await self.handler.stop()
             for server in servers:
                 server.close()

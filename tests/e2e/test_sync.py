@@ -388,3 +388,22 @@ def test_a_consensus_window_set_in_the_browser_starts_a_run_by_beat(household, t
     ran = "SELECT count(*) FROM areas_consensusrun WHERE trigger = 'window' AND status = 'done'"
     wait_for(lambda: a.sql(ran)[0][0] >= 1, "beat's run at the window's start", limit=180)
     wait_for(lambda: (b.dir / "waited.txt").exists(), "the change, taken by that run", limit=60)
+
+
+def test_the_household_page_shows_each_peers_connection_live(household, tmp_path):
+    """Connected since when and where, the bytes each way; a peer gone shows as gone
+    without a reload (peerd tells open pages at each change, and every few seconds)."""
+    a, b = household("alpha", "beta")
+    write(a.dir / "some.bin", os.urandom(300_000))
+    a.consensus(b)
+    with browser_page() as page:
+        log_in(page, a.url, "admin", a.admin_password)
+        page.goto(f"{a.url}/peers/")
+        page.evaluate("window.notReloaded = true")
+        row = page.locator("tr[data-peer=beta]")
+        wait_for(lambda: "connected since" in row.inner_text(), "beta shown connected")
+        wait_for(lambda: "KB" in row.locator("[data-traffic]").inner_text(), "bytes each way")
+        screenshots(page, "household-connected", tmp_path)
+        b.stop()
+        wait_for(lambda: "last seen" in row.inner_text(), "beta shown gone", limit=60)
+        assert page.evaluate("window.notReloaded") is True

@@ -34,11 +34,59 @@
       }
       peers.forEach((p) => {
         const address = p.address ? p.address : el("span", { class: "muted" }, ["deaf"]);
-        const cells = [el("td", {}, [p.name]), el("td", {}, [el("code", {}, [p.peer_id])]), el("td", {}, [address])];
+        const cells = [el("td", {}, [p.name]), el("td", {}, [el("code", {}, [p.peer_id])]), el("td", {}, [address]),
+          el("td", { "data-conn": "" }), el("td", { class: "num", "data-traffic": "" })];
         if (removeUrl) cells.push(el("td", {}, [removeForm(removeUrl, p.name)]));
         body.append(el("tr", { "data-peer": p.name }, cells));
       });
     });
+    paintConnections();
+  }
+
+  // Who is connected, since when and where, and the bytes each way (peerd tells every few
+  // seconds; a rate is the change since the last word).
+  let connections = {}, traffic = {}, told = 0, rates = {};
+  const initial = document.getElementById("peer-connections");
+  if (initial) {
+    const state = JSON.parse(initial.textContent);
+    connections = state.connections || {}; traffic = state.traffic || {};
+  }
+
+  function paintConnections() {
+    document.querySelectorAll('table[data-live="peers"] tr[data-peer]').forEach((row) => {
+      const name = row.dataset.peer, state = connections[name] || {}, moved = traffic[name];
+      const conn = row.querySelector("[data-conn]"), bytesCell = row.querySelector("[data-traffic]");
+      if (conn) {
+        if (state.since) {
+          conn.replaceChildren(el("span", { class: "status done" }, ["connected"]), " since ",
+            timeNode(new Date(state.since * 1000).toISOString()), " at " + state.address);
+        } else if (state.last_seen) {
+          conn.replaceChildren(el("span", { class: "status" }, ["not connected"]), " last seen ",
+            timeNode(new Date(state.last_seen * 1000).toISOString()));
+        } else {
+          conn.replaceChildren(el("span", { class: "status" }, ["not connected"]));
+        }
+      }
+      if (bytesCell) {
+        const rate = rates[name];
+        bytesCell.textContent = moved ? bytes(moved.sent) + " / " + bytes(moved.received) +
+          (rate ? " (" + bytes(rate.sent) + "/s / " + bytes(rate.received) + "/s)" : "") : "";
+      }
+    });
+  }
+
+  function onConnections(m) {
+    const seconds = told ? m.at - told : 0;
+    rates = {};
+    if (seconds > 0) {
+      for (const [name, now] of Object.entries(m.traffic || {})) {
+        const before = traffic[name];
+        if (before) rates[name] = { sent: Math.max(0, Math.round((now.sent - before.sent) / seconds)),
+          received: Math.max(0, Math.round((now.received - before.received) / seconds)) };
+      }
+    }
+    connections = m.connections || {}; traffic = m.traffic || {}; told = m.at;
+    paintConnections();
   }
 
   function paintLocal(local) {
@@ -186,9 +234,11 @@
     "appliance.heartbeat": (m) => paintHeartbeat(m.worker_seen_at),
     "consensus.run": (m) => { paintRun(m.run); refreshAreas(); },
     "areas.changed": () => refreshAreas(),
+    "peers.connections": (m) => onConnections(m),
   };
 
   localizeTimes(document);
+  paintConnections();
 
   let connected = false;
   function connect() {
