@@ -35,6 +35,9 @@ Each message is a JSON object with a `type`:
 - `consensus.run`: a `run` as `GET /api/v1/runs/{id}` gives it, when it is asked for,
   starts and ends.
 - `areas.changed`: an area was added, changed or removed (fetch `/api/v1/areas`).
+- `peers.connections`: `connections` (per peer: `since` and `address` if connected, else
+  `last_seen`; seconds since the epoch) and `traffic` (per peer: bytes `sent` and
+  `received`), at `at`; sent at each connection and disconnection, and every 5 s.
 
 A socket closed with code 4401 means the login is gone: log in again.
 """
