@@ -114,6 +114,10 @@ def _cursor(pulled: int, stats: ApplyStats) -> int:
     return pulled if stats.retry_from is None else min(pulled, stats.retry_from - 1)
 
 
+# How long a run asked of us whose end could not be recorded waits for the database.
+END_RETRY_FOR = 120.0
+
+
 def pull_for_peer(key: bytes, area_name, remote: Remote) -> dict:
     """The other peer of a consensus asks us to pull its changes (runs in our peerd)."""
     peer = Peer.objects.by_key(key)
@@ -125,10 +129,12 @@ def pull_for_peer(key: bytes, area_name, remote: Remote) -> dict:
     run = ConsensusRun.objects.asked_by(area, peer)
     try:
         stats = pull(area, peer, remote)
+        _finish(run, stats)
     except Exception as exc:
-        run.finish(0, 0, 0, [], error=exc)
+        # Its end recorded once the database answers (it may be what failed): a run left
+        # 'running' would hold its area and peer until peerd restarts.
+        ConsensusRun.objects.end_failed(run.pk, exc, retry_for=END_RETRY_FOR)
         raise
-    _finish(run, stats)
     return {
         "files": stats.files,
         "bytes": stats.bytes,
