@@ -47,21 +47,17 @@ def set_rest(name: str, seconds: int) -> Area:
     """The quiet after a local create or edit before consensus starts by itself."""
     if not isinstance(seconds, int) or not 0 <= seconds <= MAX_REST:
         raise AreaError(f"the rest period must be 0 to {MAX_REST} seconds (a week)")
-    area = find(name)
-    Area.objects.filter(pk=area.pk).update(rest_seconds=seconds)
-    area.rest_seconds = seconds
-    _changed()
-    return area
+    return _update(name, rest_seconds=seconds)
 
 
 def pause(name: str) -> Area:
-    return _set_paused(name, True)
+    return _update(name, paused=True)
 
 
 def resume(name: str) -> Area:
     """Sync again: with each connected peer sharing the area at once, to take in what
     changed on either side meanwhile (later, by the usual triggers, if peerd cannot)."""
-    area = _set_paused(name, False)
+    area = _update(name, paused=False)
     try:
         start_consensus(area, "resume", timeout=RESUME_WAIT)
     except (PeerdUnavailable, OSError, AreaError, ProtocolError, RemoteError) as exc:
@@ -69,10 +65,11 @@ def resume(name: str) -> Area:
     return area
 
 
-def _set_paused(name: str, paused: bool) -> Area:
+def _update(name: str, **fields) -> Area:
     area = find(name)
-    Area.objects.filter(pk=area.pk).update(paused=paused)
-    area.paused = paused
+    Area.objects.filter(pk=area.pk).update(**fields)
+    for field, value in fields.items():
+        setattr(area, field, value)
     _changed()
     return area
 
@@ -83,10 +80,8 @@ def remove(name: str) -> Area:
     area = find(name)
     try:
         with index_lock_within(area.pk, BUSY_WAIT), transaction.atomic():
-            for task in PeriodicTask.objects.filter(
-                pk__in=area.windows.exclude(task=None).values("task")
-            ):
-                task.delete()  # one by one: beat is told of each
+            for window in area.windows.select_related("task"):
+                window.delete()  # and its beat schedule
             Area.objects.filter(pk=area.pk).delete()
     except AreaBusy:
         raise AreaError(
@@ -165,10 +160,7 @@ def remove_window(name: str, window_id: int) -> None:
     window = ConsensusWindow.objects.filter(area=area, pk=window_id).select_related("task").first()
     if window is None:
         raise AreaError("no such consensus window")
-    with transaction.atomic():
-        if window.task is not None:
-            window.task.delete()
-        window.delete()
+    window.delete()
     _changed()
 
 

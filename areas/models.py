@@ -119,6 +119,14 @@ class ConsensusWindow(models.Model):
     class Meta:
         ordering = ["pk"]
 
+    def delete(self, *args, **kwargs):
+        """With its periodic task, deleted as a row of its own: beat is told of it."""
+        with transaction.atomic():
+            result = super().delete(*args, **kwargs)
+            if self.task is not None:
+                self.task.delete()
+        return result
+
     def rule(self) -> windows.Window:
         return windows.Window(
             self.kind, self.days, self.time_zone, self.start, self.end, self.every_minutes

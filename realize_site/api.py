@@ -15,6 +15,7 @@ from ninja.security import HttpBearer, django_auth
 
 from areas import lifecycle
 from areas.cli import areas_state
+from areas.events import run_row
 from areas.models import Area, Conflict, ConsensusRun
 from areas.pull import start_consensus
 from areas.register import AreaError
@@ -142,17 +143,17 @@ class ErrorOut(Schema):
 
 
 def _run(run: ConsensusRun) -> RunOut:
-    return RunOut(
-        id=run.pk, area=run.area.name, peer=run.peer_name, trigger=run.trigger,
-        status=run.status, requested_at=run.requested_at, started_at=run.started_at,
-        finished_at=run.finished_at, files_in=run.files_in, bytes_in=run.bytes_in,
-        files_out=run.files_out, bytes_out=run.bytes_out, conflicts=run.conflicts,
-        error=run.error,
-    )  # fmt: skip
+    """As the websocket's consensus.run event gives it (areas.events.run_row)."""
+    return RunOut(**run_row(run))
 
 
 def _area(name: str) -> Area:
     return get_object_or_404(Area, name=name)
+
+
+def _state(name: str) -> dict:
+    """The area as the areas list gives it."""
+    return next(a for a in areas_state() if a["name"] == name)
 
 
 @api.get("/status", response=StatusOut, summary="This peer, its peers and its areas")
@@ -185,9 +186,8 @@ def areas(request):
 @api.get("/areas/{name}", response={200: AreaDetailOut, 404: ErrorOut}, summary="An area")
 def area(request, name: str):
     found = _area(name)
-    state = next(a for a in areas_state() if a["name"] == found.name)
     return AreaDetailOut(
-        area=state,
+        area=_state(found.name),
         rest_seconds=found.rest_seconds,
         windows=[WindowOut(id=w.pk, describe=w.describe(), next_start=w.next_start())
                  for w in found.windows.select_related("task")],  # fmt: skip
@@ -218,14 +218,12 @@ def run_consensus(request, name: str):
 
 @api.post("/areas/{name}/pause", response={200: AreaOut, 404: ErrorOut}, summary="Pause an area")
 def pause(request, name: str):
-    lifecycle.pause(_area(name).name)
-    return next(a for a in areas_state() if a["name"] == name)
+    return _state(lifecycle.pause(_area(name).name).name)
 
 
 @api.post("/areas/{name}/resume", response={200: AreaOut, 404: ErrorOut}, summary="Resume it")
 def resume(request, name: str):
-    lifecycle.resume(_area(name).name)
-    return next(a for a in areas_state() if a["name"] == name)
+    return _state(lifecycle.resume(_area(name).name).name)
 
 
 @api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut}, summary="A consensus run")
