@@ -284,6 +284,8 @@ class PeerArea(models.Model):
     # This peer's history the peer has applied, up to this sequence number of ours.
     acked_seq = models.BigIntegerField(default=0)
     last_seen = models.DateTimeField(null=True)
+    # Not shared with this peer: the area is neither offered to it nor synced with it.
+    excluded = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["peer", "area"], name="peerarea")]

@@ -41,6 +41,8 @@ class Peer(models.Model):
     public_key = models.BinaryField(max_length=32, unique=True)
     address = models.CharField(max_length=300, blank=True)
     added_at = models.DateTimeField(auto_now_add=True)
+    # Paused: kept in the household, but neither dialled nor answered until resumed.
+    paused = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["name"]
