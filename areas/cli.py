@@ -28,8 +28,16 @@ def register(commands) -> None:
     edit = area_commands.add_parser("edit", help="change an area's settings")
     edit.add_argument("name")
     edit.add_argument(
-        "--rest", type=int, metavar="SECONDS", required=True,
+        "--rest", type=int, metavar="SECONDS",
         help="quiet after a local create or edit before consensus starts by itself",
+    )  # fmt: skip
+    edit.add_argument(
+        "--share", action="append", default=[], metavar="PEER",
+        help="share the area with this household peer (the default); repeatable",
+    )  # fmt: skip
+    edit.add_argument(
+        "--unshare", action="append", default=[], metavar="PEER",
+        help="keep the area from this peer: neither offered nor synced; repeatable",
     )  # fmt: skip
     edit.set_defaults(run=run_area_edit)
     for action, helped, run in (
@@ -73,8 +81,21 @@ def run_area_list(options: dict, out: TextIO) -> None:
 
 
 def run_area_edit(options: dict, out: TextIO) -> None:
-    area = lifecycle.set_rest(options["name"], options["rest"])
-    out.write(f"Area {area.name}: consensus starts {area.rest_seconds} s after a change\n")
+    sharing = {name: True for name in options["share"]}
+    both = sorted(set(sharing) & set(options["unshare"]))
+    if both:
+        raise AreaError(f"peer {both[0]} is both shared and unshared")
+    sharing.update({name: False for name in options["unshare"]})
+    if options["rest"] is None and not sharing:
+        raise AreaError("nothing to change: give --rest, --share or --unshare")
+    name = options["name"]
+    if options["rest"] is not None:
+        area = lifecycle.set_rest(name, options["rest"])
+        out.write(f"Area {area.name}: consensus starts {area.rest_seconds} s after a change\n")
+    if sharing:
+        area = lifecycle.set_sharing(name, sharing)
+        shared = [peer.name for peer, yes in area.sharing() if yes]
+        out.write(f"Area {area.name} is shared with: {', '.join(shared) or 'no peer'}\n")
 
 
 def run_area_pause(options: dict, out: TextIO) -> None:

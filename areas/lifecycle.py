@@ -1,5 +1,5 @@
-"""An area once added: its rest period and consensus windows changed, paused and
-resumed, removed.
+"""An area once added: its rest period, consensus windows and sharing peers changed, paused
+and resumed, removed.
 
 A paused area is still indexed, but starts no consensus, and peers are told it is not
 shared here until it is resumed. Removing an area stops syncing it and keeps its files:
@@ -18,12 +18,13 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from areas.files import staging_path
 from areas.index import AreaBusy, index_lock_within
-from areas.models import Area, ConsensusWindow
+from areas.models import Area, ConsensusWindow, PeerArea
 from areas.pull import start_consensus
 from areas.register import AreaError
 from areas.windows import DAYS, EVERY, SPAN
 from peers.client import PeerdUnavailable
 from peers.events import send_to_dashboards
+from peers.models import Peer
 from peers.wire import ProtocolError, RemoteError
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,25 @@ def resume(name: str) -> Area:
         start_consensus(area, "resume", timeout=RESUME_WAIT)
     except (PeerdUnavailable, OSError, AreaError, ProtocolError, RemoteError) as exc:
         log.info("area %s resumed; no consensus now: %s", area.name, exc)
+    return area
+
+
+def set_sharing(name: str, shared: dict[str, bool]) -> Area:
+    """Share the area with these household peers (by name: True, the default) or keep it
+    from them (False). A peer it is kept from is neither offered the area nor synced with in
+    it, either way; what it has already is left alone, and sharing again takes in what
+    changed meanwhile."""
+    area = find(name)
+    peers = {p.name: p for p in Peer.objects.filter(name__in=list(shared))}
+    unknown = sorted(set(shared) - set(peers))
+    if unknown:
+        raise AreaError(f"no peer named {unknown[0]!r} in the household")
+    with transaction.atomic():
+        for peer_name, share in shared.items():
+            PeerArea.objects.update_or_create(
+                peer=peers[peer_name], area=area, defaults={"excluded": not share}
+            )
+    _changed()
     return area
 
 

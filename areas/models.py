@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 from celery import current_app
 from django.db import DatabaseError, connection, models, transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -44,6 +44,11 @@ class AreaQuerySet(models.QuerySet):
             files=_count(Entry.objects.filter(area=OuterRef("pk"), blob_hash__isnull=False)),
             open_conflicts=_count(Conflict.objects.filter(area=OuterRef("pk"), resolved_at=None)),
         )
+
+    def shared_with(self, peer: Peer) -> "AreaQuerySet":
+        """The areas this peer may sync with us: not paused, nor kept from it."""
+        kept = PeerArea.objects.filter(area=OuterRef("pk"), peer=peer, excluded=True)
+        return self.filter(paused=False).exclude(Exists(kept))
 
     def overview(self) -> list["Area"]:
         """Every area with its counts, `last_run` (latest run, or None) and `last_run_at`."""
@@ -81,6 +86,14 @@ class Area(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_shared_with(self, peer: Peer) -> bool:
+        return not self.paused and not self.peers.filter(peer=peer, excluded=True).exists()
+
+    def sharing(self) -> list[tuple[Peer, bool]]:
+        """Every household peer, and whether this area is shared with it (the default)."""
+        kept = set(self.peers.filter(excluded=True).values_list("peer_id", flat=True))
+        return [(peer, peer.pk not in kept) for peer in Peer.objects.all()]
 
     def consensus_windows(self) -> list[windows.Window]:
         return [w.rule() for w in self.windows.all()]

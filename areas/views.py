@@ -62,6 +62,7 @@ def area_page(
             "failures": ConsensusRun.objects.failing(area),
             "conflicts": area.unresolved_conflicts(),
             "settings_form": form,
+            "sharing": area.sharing(),
             "windows": windows,
             "next_window": min(starts, default=None),
             "window_form": window_form or WindowForm(initial={"time_zone": settings.TIME_ZONE}),
@@ -79,6 +80,18 @@ def area_settings(request: HttpRequest, name: str) -> HttpResponse:
     lifecycle.set_rest(area.name, form.cleaned_data["rest_seconds"])
     messages.success(request, f"Area {area.name}: consensus now starts "
                      f"{form.cleaned_data['rest_seconds']} s after a change.")  # fmt: skip
+    return redirect("area", area.name)
+
+
+@require_POST
+def area_sharing(request: HttpRequest, name: str) -> HttpResponse:
+    """The household peers the area is shared with: the ticked ones; kept from the others."""
+    area = _area_or_404(name)
+    ticked = set(request.POST.getlist("share"))
+    lifecycle.set_sharing(area.name, {peer.name: peer.name in ticked for peer, _ in area.sharing()})
+    shared = [peer.name for peer, yes in area.sharing() if yes]
+    messages.success(request, f"Area {area.name} is shared with "
+                     f"{', '.join(shared) if shared else 'no peer'}.")  # fmt: skip
     return redirect("area", area.name)
 
 

@@ -35,6 +35,18 @@ def register(commands) -> None:
     remove = peer_commands.add_parser("remove", help="remove a peer from the household")
     remove.add_argument("name")
     remove.set_defaults(run=run_peer_remove)
+    edit = peer_commands.add_parser("edit", help="rename a peer or change its address")
+    edit.add_argument("name")
+    edit.add_argument("--name", dest="new_name", metavar="NEW_NAME", help="its new name")
+    edit.add_argument("--address", metavar="HOST:PORT", help="where it listens; '' for deaf")
+    edit.set_defaults(run=run_peer_edit)
+    for action, helped in (
+        ("pause", "stop syncing with a peer for now: neither dialled nor answered"),
+        ("resume", "sync with a paused peer again"),
+    ):
+        command = peer_commands.add_parser(action, help=helped)
+        command.add_argument("name")
+        command.set_defaults(run=run_peer_pause, paused=action == "pause")
 
     status = commands.add_parser("status", help="show this appliance's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -82,7 +94,24 @@ def run_peer_list(options: dict, out: TextIO) -> None:
         return
     width = max(len(p.name) for p in peers)
     for p in peers:
-        out.write(f"{p.name:<{width}}  {p.peer_id}  {p.address or '(deaf)'}\n")
+        paused = "  (paused)" if p.paused else ""
+        out.write(f"{p.name:<{width}}  {p.peer_id}  {p.address or '(deaf)'}{paused}\n")
+
+
+def run_peer_edit(options: dict, out: TextIO) -> None:
+    if options["new_name"] is None and options["address"] is None:
+        raise household.HouseholdError("nothing to change: give --name or --address")
+    peer = household.edit_peer(options["name"], options["new_name"], options["address"])
+    kind = f"listening at {peer.address}" if peer.address else "deaf"
+    out.write(f"Peer {peer.name} ({kind})\n")
+
+
+def run_peer_pause(options: dict, out: TextIO) -> None:
+    peer = household.set_paused(options["name"], options["paused"])
+    if peer.paused:
+        out.write(f"Paused peer {peer.name}: nothing is synced with it until resumed\n")
+    else:
+        out.write(f"Resumed peer {peer.name}\n")
 
 
 def run_peer_remove(options: dict, out: TextIO) -> None:
@@ -119,4 +148,5 @@ def run_status(options: dict, out: TextIO) -> None:
     out.write(f"Worker last seen: {state['worker_seen_at'] or 'never'}\n")
     out.write(f"Household: {len(snapshot['peers'])} peer(s)\n")
     for p in snapshot["peers"]:
-        out.write(f"  {p['name']}  {p['peer_id']}  {p['address'] or '(deaf)'}\n")
+        paused = "  (paused)" if p["paused"] else ""
+        out.write(f"  {p['name']}  {p['peer_id']}  {p['address'] or '(deaf)'}{paused}\n")

@@ -17,6 +17,7 @@ class PeerRow(TypedDict):
     name: str
     peer_id: str
     address: str
+    paused: bool
 
 
 class LocalRow(TypedDict):
@@ -48,7 +49,8 @@ def household_snapshot() -> HouseholdChanged:
         if local
         else None,
         peers=[
-            PeerRow(name=p.name, peer_id=p.peer_id, address=p.address) for p in Peer.objects.all()
+            PeerRow(name=p.name, peer_id=p.peer_id, address=p.address, paused=p.paused)
+            for p in Peer.objects.all()
         ],
         strangers=[
             StrangerRow(

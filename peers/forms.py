@@ -29,3 +29,25 @@ class AddPeerForm(forms.Form):
         except household.HouseholdError as exc:
             raise forms.ValidationError(str(exc)) from None
         return data
+
+
+class EditPeerForm(forms.Form):
+    name = forms.CharField(max_length=64, help_text="How this household calls the peer.")
+    address = forms.CharField(
+        label="Address",
+        max_length=300,
+        required=False,
+        help_text="HOST:PORT where it listens. Leave empty for a deaf peer.",
+    )
+
+    def clean_name(self):
+        try:
+            return household.check_name(self.cleaned_data["name"])
+        except household.HouseholdError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_address(self):
+        try:
+            return household.check_address(self.cleaned_data.get("address"))
+        except household.HouseholdError as exc:
+            raise forms.ValidationError(str(exc)) from None

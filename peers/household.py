@@ -1,7 +1,9 @@
 """The household: this appliance's own entry and the peers it shares areas with.
 
 `check_*` functions validate and raise HouseholdError with a one-line message; `add_peer`,
-`remove_peer` and `init_local_peer` change state and announce it to open dashboards.
+`edit_peer`, `set_paused`, `remove_peer` and `init_local_peer` change state and
+announce it to open dashboards. peerd reads the household again within REFRESH_EVERY: a
+paused or removed peer is disconnected then, an edited address dialled.
 """
 
 from django.db import IntegrityError, transaction
@@ -66,6 +68,46 @@ def add_peer(name: str, id_text: str, address: str | None = None) -> Peer:
     except IntegrityError:
         # Someone added the same name or key between our check and our insert.
         raise HouseholdError(f"a peer named {name!r} or with that id was just added") from None
+    return peer
+
+
+def _peer(name: str) -> Peer:
+    peer = Peer.objects.select_for_update().filter(name=name).first()
+    if peer is None:
+        raise HouseholdError(f"no peer named {name!r} in the household")
+    return peer
+
+
+def edit_peer(name: str, new_name: str | None = None, address: str | None = None) -> Peer:
+    """Rename a peer or change the address it is dialled at ("" makes it deaf); None keeps
+    a value. Its key, and so its history, stays."""
+    new_name = check_name(new_name) if new_name is not None else None
+    address = check_address(address) if address is not None else None
+    try:
+        with transaction.atomic():
+            peer = _peer(name)
+            if new_name is not None and new_name != peer.name:
+                if Peer.objects.filter(name=new_name).exists():
+                    raise HouseholdError(f"a peer named {new_name!r} is already in the household")
+                peer.name = new_name
+            if address is not None:
+                peer.address = address
+            peer.save(update_fields=["name", "address"])
+            events.household_changed()
+    except IntegrityError:
+        raise HouseholdError(f"a peer named {new_name!r} was just added") from None
+    return peer
+
+
+def set_paused(name: str, paused: bool) -> Peer:
+    """Pause a peer: it stays in the household, but is neither dialled nor answered, so
+    nothing is synced with it until it is resumed. Resume: the reverse."""
+    with transaction.atomic():
+        peer = _peer(name)
+        if peer.paused != paused:
+            peer.paused = paused
+            peer.save(update_fields=["paused"])
+            events.household_changed()
     return peer
 
 

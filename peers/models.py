@@ -59,8 +59,9 @@ class Peer(models.Model):
         return not self.address
 
     def links(self, timeout: float) -> Links | None:
-        """Data links to this peer, if it listens (a deaf peer cannot be dialled)."""
-        if self.is_deaf:
+        """Data links to this peer, if it listens (a deaf peer cannot be dialled) and is not
+        paused."""
+        if self.is_deaf or self.paused:
             return None
         try:
             identity = load_identity()

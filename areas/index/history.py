@@ -194,8 +194,12 @@ def floor(area: Area) -> int:
 
 
 def trim(area: Area) -> int:
-    """Delete the events that every peer sharing the area has applied."""
-    acks = list(PeerArea.objects.filter(area=area).values_list("acked_seq", flat=True))
+    """Delete the events that every peer sharing the area has applied. One it is kept from
+    is not waited for: shared again, it gets a snapshot, which carries every version and
+    tombstone."""
+    acks = list(
+        PeerArea.objects.filter(area=area, excluded=False).values_list("acked_seq", flat=True)
+    )
     if not acks:
         return 0
     deleted, _ = HistoryEvent.objects.filter(area=area, seq__lte=min(acks)).delete()

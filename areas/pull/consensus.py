@@ -124,8 +124,8 @@ def pull_for_peer(key: bytes, area_name, remote: Remote) -> dict:
     area = Area.objects.filter(name=area_name).first() if isinstance(area_name, str) else None
     if peer is None or area is None:
         raise LookupError(f"no area named {area_name!r} here")
-    if area.paused:
-        raise LookupError(f"area {area.name} is paused here")
+    if not area.is_shared_with(peer):
+        raise LookupError(f"area {area.name} is paused here, or not shared with {peer.name}")
     run = ConsensusRun.objects.asked_by(area, peer)
     try:
         stats = pull(area, peer, remote)

@@ -30,6 +30,10 @@ def peers_sharing(
         peer = Peer.objects.filter(name=only).first()
         if peer is None:
             raise AreaError(f"no peer named {only!r} in the household")
+        if peer.paused:
+            raise AreaError(f"peer {only} is paused: resume it to sync with it")
+        if not area.is_shared_with(peer):
+            raise AreaError(f"area {area.name} is not shared with {only}")
         deadline = time.monotonic() + connect_wait
         while only not in client.connected():
             if time.monotonic() > deadline:
@@ -38,10 +42,13 @@ def peers_sharing(
         return [peer]
     sharing = []
     for name in client.connected():
+        peer = Peer.objects.filter(name=name).first()
+        if peer is None or peer.paused or not area.is_shared_with(peer):
+            continue
         try:
             if area.name in RemotePeer(client, name).call("areas"):
-                sharing.append(Peer.objects.get(name=name))
-        except (RemoteError, ConnectionError, Peer.DoesNotExist):
+                sharing.append(peer)
+        except (RemoteError, ConnectionError):
             continue
     return sharing
 

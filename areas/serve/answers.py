@@ -78,20 +78,21 @@ def _area(name) -> Area:
 
 
 def _shared(peer: Peer, area: Area) -> PeerArea:
+    """The peer's cursors in the area; LookupError if the area is kept from it."""
     shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
+    if shared.excluded:
+        raise LookupError(f"area {area.name} is not shared with {peer.name} here")
     return shared
 
 
 def area_names(key: bytes) -> list[str]:
-    """The areas shared here: a paused one is not, until it is resumed."""
-    _peer(key)
-    return list(Area.objects.filter(paused=False).values_list("name", flat=True))
+    """The areas shared here with the asker: not one paused, nor one kept from it."""
+    return list(Area.objects.shared_with(_peer(key)).values_list("name", flat=True))
 
 
 def area_states_for(key: bytes) -> dict:
     """What a connecting peer asks to know which runs to start with us (areas.watch.catchup)."""
-    _peer(key)
-    return area_states()
+    return area_states(_peer(key))
 
 
 def _begin(key: bytes, name) -> int:
@@ -287,6 +288,7 @@ def needs(key: bytes, name, since) -> dict:
     peer, area = _peer(key), _area(name)
     if not isinstance(since, int) or since < 0:
         raise ValueError("a cursor is a number")
+    _shared(peer, area)
     items, size = rows(_NEEDS, [area.pk, since, bytes(peer.public_key)])[0]
     return {"items": items, "bytes": int(size)}
 

@@ -38,10 +38,11 @@ async def peer_connected(conn) -> None:
         log.info("%s connected: consensus in %s, %s", conn.peer_name, name, why)
 
 
-def area_states() -> dict[str, list]:
-    """This peer's answer to `area-states`: per area, [last history seq, synced with anyone]."""
+def area_states(peer: Peer) -> dict[str, list]:
+    """This peer's answer to `area-states` from `peer`: per area shared with it, [last history
+    seq, synced with anyone]."""
     synced = set(PeerArea.objects.synced().values_list("area_id", flat=True))
-    return {a.name: [a.history_seq, a.pk in synced] for a in Area.objects.filter(paused=False)}
+    return {a.name: [a.history_seq, a.pk in synced] for a in Area.objects.shared_with(peer)}
 
 
 def parse_states(answer) -> States:
@@ -66,7 +67,9 @@ def catch_up(key: bytes, states: States) -> list[tuple[str, str]]:
     if peer is None:
         return []
     # Outside its consensus windows, an area waits for the next one (areas.windows).
-    shared = [a for a in Area.objects.filter(name__in=states) if a.may_start_consensus()]
+    shared = [
+        a for a in Area.objects.shared_with(peer).filter(name__in=states) if a.may_start_consensus()
+    ]
     cursors = {
         pa.area_id: pa
         for pa in PeerArea.objects.synced().filter(peer=peer, area__in=shared)

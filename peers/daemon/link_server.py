@@ -194,6 +194,10 @@ class LinkServer:
         if self._closed:
             return
         self._closed = True
+        try:  # wakes the thread blocked reading it, which close() alone does not
+            self.raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         for sock in (self.sock, self.raw):
             if sock is not None:
                 try:

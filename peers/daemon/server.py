@@ -56,6 +56,13 @@ class Member:
     key: bytes
     name: str
     address: str
+    # A paused member stays trusted (its attempts are not a stranger's) but is neither dialled
+    # nor answered.
+    paused: bool = False
+
+    @property
+    def dialled(self) -> bool:
+        return bool(self.address) and not self.paused
 
 
 class Handler(Protocol):
@@ -106,7 +113,7 @@ class PeerDaemon:
     async def refresh(self) -> None:
         def load():
             return {
-                bytes(p.public_key): Member(bytes(p.public_key), p.name, p.address)
+                bytes(p.public_key): Member(bytes(p.public_key), p.name, p.address, p.paused)
                 for p in Peer.objects.all()
             }
 
@@ -121,12 +128,19 @@ class PeerDaemon:
             if key not in members:
                 log.info("%s left the household: disconnecting", conn.peer_name)
                 await conn.close()
+            elif members[key].paused:
+                log.info("%s is paused: disconnecting", conn.peer_name)
+                await conn.close()
+        for link in list(self.data_links):
+            member = members.get(link.peer_key)
+            if link.peer_key and (member is None or member.paused):
+                link.close()
         for key, member in members.items():
             task = self.dialers.get(key)
-            if member.address and (task is None or task.done()):
+            if member.dialled and (task is None or task.done()):
                 self.dialers[key] = asyncio.create_task(self._dial_loop(key))
         for key, task in list(self.dialers.items()):
-            if key not in members or not members[key].address:
+            if key not in members or not members[key].dialled:
                 task.cancel()
                 del self.dialers[key]
 
@@ -135,7 +149,7 @@ class PeerDaemon:
         delay = BACKOFF_FIRST
         while True:
             member = self.members.get(key)
-            if member is None or not member.address:
+            if member is None or not member.dialled:
                 return
             conn = self.connections.get(key)
             if conn is not None and not conn.closed.is_set():
@@ -247,6 +261,8 @@ class PeerDaemon:
                 if key and key == stranger:
                     await self._refused(key, address, "incoming")
                 raise ProtocolError("certificate of a key outside the household")
+            if member.paused:
+                raise ProtocolError(f"{member.name} is paused here")
             ticket.release()
             _authenticated(reader)
             await self._start(reader, writer, member, dialed_by_us=False)
@@ -310,7 +326,7 @@ class PeerDaemon:
             address,
             context,
             self.name,
-            member_name=lambda key: getattr(self.members.get(key), "name", None),
+            member_name=self._answered_name,
             answer=self.handler.answer_link,
             stranger=proven,
             ticket=ticket,
@@ -318,6 +334,11 @@ class PeerDaemon:
         )
         self.data_links.add(link)
         threading.Thread(target=link.run, name="data-link", daemon=True).start()
+
+    def _answered_name(self, key: bytes) -> str | None:
+        """The name of the member a data link comes from, if it is answered (not paused)."""
+        member = self.members.get(key)
+        return member.name if member is not None and not member.paused else None
 
     def _link_ended(self, link: LinkServer) -> None:
         self.data_links.discard(link)

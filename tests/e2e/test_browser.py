@@ -70,13 +70,29 @@ def test_manage_the_household_in_the_browser(alpha, tmp_path):
         assert "gamma" in alpha.run("peer", "list").stdout
         screenshots(page, "household", tmp_path)
 
-        # Added elsewhere, removable here without a reload: the live row carries its form.
+        # Added elsewhere, managed here without a reload: the live row links to its page,
+        # where it is edited, paused, resumed and removed.
         alpha.run("peer", "add", "delta", peer_id.encode(os.urandom(32)))
-        page.wait_for_selector("tr[data-peer=delta]")
+        page.click("tr[data-peer=delta] >> text=delta")
+        page.fill("input[name=address]", "not an address")
+        page.click("text=Save")
+        assert "bad address" in page.locator("[role=alert]").inner_text()
+        page.fill("input[name=name]", "epsilon")
+        page.fill("input[name=address]", "127.0.0.1:7009")
+        page.click("text=Save")
+        page.wait_for_selector("text=Saved peer epsilon")
+        assert "127.0.0.1:7009" in page.locator("tr[data-peer=epsilon]").inner_text()
+        page.click("text=Pause syncing")
+        page.wait_for_selector("text=Paused peer epsilon")
+        assert "paused" in page.locator("tr[data-peer=epsilon] [data-conn]").inner_text()
+        assert "(paused)" in alpha.run("peer", "list").stdout
+        screenshots(page, "peer", tmp_path)
+        page.click("text=Resume syncing")
+        page.wait_for_selector("text=Resumed peer epsilon")
         page.once("dialog", lambda dialog: dialog.accept())
-        page.click("tr[data-peer=delta] >> text=Remove")
-        page.wait_for_selector("text=Removed peer delta")
-        assert "delta" not in alpha.run("peer", "list").stdout
+        page.click("text=Remove from the household")
+        page.wait_for_selector("text=Removed peer epsilon")
+        assert "epsilon" not in alpha.run("peer", "list").stdout
 
         page.click("text=Log out")
         page.goto(alpha.url + "/")

@@ -16,28 +16,22 @@
     return node;
   }
 
-  function removeForm(template, name) {
-    const form = el("form", { method: "post", action: template.replace("/NAME/", "/" + encodeURIComponent(name) + "/") });
-    form.addEventListener("submit", (e) => { if (!confirm("Remove " + name + " from the household?")) e.preventDefault(); });
-    form.append(el("input", { type: "hidden", name: "csrfmiddlewaretoken", value: cookie("csrftoken") }));
-    form.append(el("button", { type: "submit", class: "danger" }, ["Remove"]));
-    return form;
-  }
-
   function paintPeers(peers) {
     document.querySelectorAll('table[data-live="peers"]').forEach((table) => {
-      const removeUrl = table.dataset.removeUrl;
+      const peerUrl = table.dataset.peerUrl;
       const body = table.tBodies[0];
       body.replaceChildren();
       if (!peers.length) {
-        body.append(el("tr", { class: "empty" }, [el("td", { colspan: "4", class: "muted" }, ["No peers yet."])]));
+        body.append(el("tr", { class: "empty" }, [el("td", { colspan: "5", class: "muted" }, ["No peers yet."])]));
       }
       peers.forEach((p) => {
         const address = p.address ? p.address : el("span", { class: "muted" }, ["deaf"]);
-        const cells = [el("td", {}, [p.name]), el("td", {}, [el("code", {}, [p.peer_id])]), el("td", {}, [address]),
+        const link = el("a", { href: peerUrl.replace("/NAME/", "/" + encodeURIComponent(p.name) + "/") }, [p.name]);
+        const cells = [el("td", {}, [link]), el("td", {}, [el("code", {}, [p.peer_id])]), el("td", {}, [address]),
           el("td", { "data-conn": "" }), el("td", { class: "num", "data-traffic": "" })];
-        if (removeUrl) cells.push(el("td", {}, [removeForm(removeUrl, p.name)]));
-        body.append(el("tr", { "data-peer": p.name }, cells));
+        const attrs = { "data-peer": p.name };
+        if (p.paused) attrs["data-paused"] = "";
+        body.append(el("tr", attrs, cells));
       });
     });
     paintConnections();
@@ -53,11 +47,13 @@
   }
 
   function paintConnections() {
-    document.querySelectorAll('table[data-live="peers"] tr[data-peer]').forEach((row) => {
+    document.querySelectorAll("table.peers tr[data-peer]").forEach((row) => {
       const name = row.dataset.peer, state = connections[name] || {}, moved = traffic[name];
       const conn = row.querySelector("[data-conn]"), bytesCell = row.querySelector("[data-traffic]");
       if (conn) {
-        if (state.since) {
+        if (row.hasAttribute("data-paused")) {
+          conn.replaceChildren(el("span", { class: "status" }, ["paused"]));
+        } else if (state.since) {
           conn.replaceChildren(el("span", { class: "status done" }, ["connected"]), " since ",
             timeNode(new Date(state.since * 1000).toISOString()), " at " + state.address);
         } else if (state.last_seen) {

@@ -42,7 +42,7 @@ def test_a_paused_area_starts_no_consensus_and_is_not_shared(docs, home):
     with pytest.raises(AreaError, match="paused"):  # a person's: said before asking peerd
         start_consensus(docs, "browser")
     assert area_names(bytes(beta.public_key)) == []
-    assert "docs" not in area_states()
+    assert "docs" not in area_states(beta)
     assert catch_up(bytes(beta.public_key), {"docs": (5, True)}) == []
     with pytest.raises(LookupError, match="paused"):  # a peer's run with us
         _begin(bytes(beta.public_key), "docs")
@@ -105,8 +105,55 @@ def test_the_area_page_edits_pauses_resumes_and_removes(admin_client, docs, home
 @pytest.mark.django_db
 def test_changing_an_area_needs_a_post_and_a_known_area(admin_client, docs):
     """(And a login, as every page: tests/unit/realize_site/test_login_required.py.)"""
-    for name in ("area_settings", "area_pause", "area_resume"):
+    for name in ("area_settings", "area_sharing", "area_pause", "area_resume"):
         assert admin_client.get(reverse(name, args=["docs"])).status_code == 405
     assert not Area.objects.get().paused
     assert admin_client.post(reverse("area_pause", args=["nope"])).status_code == 404
     assert admin_client.post(reverse("area_remove", args=["nope"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_area_kept_from_a_peer_is_not_offered_to_it_nor_synced(docs, home):
+    beta, gamma = member("beta"), member("gamma")
+    lifecycle.set_sharing("docs", {"beta": False})
+    assert docs.sharing() == [(beta, False), (gamma, True)]
+    assert area_names(bytes(beta.public_key)) == []
+    assert area_names(bytes(gamma.public_key)) == ["docs"]
+    assert "docs" not in area_states(beta)
+    assert catch_up(bytes(beta.public_key), {"docs": (5, True)}) == []
+    with pytest.raises(LookupError, match="not shared with beta"):
+        _begin(bytes(beta.public_key), "docs")
+    with pytest.raises(AreaError, match="not shared with beta"):
+        start_consensus(docs, "browser", only="beta")
+    with pytest.raises(AreaError, match="no peer named 'nobody'"):
+        lifecycle.set_sharing("docs", {"nobody": True})
+    lifecycle.set_sharing("docs", {"beta": True})
+    assert area_names(bytes(beta.public_key)) == ["docs"]
+
+
+@pytest.mark.django_db
+def test_history_is_trimmed_without_waiting_for_a_peer_it_is_kept_from(docs, home):
+    from areas.index import history
+    from areas.models import PeerArea
+
+    beta, gamma = member("beta"), member("gamma")
+    HistoryEvent.objects.bulk_create(
+        HistoryEvent(area=docs, seq=seq, kind="create", path=f"f{seq}", origin_seq=seq)
+        for seq in (1, 2, 3)
+    )
+    PeerArea.objects.create(peer=beta, area=docs, acked_seq=0)
+    PeerArea.objects.create(peer=gamma, area=docs, acked_seq=2)
+    assert history.trim(docs) == 0
+    lifecycle.set_sharing("docs", {"beta": False})
+    assert history.trim(docs) == 2
+
+
+@pytest.mark.django_db
+def test_the_area_page_chooses_the_peers_it_is_shared_with(admin_client, docs):
+    member("beta"), member("gamma")
+    page = admin_client.get(reverse("area", args=["docs"])).content.decode()
+    assert 'name="share" value="beta" checked' in page
+    response = admin_client.post(reverse("area_sharing", args=["docs"]), {"share": ["gamma"]})
+    assert response.status_code == 302
+    assert [(p.name, yes) for p, yes in docs.sharing()] == [("beta", False), ("gamma", True)]
+    assert "shared with gamma" in admin_client.get(response.url).content.decode()

@@ -73,9 +73,9 @@ def test_areas_the_peer_does_not_have_are_left_alone(tmp_path, started):
 def test_the_states_this_peer_gives(tmp_path):
     area, peer = _setup(tmp_path, seq=3)
     Area.objects.create(name="music", path=str(tmp_path / "m"))
-    assert catchup.area_states() == {"docs": [3, False], "music": [0, False]}
+    assert catchup.area_states(peer) == {"docs": [3, False], "music": [0, False]}
     PeerArea.objects.create(peer=peer, area=area, pulled_seq=1)
-    assert catchup.area_states()["docs"] == [3, True]
+    assert catchup.area_states(peer)["docs"] == [3, True]
 
 
 @pytest.mark.parametrize(
