@@ -1,10 +1,54 @@
-"""Live area events for the dashboard: consensus runs as they start and finish."""
+"""Live area events for the dashboard: consensus runs as they start, go on and finish."""
 
 from typing import Literal, TypedDict
 
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 
 from peers.events import send_to_dashboards
+
+
+class Progress(TypedDict):
+    percent: int
+    rate: float  # bytes a second, since the run started
+    seconds_left: int | None
+
+
+def progress(files: int, files_total: int, size: int, size_total: int, elapsed: float) -> Progress:
+    """A running pull's completion: by bytes when it has content to take, else by files;
+    never 100 until it has ended (what is left may take no bytes). Time left from the rate
+    so far."""
+    if size_total > 0:
+        done = min(size / size_total, 1.0)
+    elif files_total > 0:
+        done = min(files / files_total, 1.0)
+    else:
+        done = 0.0
+    rate = size / elapsed if elapsed > 0 else 0.0
+    left = None
+    if size_total > 0 and rate > 0:
+        left = max(0, round((size_total - min(size, size_total)) / rate))
+    return Progress(percent=min(int(done * 100), 99), rate=round(rate, 1), seconds_left=left)
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def progress_text(files: int, files_total: int, size: int, size_total: int, p: Progress) -> str:
+    """As a page says it (live.js's progressText says the same)."""
+    parts = [f"{files} of {files_total} files"]
+    if size_total:
+        parts.append(f"{filesizeformat(size)} of {filesizeformat(size_total)}")
+    if p["rate"]:
+        parts.append(f"{filesizeformat(p['rate'])}/s")
+    if p["seconds_left"] is not None:
+        parts.append(f"{_duration(p['seconds_left'])} left")
+    return ", ".join(parts)
 
 
 class RunRow(TypedDict):
@@ -22,6 +66,9 @@ class RunRow(TypedDict):
     bytes_out: int
     conflicts: int
     error: str
+    files_total: int | None
+    bytes_total: int | None
+    progress: Progress | None
 
 
 class RunChanged(TypedDict):
@@ -49,6 +96,9 @@ def run_row(run) -> RunRow:
         bytes_out=run.bytes_out,
         conflicts=run.conflicts,
         error=run.error,
+        files_total=run.files_total,
+        bytes_total=run.bytes_total,
+        progress=run.progress(),
     )
 
 

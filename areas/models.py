@@ -349,7 +349,7 @@ class Conflict(models.Model):
 
 
 class AreaPaused(RuntimeError):
-    """A consensus asked for an area paused here."""
+    """A consensus asked for an area paused here, or kept from that peer."""
 
 
 class ConsensusRunQuerySet(models.QuerySet):
@@ -361,6 +361,8 @@ class ConsensusRunQuerySet(models.QuerySet):
         an area paused here."""
         if area.paused:
             raise AreaPaused(f"area {area.name} is paused: resume it to sync it")
+        if not area.is_shared_with(peer):
+            raise AreaPaused(f"area {area.name} is not shared with {peer.name}")
         with transaction.atomic():
             waiting = (
                 self.select_for_update()
@@ -519,6 +521,10 @@ class ConsensusRun(models.Model):
     bytes_out = models.BigIntegerField(default=0)
     conflicts = models.IntegerField(default=0)
     error = models.TextField(blank=True)
+    # While it runs: what the pull has to take (the peer's word, as Syncthing's completion
+    # counts it: the paths changed, and their content's bytes); files_in and bytes_in grow.
+    files_total = models.IntegerField(null=True)
+    bytes_total = models.BigIntegerField(null=True)
     # When its task was last sent to the worker (None: never, the broker was unreachable).
     queued_at = models.DateTimeField(null=True)
     # The process carrying it out, while running: a run whose process is gone is over.
@@ -534,6 +540,25 @@ class ConsensusRun(models.Model):
     @property
     def is_over(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    def progress(self, now=None) -> events.Progress | None:
+        """How far a running pull is: percent of files and bytes, rate, seconds left."""
+        if self.status != self.Status.RUNNING or self.started_at is None:
+            return None
+        if self.files_total is None or self.bytes_total is None:
+            return None
+        elapsed = ((now or timezone.now()) - self.started_at).total_seconds()
+        return events.progress(
+            self.files_in, self.files_total, self.bytes_in, self.bytes_total, elapsed
+        )
+
+    def progress_text(self) -> str:
+        shown = self.progress()
+        if shown is None:
+            return ""
+        return events.progress_text(
+            self.files_in, self.files_total, self.bytes_in, self.bytes_total, shown
+        )
 
     def finish(
         self,

@@ -6,7 +6,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
-from areas import conflicts, lifecycle
+from areas import conflicts, lifecycle, status
 from areas.forms import AddAreaForm, AreaSettingsForm, WindowForm
 from areas.models import Area, Conflict, ConsensusRun
 from areas.pull import start_consensus
@@ -32,7 +32,11 @@ def areas_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Added area {area.name} at {area.path}.")
             return redirect("areas")
-    return render(request, "areas/list.html", {"areas": Area.objects.overview(), "form": form})
+    areas = Area.objects.overview()
+    states = status.states(areas, status.connected_peers())
+    for area in areas:
+        area.state = states[area.pk]
+    return render(request, "areas/list.html", {"areas": areas, "form": form})
 
 
 def _area_or_404(name: str, queryset=None) -> Area:
@@ -53,11 +57,16 @@ def area_page(
     form = settings_form or AreaSettingsForm(initial={"rest_seconds": area.rest_seconds})
     windows = list(area.windows.select_related("task"))
     starts = [s for s in (w.next_start() for w in windows) if s is not None]
+    connected = status.connected_peers()
+    running = ConsensusRun.objects.filter(area=area, status=ConsensusRun.Status.RUNNING).first()
     return render(
         request,
         "areas/detail.html",
         {
             "area": area,
+            "state": status.states([area], connected)[area.pk],
+            "progress_text": running.progress_text() if running else "",
+            "needed": status.needed(area, connected),
             "runs": ConsensusRun.objects.recent(area, limit=50),
             "failures": ConsensusRun.objects.failing(area),
             "conflicts": area.unresolved_conflicts(),

@@ -11,6 +11,7 @@ from django.db import close_old_connections
 from django.db.models import Count, Max, Q, Sum
 
 from areas.models import Area, Conflict, ConsensusRun, Entry, HistoryEvent, PeerArea
+from areas.status import ask_needs
 from peers.client import ask_peerd
 from peers.identity import peer_id
 from peers.models import LocalPeer, Peer
@@ -118,15 +119,13 @@ def _needed(shared: PeerArea, area: Area, head: int) -> str:
     the items only."""
     if head <= shared.pulled_seq:
         return "nothing of theirs to take (up to date)"
-    args = {"area": area.name, "since": shared.pulled_seq}
-    told = ask_peerd("needs", PEERD_TIMEOUT, peer=shared.peer.name, args=args)
-    if not isinstance(told, dict) or not isinstance(told.get("items"), int):
+    told = ask_needs(shared.peer.name, area.name, shared.pulled_seq)
+    if told is None:
         return f"up to {head - shared.pulled_seq} changes of theirs to take"
     items = f"{told['items']} item{'' if told['items'] == 1 else 's'}"
-    size = told.get("bytes", 0)
-    if area.mode == Area.Mode.UNREAL or not isinstance(size, int):
+    if area.mode == Area.Mode.UNREAL:
         return f"{items} of theirs to take"
-    return f"{items}, {_size(size)} of theirs to take"
+    return f"{items}, {_size(told['bytes'])} of theirs to take"
 
 
 def peers() -> str:

@@ -21,6 +21,7 @@ from areas.index.history import Change, Kind
 from areas.index.locks import (
     CONSENSUS,
     AreaBusy,
+    busy_area_ids,
     index_lock,
     index_lock_within,
     release_advisory_lock,
@@ -42,6 +43,7 @@ from areas.index.wire import (
 )
 
 __all__ = [
+    "busy_area_ids",
     "AreaBusy",
     "BadData",
     "CONSENSUS",

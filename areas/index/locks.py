@@ -62,3 +62,14 @@ def index_lock_within(area_id: int, seconds: float) -> Iterator[None]:
         yield
     finally:
         release_advisory_lock(INDEX, area_id)
+
+
+def busy_area_ids() -> set[int]:
+    """The areas whose index lock some session holds now (a scan, or changes applied)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = %s AND objsubid = 2",
+            [INDEX],
+        )
+        return {int(row[0]) for row in cursor.fetchall()}

@@ -24,6 +24,7 @@ from areas.index import (
 from areas.models import Area, ConsensusRun, PeerArea
 from areas.pull.applier import apply_window, prepare_area
 from areas.pull.prefetch import PagesAhead
+from areas.pull.progress import Progress
 from areas.pull.stats import ApplyStats
 from areas.pull.unreal import applier_for
 from areas.stager import STAGING
@@ -39,13 +40,15 @@ def local_key() -> bytes:
     return bytes(LocalPeer.get().public_key)
 
 
-def pull(area: Area, peer: Peer, remote: Remote) -> ApplyStats:
-    """Apply the peer's changes of the area made since we last pulled them."""
+def pull(area: Area, peer: Peer, remote: Remote, run: ConsensusRun | None = None) -> ApplyStats:
+    """Apply the peer's changes of the area made since we last pulled them (shown on the
+    run as they are taken)."""
     stats = ApplyStats()
     me = local_key()
-    with index_lock(area.pk):
+    with index_lock(area.pk), contextlib.closing(Progress(run, stats)) as progress:
         shared, _ = PeerArea.objects.get_or_create(peer=peer, area=area)
         pulled = shared.pulled_seq
+        progress.start(remote, area.name, pulled)
         staging = prepare_area(area)
         links = remote.links
         real = area.mode == Area.Mode.REAL
@@ -128,7 +131,7 @@ def pull_for_peer(key: bytes, area_name, remote: Remote) -> dict:
         raise LookupError(f"area {area.name} is paused here, or not shared with {peer.name}")
     run = ConsensusRun.objects.asked_by(area, peer)
     try:
-        stats = pull(area, peer, remote)
+        stats = pull(area, peer, remote, run)
         _finish(run, stats)
     except Exception as exc:
         # Its end recorded once the database answers (it may be what failed): a run left
@@ -156,6 +159,8 @@ def run_consensus(run_id: int) -> ConsensusRun | None:
     try:
         if run.peer is None:
             raise LookupError(f"peer {run.peer_name} left the household")
+        if not run.area.is_shared_with(run.peer):  # since it was asked for
+            raise LookupError(f"area {run.area.name} is paused, or not shared with {run.peer_name}")
         scan_area(run.area, local_key())
         # The bulk reads go straight to the peer when it listens (peers.client.links).
         links = run.peer.links(LINK_TIMEOUT)
@@ -163,7 +168,7 @@ def run_consensus(run_id: int) -> ConsensusRun | None:
         with PeerdClient() as client, closing:
             remote = RemotePeer(client, run.peer.name, links)
             remote.call("begin", area=run.area.name)
-            stats_in = pull(run.area, run.peer, remote)
+            stats_in = pull(run.area, run.peer, remote, run)
             out = remote.call("pull", area=run.area.name)
     except Exception as exc:  # noqa: BLE001 - recorded on the run and shown to the user
         error = exc

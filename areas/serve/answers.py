@@ -274,23 +274,36 @@ def _window(window) -> tuple[int, int]:
 
 
 # Per path, its last change past the cursor: a path to change, and what its content weighs.
-_NEEDS = """
-SELECT count(*), coalesce(sum(size) FILTER (WHERE blob_hash IS NOT NULL), 0)
-FROM (SELECT DISTINCT ON (path) path, blob_hash, size FROM areas_historyevent
-      WHERE area_id = %s AND seq > %s AND origin <> %s ORDER BY path, seq DESC) AS latest
+_LATEST = """
+SELECT DISTINCT ON (path) path, kind, blob_hash, size FROM areas_historyevent
+WHERE area_id = %s AND seq > %s AND origin <> %s ORDER BY path, seq DESC
 """
+_NEEDS = f"""
+SELECT count(*), coalesce(sum(size) FILTER (WHERE blob_hash IS NOT NULL), 0)
+FROM ({_LATEST}) AS latest
+"""
+# The most paths a `needs` answer lists.
+NEEDS_LISTED = 200
 
 
-def needs(key: bytes, name, since) -> dict:
+def needs(key: bytes, name, since, listed=0) -> dict:
     """What the asking peer still has to take of this area's history past its cursor: the
     paths changed since (items) and the bytes of their content, as Syncthing's completion
-    counts them. Its own changes, which come back through us, are left out."""
+    counts them; with `listed`, the first so many of them by name ([path, kind, size]).
+    Its own changes, which come back through us, are left out."""
     peer, area = _peer(key), _area(name)
     if not isinstance(since, int) or since < 0:
         raise ValueError("a cursor is a number")
+    if not isinstance(listed, int) or not 0 <= listed <= NEEDS_LISTED:
+        raise ValueError(f"list 0 to {NEEDS_LISTED} paths")
     _shared(peer, area)
-    items, size = rows(_NEEDS, [area.pk, since, bytes(peer.public_key)])[0]
-    return {"items": items, "bytes": int(size)}
+    asked = [area.pk, since, bytes(peer.public_key)]
+    items, size = rows(_NEEDS, asked)[0]
+    answer = {"items": items, "bytes": int(size)}
+    if listed:
+        found = rows(_LATEST + " LIMIT %s", [*asked, listed])
+        answer["paths"] = [[path, kind, int(size)] for path, kind, _, size in found]
+    return answer
 
 
 def holds(key: bytes, hashes) -> list[bytes]:
@@ -376,7 +389,7 @@ async def handle(daemon, conn: Connection, op: str, args: dict):
     if op == "blobs":
         return await db(blobs, key, args.get("hashes"), args.get("bases"), args.get("window"))
     if op == "needs":
-        return await db(needs, key, args.get("area"), args.get("since"))
+        return await db(needs, key, args.get("area"), args.get("since"), args.get("listed", 0))
     if op == "holds":
         return await db(holds, key, args.get("hashes"))
     if op == "chunks":

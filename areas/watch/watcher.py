@@ -226,4 +226,5 @@ def _may_start(area_id: int) -> str | None:
 def _request(area_id: int, key: bytes) -> None:
     area = Area.objects.get(pk=area_id)
     peer = Peer.objects.get(public_key=key)
-    ConsensusRun.objects.request(area, peer, "auto")
+    if area.is_shared_with(peer):
+        ConsensusRun.objects.request(area, peer, "auto")

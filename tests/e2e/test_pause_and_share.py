@@ -4,6 +4,7 @@ changed meanwhile then goes across."""
 import pytest
 
 from tests.appliance import wait_for
+from tests.browser import browser_page, log_in, screenshots
 from tests.household import make_household
 
 
@@ -60,3 +61,32 @@ def test_an_area_kept_from_a_peer_is_not_synced_with_it(pair):
     a.consensus(b)
     assert (b.dir / "kept.txt").read_text() == "kept"
     assert (a.dir / "theirs.txt").read_text() == "theirs"
+
+
+def test_the_area_page_lists_what_is_still_to_take_and_runs_record_progress(pair, tmp_path):
+    a, b = pair
+    b.run("area", "edit", "docs", "--rest", "3600")  # beta's changes wait there
+    (b.dir / "one.bin").write_bytes(b"1" * 300_000)
+    (b.dir / "sub").mkdir()
+    (b.dir / "sub" / "two.txt").write_text("two")
+    with browser_page() as page:
+        log_in(page, a.url, "admin", a.admin_password)
+
+        def listed() -> bool:
+            page.goto(f"{a.url}/areas/docs/")
+            return "From beta: 2 items" in page.locator("body").inner_text()
+
+        wait_for(listed, "alpha's page lists what beta has for it")
+        needed = page.locator("#needed").inner_text()
+        assert "one.bin" in needed and "sub/two.txt" in needed and "293.0\xa0KB" in needed
+        assert "Up to date" in page.locator("[data-area-state=docs]").inner_text()
+        screenshots(page, "area-needed", tmp_path)
+
+        a.consensus(b)
+        page.goto(f"{a.url}/areas/docs/")
+        assert page.locator("#needed").count() == 0
+    # The pull knew what it had to take, and recorded it on its run as it went.
+    assert a.sql(
+        "SELECT files_in, files_total, bytes_total FROM areas_consensusrun"
+        " WHERE status = 'done' ORDER BY id DESC LIMIT 1"
+    ) == [(2, 2, 300_003)]

@@ -127,6 +127,33 @@
     return n + (n === 1 ? " file, " : " files, ") + bytes(size);
   }
 
+  function duration(seconds) {
+    if (seconds < 90) return seconds + " s";
+    if (seconds < 90 * 60) return Math.round(seconds / 60) + " min";
+    return (seconds / 3600).toFixed(1) + " h";
+  }
+
+  // As areas.events.progress_text.
+  function progressText(run) {
+    const p = run.progress, parts = [run.files_in + " of " + run.files_total + " files"];
+    if (run.bytes_total) parts.push(bytes(run.bytes_in) + " of " + bytes(run.bytes_total));
+    if (p.rate) parts.push(bytes(Math.round(p.rate)) + "/s");
+    if (p.seconds_left !== null) parts.push(duration(p.seconds_left) + " left");
+    return parts.join(", ");
+  }
+
+  // An area's state as a run going on changes it; its end is fetched from the page.
+  function paintAreaState(run) {
+    if (run.status !== "running") return;
+    document.querySelectorAll('[data-area-state="' + CSS.escape(run.area) + '"]').forEach((node) => {
+      const label = node.querySelector("[data-state-label]"), detail = node.querySelector("[data-state-detail]");
+      const bar = node.querySelector("progress");
+      if (label) label.textContent = "Syncing" + (run.progress ? " " + run.progress.percent + "%" : "");
+      if (detail) detail.textContent = run.progress ? progressText(run) : "with " + run.peer;
+      if (bar && run.progress) { bar.hidden = false; bar.value = run.progress.percent; }
+    });
+  }
+
   function paintStrangers(strangers) {
     if (!strangers) return;
     document.querySelectorAll('[data-live="strangers-card"]').forEach((card) => { card.hidden = !strangers.length; });
@@ -170,6 +197,8 @@
         el("td", { class: "nowrap" }, [files(run.files_out, run.bytes_out)]),
         el("td", { class: "num" }, [String(run.conflicts)]),
       );
+    } else if (run.progress) {
+      cells.push(el("td", { colspan: "3", class: "nowrap", "data-progress": "" }, [run.progress.percent + "%: " + progressText(run)]));
     } else {
       cells.push(el("td"), el("td"), el("td"));
     }
@@ -216,7 +245,7 @@
         if (again) { const next = again; again = null; refreshTables(next); }
       });
   }
-  const refreshAreas = () => refreshTables('table[data-live="areas"]');
+  const refreshAreas = () => refreshTables('table[data-live="areas"], table[data-live="area-state"]');
 
   function paintHeartbeat(iso) {
     document.querySelectorAll('[data-live="worker-seen"]').forEach((node) => {
@@ -228,7 +257,11 @@
   const handlers = {
     "household.changed": (m) => { paintLocal(m.local); paintPeers(m.peers); paintStrangers(m.strangers); },
     "appliance.heartbeat": (m) => paintHeartbeat(m.worker_seen_at),
-    "consensus.run": (m) => { paintRun(m.run); refreshAreas(); },
+    "consensus.run": (m) => {
+      paintRun(m.run);
+      paintAreaState(m.run);
+      if (m.run.status !== "running" || !m.run.progress) refreshAreas();  // not each second
+    },
     "areas.changed": () => refreshAreas(),
     "peers.connections": (m) => onConnections(m),
   };
