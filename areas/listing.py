@@ -151,7 +151,7 @@ def list_directory(area: Area, directory: str, offset: int = 0, limit: int = PAG
             total = rows[0][4] if rows else 0
     if total == 0 and directory:
         if Entry.objects.filter(area=area, path=directory, blob_hash__isnull=False).exists():
-            raise NoSuchDirectory(f"{directory} is a file, not a directory")
+            raise NoSuchDirectory(f"path {directory} is a file, not a directory")
         raise NoSuchDirectory(f"no directory {directory} in area {area.name}")
     directories = [
         Directory(name, prefix + name, files, size)

@@ -80,7 +80,7 @@ def test_deleted_files_and_directories_left_with_none_are_not_shown(tree):
 
 
 def test_a_file_and_a_missing_path_are_not_directories(tree):
-    with pytest.raises(NoSuchDirectory, match="photos/cover.jpg is a file, not a directory"):
+    with pytest.raises(NoSuchDirectory, match="path photos/cover.jpg is a file, not a directory"):
         list_directory(tree, "photos/cover.jpg")
     with pytest.raises(NoSuchDirectory, match="no directory nowhere"):
         list_directory(tree, "nowhere")
