@@ -3,7 +3,8 @@ pages and the API) shows.
 
 Directories are not indexed: they are the paths' leading parts, found by the database, which
 groups the entries under a directory by the next part of their path. A page of a directory
-costs two queries and the cache records of its Unreal files, however large the area.
+costs three queries (its children, their files, their conflicts) and the cache records of
+its Unreal files, however large the area.
 """
 
 import datetime
