@@ -11,6 +11,7 @@ urlpatterns = [
     path("<str:name>/pause/", views.pause_area, name="area_pause"),
     path("<str:name>/resume/", views.resume_area, name="area_resume"),
     path("<str:name>/remove/", views.remove_area, name="area_remove"),
+    path("<str:name>/files/", views.files_page, name="area_files"),
     path("<str:name>/conflicts/<int:pk>/", views.conflict_page, name="conflict"),
     path("<str:name>/windows/", views.add_window, name="area_windows"),
     path("<str:name>/windows/<int:pk>/remove/", views.remove_window, name="area_window_remove"),

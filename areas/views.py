@@ -2,12 +2,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
 from areas import conflicts, lifecycle, status
+from areas.files.paths import BadPath
 from areas.forms import AddAreaForm, AreaSettingsForm, WindowForm
+from areas.listing import PAGE, NoSuchDirectory, list_directory
 from areas.models import Area, Conflict, ConsensusRun
 from areas.pull import start_consensus
 from areas.register import AreaError, add_area
@@ -191,6 +194,31 @@ def run_consensus_now(request: HttpRequest, name: str) -> HttpResponse:
     ):
         target = "areas"
     return redirect(target)
+
+
+def files_page(request: HttpRequest, name: str) -> HttpResponse:
+    """A directory of the area (`?path=`, the root without), a page (`&page=`) at a time."""
+    area = _area_or_404(name)
+    path = request.GET.get("path", "")
+    number = request.GET.get("page", "")
+    page = int(number) if number.isascii() and number.isdigit() and len(number) < 7 else 1
+    try:
+        listing = list_directory(area, path, (max(page, 1) - 1) * PAGE, PAGE)
+    except BadPath as exc:
+        problem, status = f"This is not a path of an area: {exc}.", 400
+    except NoSuchDirectory as exc:
+        problem, status = _sentence(str(exc)), 404
+    else:
+        if page > listing.pages:
+            return redirect(_files_url(area.name, listing.directory, listing.pages))
+        return render(request, "areas/files.html", {"area": area, "listing": listing})
+    context = {"area": area, "problem": problem}
+    return render(request, "areas/files.html", context, status=status)
+
+
+def _files_url(area: str, directory: str, page: int = 1) -> str:
+    query = {k: v for k, v in (("path", directory), ("page", page)) if v and v != 1}
+    return reverse("area_files", args=[area]) + (f"?{urlencode(query)}" if query else "")
 
 
 def conflict_page(request: HttpRequest, name: str, pk: int) -> HttpResponse:

@@ -15,16 +15,15 @@ import contextlib
 import logging
 import os
 import shutil
-import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from areas.files import HELD_SUFFIX, RANGE, blob_file, held_file, read_held
+
 log = logging.getLogger("realize.mount")
 
-_RANGE = struct.Struct(">QI")  # offset, length: a sidecar record
-HELD_SUFFIX = ".held"
 # Blob files kept open (their descriptors) at most, the least recently used closed first.
 OPEN_FILES = 64
 
@@ -54,8 +53,7 @@ class BlobCache:
         self._load()
 
     def _path(self, blob: bytes) -> Path:
-        name = blob.hex()
-        return self.root / name[:2] / name
+        return blob_file(self.root, blob)
 
     # --- reading and writing --------------------------------------------------------------------
     def read(self, blob: bytes, offset: int, length: int, check=None) -> bytes | None:
@@ -95,12 +93,12 @@ class BlobCache:
             with self._lock:
                 if b.sidecar is None:
                     b.sidecar = os.open(
-                        self._path(blob).with_suffix(HELD_SUFFIX),
+                        held_file(self._path(blob)),
                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                         0o600,
                     )
                     self._fds += 1
-                os.write(b.sidecar, _RANGE.pack(offset, len(data)))
+                os.write(b.sidecar, RANGE.pack(offset, len(data)))
                 if offset not in b.held:
                     b.bytes += len(data)
                     self.size += len(data)
@@ -186,7 +184,7 @@ class BlobCache:
         for blob in gone:
             path = self._path(blob)
             path.unlink(missing_ok=True)
-            path.with_suffix(HELD_SUFFIX).unlink(missing_ok=True)
+            held_file(path).unlink(missing_ok=True)
 
     def _load(self) -> None:
         """What the cache holds from before, least recently used first; each sidecar
@@ -205,31 +203,24 @@ class BlobCache:
                     with contextlib.suppress(OSError):
                         os.unlink(item.path)
         for _, blob, path in sorted(found):
-            held = _read_sidecar(path.with_suffix(HELD_SUFFIX), path)
+            held = _read_sidecar(path)
             if not held:
                 path.unlink(missing_ok=True)
-                path.with_suffix(HELD_SUFFIX).unlink(missing_ok=True)
+                held_file(path).unlink(missing_ok=True)
                 continue
             b = self._blobs[blob] = _Blob(held=held, bytes=sum(held.values()))
             self.size += b.bytes
         self._evict()
 
 
-def _read_sidecar(sidecar: Path, data: Path) -> dict[int, int]:
-    """The ranges a sidecar lists within its data file's size; the sidecar rewritten so."""
-    try:
-        raw = sidecar.read_bytes()
-        size = data.stat().st_size
-    except OSError:
-        return {}
-    held: dict[int, int] = {}
-    for i in range(0, len(raw) - len(raw) % _RANGE.size, _RANGE.size):
-        offset, length = _RANGE.unpack_from(raw, i)
-        if length and offset + length <= size:
-            held[offset] = length
-    tmp = sidecar.with_name(sidecar.name + ".new")
-    tmp.write_bytes(b"".join(_RANGE.pack(o, n) for o, n in sorted(held.items())))
-    os.replace(tmp, sidecar)
+def _read_sidecar(data: Path) -> dict[int, int]:
+    """The ranges a blob file's sidecar lists within its size; the sidecar rewritten so."""
+    held = read_held(data)
+    if held:
+        sidecar = held_file(data)
+        tmp = sidecar.with_name(sidecar.name + ".new")
+        tmp.write_bytes(b"".join(RANGE.pack(o, n) for o, n in sorted(held.items())))
+        os.replace(tmp, sidecar)
     return held
 
 

@@ -22,6 +22,7 @@ import trio
 
 from areas.files import is_ignored
 from areas.index import VersionGone
+from areas.listing import FileState, describe_state
 from fusemount import control
 from fusemount.inodes import ROOT, Inodes, Key
 from fusemount.metadata import Metadata, parent_of
@@ -730,11 +731,11 @@ class Filesystem(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENODATA)  # a directory of the tree
         if name == control.STATUS_XATTR:
             if await trio.to_thread.run_sync(control.in_conflict, *key):
-                return b"conflict"
+                return describe_state(FileState.CONFLICT).encode()
             if file is None:
-                return b"real"
+                return describe_state(FileState.REAL).encode()
             cached = await trio.to_thread.run_sync(self.reader.chunks.cached_share, file)
-            return f"unreal {cached:.0%} cached".encode()
+            return describe_state(FileState.UNREAL, cached).encode()
         if name == control.WHERE_XATTR:
             return await trio.to_thread.run_sync(self._where, key, file)
         if file is not None:

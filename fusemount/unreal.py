@@ -29,7 +29,7 @@ import trio
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from areas.files import TEMP_PREFIX, chunk_hash
+from areas.files import TEMP_PREFIX, blob_cache_directory, cached_share, chunk_hash
 from areas.index import (
     BadData,
     chunk_list_from_wire,
@@ -217,9 +217,9 @@ class Chunks:
     in threads)."""
 
     def __init__(self, home: Path | None = None, limit: int | None = None) -> None:
-        root = (home or settings.REALIZE_HOME) / "cache"
-        remove_chunk_files(root)
-        self.cache = BlobCache(root / "blobs", cache_limit() if limit is None else limit)
+        blobs = blob_cache_directory(home or settings.REALIZE_HOME)
+        remove_chunk_files(blobs.parent)
+        self.cache = BlobCache(blobs, cache_limit() if limit is None else limit)
         self._lists: dict[bytes, list[tuple[bytes, int, int]]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -252,9 +252,7 @@ class Chunks:
 
     def cached_share(self, file: UnrealFile) -> float:
         """How much of the file is in the cache."""
-        if file.size == 0:
-            return 1.0
-        return min(1.0, self.cache.held_bytes(file.blob) / file.size)
+        return cached_share(self.cache.held_bytes(file.blob), file.size)
 
     def known_list(self, blob: bytes) -> list[tuple[bytes, int, int]] | None:
         with self._lock:

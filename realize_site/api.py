@@ -9,19 +9,23 @@ each calls the domain functions the pages and the command line call.
 import datetime
 
 from django.contrib.auth.decorators import login_not_required, login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404
-from ninja import NinjaAPI, Schema, Status
+from ninja import NinjaAPI, P, Query, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
 from areas import lifecycle
 from areas.cli import areas_state
 from areas.events import run_row
+from areas.files.paths import BadPath
+from areas.listing import PAGE, NoSuchDirectory, list_directory
 from areas.models import Area, Conflict, ConsensusRun
 from areas.pull import start_consensus
 from areas.register import AreaError
 from peers.client import PeerdUnavailable, ask_peerd
 from peers.models import LocalPeer, Peer
 from peers.wire import ProtocolError, RemoteError
+from realize_site.lib import name_problem
 from realize_site.models import ApiToken
 
 PEERD_TIMEOUT = 5.0
@@ -142,12 +146,43 @@ class ErrorOut(Schema):
     detail: str
 
 
+class DirectoryOut(Schema):
+    name: str
+    path: str
+    files: int
+    size: int
+
+
+class FileOut(Schema):
+    name: str
+    path: str
+    size: int
+    mtime: datetime.datetime
+    mode: int
+    state: str
+    status: str
+    cached: float | None
+    conflict_id: int | None
+
+
+class FilesOut(Schema):
+    area: str
+    path: str
+    offset: int
+    limit: int
+    total: int
+    directories: list[DirectoryOut]
+    files: list[FileOut]
+
+
 def _run(run: ConsensusRun) -> RunOut:
     """As the websocket's consensus.run event gives it (areas.events.run_row)."""
     return RunOut(**run_row(run))
 
 
 def _area(name: str) -> Area:
+    if name_problem(name, "area"):  # a name with NUL would fail in the database
+        raise Http404("No such area")
     return get_object_or_404(Area, name=name)
 
 
@@ -224,6 +259,37 @@ def pause(request, name: str):
 @api.post("/areas/{name}/resume", response={200: AreaOut, 404: ErrorOut}, summary="Resume it")
 def resume(request, name: str):
     return _state(lifecycle.resume(_area(name).name).name)
+
+
+@api.get(
+    "/areas/{name}/files",
+    response={200: FilesOut, 400: ErrorOut, 404: ErrorOut},
+    summary="A directory of an area: its directories, then its files with their state",
+    description="`path`: the directory (none: the area's root). Directories come first, "
+    "each with the count and size of the files under it, then files; each by name, "
+    "`limit` entries from `offset` of `total`. A file's `state` is real (on this disk), "
+    "unreal (its content on other peers; `cached`: the share in this peer's cache) or "
+    "conflict (`conflict_id`: the open conflict it is a side of).",
+)
+def files(
+    request,
+    name: str,
+    path: str = "",
+    offset: Query[int, P(ge=0, le=2**31)] = 0,
+    limit: Query[int, P(ge=1, le=1000)] = PAGE,
+):
+    found = _area(name)
+    try:
+        listing = list_directory(found, path, offset, limit)
+    except BadPath as exc:
+        return Status(400, {"detail": f"not a path of an area: {exc}"})
+    except NoSuchDirectory as exc:
+        return Status(404, {"detail": str(exc)})
+    return FilesOut(
+        area=found.name, path=listing.directory, offset=listing.offset, limit=listing.limit,
+        total=listing.total, directories=[DirectoryOut(**vars(d)) for d in listing.directories],
+        files=[FileOut(**vars(f), status=f.status) for f in listing.files],
+    )  # fmt: skip
 
 
 @api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut}, summary="A consensus run")

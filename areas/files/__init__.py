@@ -1,5 +1,16 @@
-"""Files on disk, no database: chunking, hashing, staged files, durability, system calls."""
+"""Files on disk, no database: chunking, hashing, staged files, durability, system calls,
+the layout of the mount's cache."""
 
+from areas.files.cachefiles import (
+    HELD_SUFFIX,
+    RANGE,
+    blob_cache_directory,
+    blob_file,
+    cached_share,
+    held_bytes,
+    held_file,
+    read_held,
+)
 from areas.files.chunking import (
     MAX_SIZE,
     MIN_SIZE,
@@ -34,11 +45,16 @@ __all__ = [
     "ChunkRef",
     "CorruptContent",
     "DiskChanged",
+    "HELD_SUFFIX",
     "Hashed",
     "MAX_SIZE",
     "MIN_SIZE",
+    "RANGE",
     "Staged",
     "TEMP_PREFIX",
+    "blob_cache_directory",
+    "blob_file",
+    "cached_share",
     "check_disk",
     "check_relative_path",
     "chunk_hash",
@@ -47,8 +63,11 @@ __all__ = [
     "create_staged",
     "expose",
     "hash_bytes",
+    "held_bytes",
+    "held_file",
     "is_ignored",
     "make_directories",
+    "read_held",
     "remove_empty_parents",
     "seal_staged",
     "single_chunk",

@@ -112,7 +112,10 @@ def test_add_an_area_in_the_browser(alpha, tmp_path):
         assert "does not exist" in page.locator("[role=alert]").inner_text()
         assert page.locator("tr[data-area]").count() == 0
 
-        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "photos" / "2024").mkdir(parents=True)
+        for name, size in [("notes.txt", 1500), ("photos/cover.jpg", 90_000),
+                           ("photos/2024/beach.jpg", 2_500_000)]:  # fmt: skip
+            (tmp_path / "docs" / name).write_bytes(os.urandom(size))
         page.fill("input[name=path]", str(tmp_path / "docs"))
         page.click("text=Add area")
         assert "Added area docs" in page.locator(".messages").inner_text()
@@ -139,6 +142,22 @@ def test_add_an_area_in_the_browser(alpha, tmp_path):
         assert "paused" in alpha.run("area", "list").stdout
         page.click("text=Resume syncing")
         assert "Resumed area docs" in page.locator(".messages").inner_text()
+
+        # Its files, once indexed: a directory at a time, with a breadcrumb back.
+        page.click("text=Browse the files")
+        wait_for(
+            lambda: page.reload() and page.locator("tr[data-file='notes.txt']").count(),
+            "the area's files indexed",
+        )
+        assert "real" in page.locator("tr[data-file='notes.txt']").inner_text()
+        assert "2 files" in page.locator("tr[data-directory=photos]").inner_text()
+        screenshots(page, "files", tmp_path)
+        page.click("tr[data-directory=photos] >> a")
+        page.click("tr[data-directory='2024'] >> a")
+        assert "beach.jpg" in page.locator("table.files").inner_text()
+        page.locator("nav.breadcrumb").get_by_role("link", name="docs").click()
+        page.wait_for_selector("tr[data-file='notes.txt']")
+        page.click("text=area page")
         page.click("text=Remove this area")
         screenshots(page, "area-remove", tmp_path)
         page.click("button:has-text('Remove area docs')")

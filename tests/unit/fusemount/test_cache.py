@@ -2,6 +2,7 @@
 least recently used blobs going first, never one open now; ranges from an earlier run
 checked before they are trusted."""
 
+from areas.files import cached_share, held_bytes
 from fusemount.blobcache import BlobCache
 from fusemount.unreal import Chunks, UnrealFile, cache_limit
 
@@ -83,3 +84,25 @@ def test_the_limit_comes_from_the_environment(monkeypatch):
     assert cache_limit() == 5 * 1024 * 1024
     monkeypatch.setenv("REALIZE_CACHE_MB", "lots")
     assert cache_limit() == 10 * 1024 * 1024 * 1024
+
+
+def test_another_process_reads_what_the_cache_holds_from_its_files(tmp_path):
+    """The web pages show how much of an Unreal file is cached: from the files the mount's
+    cache writes as it goes, without opening the cache."""
+    cache = BlobCache(tmp_path, limit=10_000)
+    cache.write(h(5), 0, b"a" * 1000)
+    cache.write(h(5), 3000, b"b" * 500)
+    cache.write(h(5), 0, b"a" * 1000)  # held already: not counted twice
+    assert held_bytes(tmp_path, h(5)) == cache.held_bytes(h(5)) == 1500
+    assert held_bytes(tmp_path, h(6)) == 0  # nothing of it
+    cache._path(h(5)).write_bytes(b"a" * 1000)  # as after a crash: the second range lost
+    assert held_bytes(tmp_path, h(5)) == 1000
+
+
+def test_the_share_cached():
+    assert [cached_share(held, size) for held, size in [(0, 10), (4, 10), (12, 10), (0, 0)]] == [
+        0.0,
+        0.4,
+        1.0,
+        1.0,
+    ]
