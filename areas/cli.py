@@ -6,7 +6,7 @@ import json
 import os
 from typing import TextIO
 
-from areas import lifecycle
+from areas import lifecycle, status
 from areas.forms import directory_problem
 from areas.models import Area, ConsensusRun
 from areas.pull import consensus_now
@@ -118,7 +118,10 @@ def run_consensus_now(options: dict, out: TextIO) -> None:
 
 
 def areas_state() -> list[dict]:
-    """Each area, with the failures that stand: per peer, the last run's error if it failed."""
+    """Each area, with its state and the failures that stand: per peer, the last run's
+    error if it failed."""
+    areas = list(Area.objects.with_counts())
+    states = status.states(areas, status.connected_peers())
     failing: dict[int, list[dict]] = {}
     for run in ConsensusRun.objects.failing():
         when = run.finished_at or run.started_at or run.requested_at
@@ -131,11 +134,13 @@ def areas_state() -> list[dict]:
             "path": area.path,
             "mode": area.mode,
             "paused": area.paused,
+            "state": str(states[area.pk]),
+            "state_detail": states[area.pk].detail,
             "files": area.files,
             "open_conflicts": area.open_conflicts,
             "failing": failing.get(area.pk, []),
         }
-        for area in Area.objects.with_counts()
+        for area in areas
     ]
 
 
@@ -154,7 +159,10 @@ def run_status(options: dict, out: TextIO) -> None:
     areas = areas_state()
     out.write(f"Areas: {len(areas)}\n")
     for area in areas:
-        out.write(f"  {area['name']}  {area['path']}  ({area['mode']}, {area['files']} files)\n")
+        out.write(
+            f"  {area['name']}  {area['path']}  ({area['mode']}, {area['files']} files)"
+            f"  {area['state']}{': ' + area['state_detail'] if area['state_detail'] else ''}\n"
+        )
         for failure in area["failing"]:
             out.write(
                 f"    last run with {failure['peer']} failed at {failure['at']}: "

@@ -105,3 +105,9 @@ def run_row(run) -> RunRow:
 def run_changed(row: RunRow) -> None:
     """Send the run to open dashboards once the current transaction commits."""
     transaction.on_commit(lambda: send_to_dashboards(RunChanged(type="consensus.run", run=row)))
+
+
+def history_changed(area_name: str) -> None:
+    """Tell open pages that the area's recent changes moved on, once committed."""
+    message = {"type": "areas.history", "area": area_name}
+    transaction.on_commit(lambda: send_to_dashboards(message))

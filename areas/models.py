@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from areas import events, windows
-from peers.models import Peer
+from peers.models import LocalPeer, Peer
 from realize_site.lib import first_line
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,20 @@ class Area(models.Model):
         return not self.paused and windows.any_open(
             self.consensus_windows(), now or timezone.now()
         )
+
+    def recent_changes(self, limit: int = 100) -> list["HistoryEvent"]:
+        """The latest changes, made here or applied from a peer, each with `by`: the name
+        of the peer it was made on."""
+        changes = list(self.history.order_by("-seq")[:limit])
+        keys = {bytes(c.origin) for c in changes}
+        names = {bytes(k): n for k, n in Peer.objects.filter(public_key__in=keys)
+                 .values_list("public_key", "name")}  # fmt: skip
+        local = LocalPeer.get()
+        if local is not None:
+            names[bytes(local.public_key)] = f"{local.name} (this peer)"
+        for change in changes:
+            change.by = names.get(bytes(change.origin), "a former peer")
+        return changes
 
     def unresolved_conflicts(self, limit: int = 200) -> list["Conflict"]:
         return list(self.conflicts.filter(resolved_at=None).order_by("-created_at")[:limit])

@@ -1,7 +1,9 @@
 """An area's state as a person reads it, from what is known of it: one pure rule."""
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class State(StrEnum):
@@ -56,3 +58,50 @@ def area_state(facts: Facts) -> AreaState:
     if facts.connected == 0:
         return AreaState(State.WAITING, "no peer sharing it is connected")
     return AreaState(State.UP_TO_DATE)
+
+
+@dataclass
+class Folded:
+    """Runs in a row that exchanged nothing, shown as one line."""
+
+    runs: list[Any] = field(default_factory=list)
+    folded = True
+
+    @property
+    def newest(self):
+        return self.runs[0]
+
+    @property
+    def oldest(self):
+        return self.runs[-1]
+
+
+def is_idle(run) -> bool:
+    """A run that ended well having moved nothing either way."""
+    return (
+        run.status == "done"
+        and not (run.files_in or run.files_out or run.conflicts or run.error)
+    )
+
+
+def fold_idle(runs: Iterable[Any], least: int = 2) -> list[Any]:
+    """The runs (newest first), with each stretch of at least `least` idle ones in a row
+    folded into one Folded."""
+    shown: list[Any] = []
+    stretch: list[Any] = []
+
+    def close() -> None:
+        if len(stretch) >= least:
+            shown.append(Folded(list(stretch)))
+        else:
+            shown.extend(stretch)
+        stretch.clear()
+
+    for run in runs:
+        if is_idle(run):
+            stretch.append(run)
+            continue
+        close()
+        shown.append(run)
+    close()
+    return shown

@@ -14,6 +14,7 @@ from areas.listing import PAGE, NoSuchDirectory, list_directory
 from areas.models import Area, Conflict, ConsensusRun
 from areas.pull import start_consensus
 from areas.register import AreaError, add_area
+from areas.states import fold_idle
 from peers.client import PeerdUnavailable
 from peers.wire import ProtocolError, RemoteError
 from realize_site.lib import name_problem
@@ -70,7 +71,8 @@ def area_page(
             "state": status.states([area], connected)[area.pk],
             "progress_text": running.progress_text() if running else "",
             "needed": status.needed(area, connected),
-            "runs": ConsensusRun.objects.recent(area, limit=50),
+            "changes": area.recent_changes(),
+            "runs": fold_idle(ConsensusRun.objects.recent(area, limit=200))[:50],
             "failures": ConsensusRun.objects.failing(area),
             "conflicts": area.unresolved_conflicts(),
             "settings_form": form,

@@ -15,6 +15,7 @@ from ninja import NinjaAPI, P, Query, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
 from areas import lifecycle
+from areas import status as area_status
 from areas.cli import areas_state
 from areas.events import run_row
 from areas.files.paths import BadPath
@@ -76,6 +77,7 @@ class PeerOut(Schema):
     name: str
     peer_id: str
     address: str
+    paused: bool
     connected_since: str | None = None
     connected_at: str | None = None
     last_seen: str | None = None
@@ -92,9 +94,17 @@ class AreaOut(Schema):
     path: str
     mode: str
     paused: bool
+    state: str
+    state_detail: str
     files: int
     open_conflicts: int
     failing: list[FailureOut]
+
+
+class ProgressOut(Schema):
+    percent: int
+    rate: float
+    seconds_left: int | None
 
 
 class RunOut(Schema):
@@ -112,6 +122,9 @@ class RunOut(Schema):
     bytes_out: int
     conflicts: int
     error: str
+    files_total: int | None
+    bytes_total: int | None
+    progress: ProgressOut | None
 
 
 class ConflictOut(Schema):
@@ -128,12 +141,32 @@ class WindowOut(Schema):
     next_start: datetime.datetime | None
 
 
+class NeededOut(Schema):
+    peer: str
+    items: int
+    bytes: int
+    paths: list[tuple[str, str, int]]
+
+
+class ChangeOut(Schema):
+    seq: int
+    kind: str
+    path: str
+    old_path: str
+    size: int
+    by: str
+    at: datetime.datetime
+
+
 class AreaDetailOut(Schema):
     area: AreaOut
     rest_seconds: int
+    shared_with: list[str]
     windows: list[WindowOut]
     runs: list[RunOut]
     conflicts: list[ConflictOut]
+    needed: list[NeededOut]
+    changes: list[ChangeOut]
 
 
 class StatusOut(Schema):
@@ -200,7 +233,7 @@ def status(request):
         state = connections.get(peer.name, {})
         peers.append(
             PeerOut(
-                name=peer.name, peer_id=peer.peer_id, address=peer.address,
+                name=peer.name, peer_id=peer.peer_id, address=peer.address, paused=peer.paused,
                 connected_since=_iso(state.get("since")), connected_at=state.get("address"),
                 last_seen=_iso(state.get("last_seen")),
             )  # fmt: skip
@@ -224,6 +257,13 @@ def area(request, name: str):
     return AreaDetailOut(
         area=_state(found.name),
         rest_seconds=found.rest_seconds,
+        shared_with=[peer.name for peer, shared in found.sharing() if shared],
+        needed=[vars(n) for n in area_status.needed(found, area_status.connected_peers())],
+        changes=[
+            ChangeOut(seq=c.seq, kind=c.kind, path=c.path, old_path=c.old_path, size=c.size,
+                      by=c.by, at=c.created_at)  # fmt: skip
+            for c in found.recent_changes()
+        ],
         windows=[WindowOut(id=w.pk, describe=w.describe(), next_start=w.next_start())
                  for w in found.windows.select_related("task")],  # fmt: skip
         runs=[_run(r) for r in ConsensusRun.objects.recent(found, limit=50)],

@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from areas.models import ConsensusRun
+from areas.states import fold_idle
 from peers.events import household_snapshot
 from peers.forms import AddPeerForm
 from peers.models import LocalPeer
@@ -18,7 +19,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "household": household_snapshot(),
             "local": LocalPeer.get(),
             "add_form": AddPeerForm(),
-            "runs": ConsensusRun.objects.recent(limit=20),
+            "runs": fold_idle(ConsensusRun.objects.recent(limit=100))[:20],
             "connections": connections_now(),
         },
     )

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from areas import events
 from areas.index.sql import copy_rows, execute, rows
 from areas.index.versions import (
     NO_STAMP,
@@ -108,6 +109,7 @@ def append(area: Area, changes: list[Change], local_key: bytes) -> None:
         copy_rows(HistoryEvent, EVENT_FIELDS, records)
         area.history_seq = last
         Conflict.objects.settle(area, changes, now)
+        events.history_changed(area.name)
 
 
 @dataclass
@@ -193,14 +195,20 @@ def floor(area: Area) -> int:
     return (lowest - 1) if lowest is not None else area.history_seq
 
 
+# The latest events of each area are kept even once every peer has them: the area's feed
+# of recent changes (Area.recent_changes).
+FEED_KEEP = 500
+
+
 def trim(area: Area) -> int:
-    """Delete the events that every peer sharing the area has applied. One it is kept from
-    is not waited for: shared again, it gets a snapshot, which carries every version and
-    tombstone."""
+    """Delete the events that every peer sharing the area has applied, but the latest
+    FEED_KEEP. One it is kept from is not waited for: shared again, it gets a snapshot,
+    which carries every version and tombstone."""
     acks = list(
         PeerArea.objects.filter(area=area, excluded=False).values_list("acked_seq", flat=True)
     )
     if not acks:
         return 0
-    deleted, _ = HistoryEvent.objects.filter(area=area, seq__lte=min(acks)).delete()
+    below = min(min(acks), area.history_seq - FEED_KEEP)
+    deleted, _ = HistoryEvent.objects.filter(area=area, seq__lte=below).delete()
     return deleted

@@ -137,7 +137,7 @@ def test_add_an_area_in_the_browser(alpha, tmp_path):
         page.click("text=Save")
         assert "90 s after a change" in page.locator(".messages").inner_text()
         page.click("text=Pause syncing")
-        assert "paused" in page.locator("[data-state]").inner_text()
+        assert "Paused" in page.locator("[data-area-state=docs]").inner_text()
         screenshots(page, "area", tmp_path)
         assert "paused" in alpha.run("area", "list").stdout
         page.click("text=Resume syncing")

@@ -37,7 +37,9 @@ async def test_peer_added_through_the_cli_reaches_the_dashboard():
 
     event = await dashboard.receive_json_from(timeout=30)
     assert event["type"] == "household.changed"
-    assert event["peers"] == [{"name": "beta", "peer_id": the_id, "address": "127.0.0.1:7002"}]
+    assert event["peers"] == [
+        {"name": "beta", "peer_id": the_id, "address": "127.0.0.1:7002", "paused": False}
+    ]
 
     await run_cli("peer", "remove", "beta")
     event = await dashboard.receive_json_from(timeout=30)

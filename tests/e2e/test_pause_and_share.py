@@ -85,6 +85,14 @@ def test_the_area_page_lists_what_is_still_to_take_and_runs_record_progress(pair
         a.consensus(b)
         page.goto(f"{a.url}/areas/docs/")
         assert page.locator("#needed").count() == 0
+        changes = page.locator("table[data-live=changes]").inner_text()
+        assert "sub/two.txt" in changes and "beta" in changes
+        # A change made here later shows in the feed without a reload.
+        page.evaluate("window.notReloaded = true")
+        (a.dir / "mine.txt").write_text("mine")
+        page.wait_for_selector("table[data-live=changes] >> text=mine.txt", timeout=60_000)
+        assert "alpha (this peer)" in page.locator("table[data-live=changes]").inner_text()
+        assert page.evaluate("window.notReloaded") is True
     # The pull knew what it had to take, and recorded it on its run as it went.
     assert a.sql(
         "SELECT files_in, files_total, bytes_total FROM areas_consensusrun"

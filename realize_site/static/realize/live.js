@@ -258,11 +258,19 @@
     "household.changed": (m) => { paintLocal(m.local); paintPeers(m.peers); paintStrangers(m.strangers); },
     "appliance.heartbeat": (m) => paintHeartbeat(m.worker_seen_at),
     "consensus.run": (m) => {
-      paintRun(m.run);
       paintAreaState(m.run);
-      if (m.run.status !== "running" || !m.run.progress) refreshAreas();  // not each second
+      if (m.run.status === "running" && m.run.progress) { paintRun(m.run); return; }  // each second
+      paintRun(m.run);
+      // An ended run may fold into the idle ones before it: the server says how.
+      refreshTables(m.run.finished_at ? 'table[data-live="areas"], table[data-live="area-state"], table[data-live="runs"]' :
+        'table[data-live="areas"], table[data-live="area-state"]');
     },
     "areas.changed": () => refreshAreas(),
+    "areas.history": (m) => {
+      if (document.querySelector('table[data-live="changes"][data-area="' + CSS.escape(m.area) + '"]')) {
+        refreshTables('table[data-live="changes"]');
+      }
+    },
     "peers.connections": (m) => onConnections(m),
   };
 

@@ -132,10 +132,11 @@ def test_an_area_kept_from_a_peer_is_not_offered_to_it_nor_synced(docs, home):
 
 
 @pytest.mark.django_db
-def test_history_is_trimmed_without_waiting_for_a_peer_it_is_kept_from(docs, home):
+def test_history_is_trimmed_without_waiting_for_a_peer_it_is_kept_from(docs, home, monkeypatch):
     from areas.index import history
     from areas.models import PeerArea
 
+    monkeypatch.setattr(history, "FEED_KEEP", 0)
     beta, gamma = member("beta"), member("gamma")
     HistoryEvent.objects.bulk_create(
         HistoryEvent(area=docs, seq=seq, kind="create", path=f"f{seq}", origin_seq=seq)
@@ -143,6 +144,7 @@ def test_history_is_trimmed_without_waiting_for_a_peer_it_is_kept_from(docs, hom
     )
     PeerArea.objects.create(peer=beta, area=docs, acked_seq=0)
     PeerArea.objects.create(peer=gamma, area=docs, acked_seq=2)
+    docs.history_seq = 3
     assert history.trim(docs) == 0
     lifecycle.set_sharing("docs", {"beta": False})
     assert history.trim(docs) == 2

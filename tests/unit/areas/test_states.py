@@ -4,7 +4,7 @@
 import pytest
 
 from areas.events import progress, progress_text
-from areas.states import AreaState, Facts, State, area_state
+from areas.states import AreaState, Facts, Folded, State, area_state, fold_idle
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,32 @@ def test_progress_as_a_page_says_it():
         "3 of 7 files, 12.0\xa0MB of 30.0\xa0MB, 6.0\xa0MB/s, 3 s left"
     )
     assert progress_text(1, 4, 0, 0, progress(1, 4, 0, 0, 1.0)) == "1 of 4 files"
+
+
+class Run:
+    def __init__(self, name, status="done", files_in=0, files_out=0, conflicts=0, error=""):
+        self.name, self.status, self.error = name, status, error
+        self.files_in, self.files_out, self.conflicts = files_in, files_out, conflicts
+
+
+def _shown(items) -> list:
+    return [[r.name for r in i.runs] if isinstance(i, Folded) else i.name for i in items]
+
+
+@pytest.mark.parametrize(
+    ("runs", "shown"),
+    [
+        ([], []),
+        ([Run("a")], ["a"]),  # one alone stays as it is
+        ([Run("a"), Run("b"), Run("c")], [["a", "b", "c"]]),
+        ([Run("a", files_in=1), Run("b"), Run("c"), Run("d", files_out=2)], ["a", ["b", "c"], "d"]),
+        (
+            [Run("a"), Run("b", status="failed", error="x"), Run("c"), Run("d")],
+            ["a", "b", ["c", "d"]],
+        ),
+        ([Run("a", status="running"), Run("b"), Run("c", conflicts=1)], ["a", "b", "c"]),
+        ([Run("a", status="done", error="one file could not"), Run("b")], ["a", "b"]),
+    ],
+)
+def test_idle_runs_in_a_row_are_folded(runs, shown):
+    assert _shown(fold_idle(runs)) == shown

@@ -18,7 +18,7 @@ def beta():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_whose_end_cannot_be_recorded_at_first_still_ends(docs, beta, monkeypatch):
-    def pull(area, peer, remote):
+    def pull(area, peer, remote, run=None):
         raise OSError("the connection to beta is lost")
 
     real_finish, calls = ConsensusRun.finish, []
