@@ -250,7 +250,7 @@
   function paintHeartbeat(iso) {
     document.querySelectorAll('[data-live="worker-seen"]').forEach((node) => {
       node.dataset.iso = iso;
-      node.textContent = "last seen just now (" + new Date(iso).toLocaleTimeString() + ")";
+      node.replaceChildren("last seen just now (", timeNode(iso), ")");
     });
   }
 
