@@ -19,6 +19,8 @@ from django.db import close_old_connections
 
 from areas.models import Area
 from fusemount.fs import Filesystem
+from peers.client import DIALLED
+from realize_site.sampling import Sampler
 
 log = logging.getLogger("realize.mount")
 
@@ -106,9 +108,13 @@ def serve(mountpoint: Path, out: TextIO) -> None:
         raise MountError(f"cannot mount at {mountpoint}: {exc}") from None
     out.write(f"mounted at {mountpoint}\n")
     out.flush()
+    # The cache's use and the data links' traffic, each minute, for the activity charts.
+    cache = fs.reader.chunks.cache
+    sampling = Sampler("mount").start(lambda: (DIALLED.totals(), (cache.size, cache.limit)))
     try:
         trio.run(_main, fs)
     finally:
+        sampling.set()
         pyfuse3.close(unmount=True)
     out.write(f"unmounted {mountpoint}\n")
     out.flush()

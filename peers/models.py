@@ -67,7 +67,14 @@ class Peer(models.Model):
             identity = load_identity()
         except IdentityMissing:
             return None
-        return Links(self.address, bytes(self.public_key), identity, LocalPeer.get().name, timeout)
+        return Links(
+            self.address,
+            bytes(self.public_key),
+            identity,
+            LocalPeer.get().name,
+            timeout,
+            peer=self.name,
+        )
 
 
 class Stranger(models.Model):

@@ -26,7 +26,8 @@ from areas.register import AreaError
 from peers.client import PeerdUnavailable, ask_peerd
 from peers.models import LocalPeer, Peer
 from peers.wire import ProtocolError, RemoteError
-from realize_site.lib import name_problem
+from realize_site.activity import activity as read_activity
+from realize_site.lib import charts, name_problem
 from realize_site.models import ApiToken
 
 PEERD_TIMEOUT = 5.0
@@ -208,6 +209,36 @@ class FilesOut(Schema):
     files: list[FileOut]
 
 
+class PointOut(Schema):
+    at: datetime.datetime  # the bucket's start; it lasts step_seconds
+    sent: float  # bytes per second, on average over the bucket
+    received: float
+    held: int | None  # the cache's bytes held at the bucket's last reading; None: no reading
+    limit: int | None
+
+
+class PeerPointOut(Schema):
+    at: datetime.datetime
+    sent: float
+    received: float
+
+
+class PeerActivityOut(Schema):
+    peer: str
+    sent: int  # bytes over the span
+    received: int
+    points: list[PeerPointOut]
+
+
+class ActivityOut(Schema):
+    span: str
+    start: datetime.datetime
+    end: datetime.datetime
+    step_seconds: int
+    points: list[PointOut]
+    peers: list[PeerActivityOut]
+
+
 def _run(run: ConsensusRun) -> RunOut:
     """As the websocket's consensus.run event gives it (areas.events.run_row)."""
     return RunOut(**run_row(run))
@@ -335,6 +366,35 @@ def files(
 @api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut}, summary="A consensus run")
 def run(request, run_id: int):
     return _run(get_object_or_404(ConsensusRun.objects.select_related("area"), pk=run_id))
+
+
+@api.get(
+    "/activity",
+    response={200: ActivityOut, 400: ErrorOut},
+    summary="Transfer throughput (all peers, and each) and cache use over the last hour, "
+    "day or week",
+)
+def activity(request, span: str = charts.DEFAULT_SPAN):
+    try:
+        found = read_activity(charts.parse_span(span))
+    except charts.BadSpan as exc:
+        return Status(400, {"detail": str(exc)})
+    starts = found.window.starts()
+    return ActivityOut(
+        span=found.span.name,
+        start=found.window.start,
+        end=found.window.end,
+        step_seconds=int(found.window.step.total_seconds()),
+        points=found.points,
+        peers=[
+            PeerActivityOut(
+                peer=p.peer, sent=p.sent, received=p.received,
+                points=[PeerPointOut(at=at, sent=sent, received=received)
+                        for at, (sent, received) in zip(starts, p.rates, strict=True)],
+            )  # fmt: skip
+            for p in found.peers
+        ],
+    )
 
 
 def _iso(epoch) -> str | None:

@@ -44,3 +44,37 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class SampleQuerySet(models.QuerySet):
+    def between(self, start, end) -> "SampleQuerySet":
+        return self.filter(at__gt=start, at__lte=end).order_by("at")
+
+    def trim(self, before) -> int:
+        """Forget the samples taken before `before`: the table stays bounded."""
+        deleted, _ = self.filter(at__lt=before).delete()
+        return deleted
+
+
+class TrafficSample(models.Model):
+    """The bytes one process moved with a peer in the interval (about a minute) that ended at
+    `at`, as written by realize_site.sampling: peerd for its connections and the data links
+    it serves, the worker and the mount for the data links they dial. Intervals that moved
+    nothing leave no row."""
+
+    at = models.DateTimeField(db_index=True)
+    peer = models.CharField(max_length=64)
+    sent = models.BigIntegerField()
+    received = models.BigIntegerField()
+
+    objects = SampleQuerySet.as_manager()
+
+
+class CacheSample(models.Model):
+    """The mount's cache of Unreal content at `at`: bytes held, and its bound."""
+
+    at = models.DateTimeField(db_index=True)
+    held = models.BigIntegerField()
+    limit = models.BigIntegerField()
+
+    objects = SampleQuerySet.as_manager()

@@ -1,15 +1,21 @@
 """`realize serve`: peerd assembled, the one place peers.daemon meets areas.serve."""
 
 import asyncio
+import logging
 import signal
+import time
 from typing import TextIO
 
 from areas.files import hashing
 from areas.serve import AreaService
-from peers.daemon import PeerDaemon
+from peers.client import DIALLED
+from peers.daemon import PeerDaemon, db
 from peers.identity import load_identity
 from peers.models import LocalPeer
 from realize_site.lib import collector
+from realize_site.sampling import Sampler, combined, until_next
+
+log = logging.getLogger("peerd")
 
 
 def register(commands) -> None:
@@ -33,11 +39,32 @@ def serve() -> None:
     collector.settle()
     signal.signal(signal.SIGTERM, _interrupted)
     try:
-        asyncio.run(daemon.run())
+        asyncio.run(_run(daemon))
     except KeyboardInterrupt:
         pass
     finally:
         hashing.stop_processes()
+
+
+async def _run(daemon: PeerDaemon) -> None:
+    sampling = asyncio.create_task(_sample_traffic(daemon))
+    try:
+        await daemon.run()
+    finally:
+        sampling.cancel()
+
+
+async def _sample_traffic(daemon: PeerDaemon) -> None:
+    """Each minute, peerd's bytes with each peer, written in a thread (realize_site.sampling)."""
+    sampler = Sampler("peerd")
+    while True:
+        await asyncio.sleep(until_next(time.time()))
+        try:
+            traffic = await daemon.local_request({"op": "traffic"})
+            totals = {peer: (t["sent"], t["received"]) for peer, t in traffic.items()}
+            await db(sampler.record, combined(totals, DIALLED.totals()))
+        except Exception:
+            log.exception("could not take a sample of the traffic")
 
 
 def _interrupted(signum: int, frame: object) -> None:

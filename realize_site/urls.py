@@ -20,6 +20,7 @@ urlpatterns = [
     ),
     path("peers/", include("peers.urls")),
     path("areas/", include("areas.urls")),
+    path("activity/", views.activity, name="activity"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls()),
     path("api/tokens/", views.api_tokens, name="api_tokens"),

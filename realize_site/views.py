@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from areas.models import ConsensusRun
 from areas.states import fold_idle
@@ -8,6 +9,8 @@ from peers.events import household_snapshot
 from peers.forms import AddPeerForm
 from peers.models import LocalPeer
 from peers.views import connections_now
+from realize_site import activity as activities
+from realize_site.lib import charts
 from realize_site.models import ApiToken
 
 
@@ -40,3 +43,26 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         _, made = ApiToken.objects.issue(request.user, name)
     tokens = ApiToken.objects.filter(user=request.user)
     return render(request, "api_tokens.html", {"tokens": tokens, "made": made})
+
+
+def activity(request: HttpRequest) -> HttpResponse:
+    """Charts of transfer throughput and cache use over the last hour, day or week."""
+    try:
+        span = charts.parse_span(request.GET.get("span"))
+    except charts.BadSpan as exc:
+        return render(request, "activity.html", {"spans": charts.SPANS, "error": exc}, status=400)
+    found = activities.activity(span)
+    tz = timezone.get_current_timezone()
+    return render(
+        request,
+        "activity.html",
+        {
+            "spans": charts.SPANS,
+            "activity": found,
+            "throughput": activities.throughput_chart(found, tz),
+            "throughput_summary": activities.throughput_summary(found),
+            "cache": activities.cache_chart(found, tz),
+            "cache_summary": activities.cache_summary(found),
+            "cache_read": any(found.cache),
+        },
+    )

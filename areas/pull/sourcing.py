@@ -195,7 +195,7 @@ class WindowContent:
         links = self.remote.links
         if links is None or not links.usable:
             return None
-        return (links.address, links.key, links.name, links.timeout)
+        return (links.address, links.key, links.name, links.timeout, links.peer)
 
     def _routed(
         self,

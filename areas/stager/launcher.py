@@ -14,6 +14,7 @@ import threading
 from concurrent.futures import Future
 
 from areas.files import Staged
+from peers.client import DIALLED
 from peers.wire import ProtocolError, pack, read_stream_frame
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class _Process:
             env=os.environ.copy(),
         )
         self.futures: dict[int, tuple[Future, str, str]] = {}  # id -> (future, tmp, full)
+        self.counted: dict[str, tuple[int, int]] = {}  # the stager's traffic, per peer
         self.alive = True
         self.lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, name="stager-replies", daemon=True)
@@ -46,11 +48,22 @@ class _Process:
         stream = self.proc.stdout
         try:
             while (reply := read_stream_frame(stream)) is not None:
-                self._settle(reply)
+                if "traffic" in reply:
+                    self._count(reply["traffic"])
+                else:
+                    self._settle(reply)
         except (OSError, ProtocolError, ValueError) as exc:
             log.warning("the stager's replies could not be read: %s", exc)
         finally:
             self._gone()
+
+    def _count(self, totals: dict) -> None:
+        """The stager's data link traffic (its totals, per peer), counted as this process's:
+        the worker's sampler writes it (realize_site.sampling)."""
+        for peer, (sent, received) in totals.items():
+            was_sent, was_received = self.counted.get(peer, (0, 0))
+            DIALLED.add(peer, sent - was_sent, received - was_received)
+            self.counted[peer] = (sent, received)
 
     def _settle(self, reply: dict) -> None:
         with self.lock:
@@ -105,7 +118,7 @@ class RemoteStaging:
         mtime_ns: int,
         mode: int,
     ) -> Future:
-        """Stage a blob fetched from `peer` (address, key, our name, timeout) at tmp.
+        """Stage a blob fetched from `peer` (address, key, our name, timeout, its name) at tmp.
 
         Its chunks are ChunkRefs, none of them here. A Future of (Staged, bytes received)."""
         future: Future = Future()
@@ -114,6 +127,7 @@ class RemoteStaging:
             "key": peer[1],
             "name": peer[2],
             "timeout": peer[3],
+            "peer": peer[4],
             "tmp": tmp,
             "blob": blob,
             "size": size,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import blake3
 
 from areas.files import content_writer, create_staged, seal_staged
-from peers.client import Link
+from peers.client import DIALLED, Link
 from peers.identity import load_identity
 from peers.wire import ProtocolError, RemoteError, pack, read_stream_frame
 
@@ -38,7 +38,7 @@ class JobFailed(Exception):
 @dataclass
 class Job:
     id: int
-    peer: tuple  # (address, key, our name, timeout)
+    peer: tuple  # (address, key, our name, timeout, its name)
     tmp: str
     blob: bytes
     size: int
@@ -160,7 +160,7 @@ class Stager:
                 self.ids += 1
                 ranges = [[job.blob, offset, length] for offset, length in job.batches[job.sent]]
                 request = {"id": self.ids, "op": "chunks", "args": {"ranges": ranges}}
-                link.sock.sendall(pack(request))
+                link.send(request)
             except (OSError, ProtocolError) as exc:
                 # Hand every pending file back to the worker: redialling for each could cost
                 # a handshake timeout each.
@@ -192,6 +192,9 @@ class Stager:
         except RemoteError as exc:
             self._fail(job, f"the peer could not send it: {exc}")
             return
+        finally:
+            # Counted as the worker's traffic: it is the worker's sampler that writes it.
+            self.reply({"traffic": DIALLED.totals()})
         job.answered += 1
         if job.error is None:
             try:
@@ -259,8 +262,8 @@ class Stager:
         if self.link is not None and self.link_for == peer and not self.link.closed:
             return self.link
         self._link_broke(None)
-        address, key, name, timeout = peer
-        self.link = Link.dial(address, key, load_identity(), name, timeout)
+        address, key, name, timeout, peer_name = peer
+        self.link = Link.dial(address, key, load_identity(), name, timeout, peer_name)
         self.link_for = peer
         return self.link
 
@@ -274,7 +277,7 @@ def _job(message: dict) -> Job:
     job = message["job"]
     return Job(
         id=job["id"],
-        peer=(job["address"], job["key"], job["name"], job["timeout"]),
+        peer=(job["address"], job["key"], job["name"], job["timeout"], job["peer"]),
         tmp=job["tmp"],
         blob=job["blob"],
         size=job["size"],

@@ -3,8 +3,10 @@
 from peers.client.links import Link, LinkFailed, Links
 from peers.client.peerd import PeerdClient, PeerdUnavailable, ask_peerd
 from peers.client.remote import Remote, RemotePeer
+from peers.client.traffic import DIALLED, TrafficCounter
 
 __all__ = [
+    "DIALLED",
     "Link",
     "LinkFailed",
     "Links",
@@ -13,4 +15,5 @@ __all__ = [
     "Remote",
     "ask_peerd",
     "RemotePeer",
+    "TrafficCounter",
 ]

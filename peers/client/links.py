@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from peers.client.traffic import DIALLED
 from peers.identity import Identity, parse_address, tls
 from peers.wire import (
     DATA_WORD,
@@ -46,10 +47,13 @@ class LinkFailed(ConnectionError):
 
 
 class Link:
-    """One blocking TLS connection to a peer (not thread-safe: one user at a time)."""
+    """One blocking TLS connection to a peer (not thread-safe: one user at a time).
 
-    def __init__(self, sock: socket.socket):
+    Its bytes each way are added to the process's DIALLED counter, under the peer's name."""
+
+    def __init__(self, sock: socket.socket, peer: str = ""):
         self.sock = sock
+        self.peer = peer
         self.used_at = time.monotonic()
         self.bytes_received = 0
         self._ids = 0
@@ -57,7 +61,7 @@ class Link:
 
     @classmethod
     def dial(
-        cls, address: str, key: bytes, identity: Identity, name: str, timeout: float
+        cls, address: str, key: bytes, identity: Identity, name: str, timeout: float, peer: str = ""
     ) -> "Link":
         host, port = parse_address(address)
         try:
@@ -74,11 +78,11 @@ class Link:
         except (OSError, ProtocolError) as exc:
             raw.close()
             raise LinkFailed(f"cannot connect to {address}: {exc}") from None
-        link = cls(sock)
+        link = cls(sock, peer)
         try:
             if tls.peer_key(sock) != key:
                 raise ProtocolError(f"{address} answered with another key")
-            sock.sendall(pack(hello(name, role="data")))
+            link.send(hello(name, role="data"))
             check_hello(link.receive())
         except (OSError, ProtocolError) as exc:
             link.close()
@@ -86,9 +90,15 @@ class Link:
         sock.settimeout(timeout)
         return link
 
+    def send(self, message: dict) -> None:
+        data = pack(message)
+        self.sock.sendall(data)
+        DIALLED.add(self.peer, sent=len(data))
+
     def receive(self) -> dict:
         data = recv_frame(self.sock, self._buffers)
         self.bytes_received += HEADER.size + len(data)
+        DIALLED.add(self.peer, received=HEADER.size + len(data))
         return unpack(data)
 
     def pipeline(self, op: str, arg_list: Iterable[dict], depth: int) -> Iterator[Any]:
@@ -103,7 +113,7 @@ class Link:
             args = next(todo, None)
             if args is not None:
                 self._ids += 1
-                self.sock.sendall(pack({"id": self._ids, "op": op, "args": args}))
+                self.send({"id": self._ids, "op": op, "args": args})
                 waiting.append(self._ids)
 
         try:
@@ -146,8 +156,17 @@ class Links:
     fails, `usable` turns false for the run and callers go through peerd.
     """
 
-    def __init__(self, address: str, key: bytes, identity: Identity, name: str, timeout: float):
+    def __init__(
+        self,
+        address: str,
+        key: bytes,
+        identity: Identity,
+        name: str,
+        timeout: float,
+        peer: str = "",
+    ):
         self.address, self.key, self.identity, self.name = address, key, identity, name
+        self.peer = peer  # its name in the household, to count its traffic under
         self.timeout = timeout
         self.usable = True
         self.bytes_received = 0
@@ -164,7 +183,9 @@ class Links:
                     return link
                 link.close()
         try:
-            link = Link.dial(self.address, self.key, self.identity, self.name, self.timeout)
+            link = Link.dial(
+                self.address, self.key, self.identity, self.name, self.timeout, self.peer
+            )
         except LinkFailed as exc:
             if not self._dialled:
                 self.usable = False

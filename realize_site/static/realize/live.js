@@ -110,8 +110,12 @@
     return el("time", { datetime: iso }, [localTime(iso)]);
   }
 
+  // A chart's time labels show a part of it: the time ("14:20") or the date.
   function localizeTimes(root) {
-    root.querySelectorAll("time[datetime]").forEach((node) => { node.textContent = localTime(node.getAttribute("datetime")); });
+    root.querySelectorAll("time[datetime]").forEach((node) => {
+      const full = localTime(node.getAttribute("datetime")), part = node.dataset.part;
+      node.textContent = part === "time" ? full.slice(11, 16) : part === "date" ? full.slice(0, 10) : full;
+    });
   }
 
   // As Django's filesizeformat.
@@ -247,6 +251,26 @@
   }
   const refreshAreas = () => refreshTables('table[data-live="areas"], table[data-live="area-state"]');
 
+  // The activity charts are drawn by the server from its samples, taken each minute: fetch
+  // the page again each minute (and after a reconnect) and take its charts.
+  const CHARTS_EVERY = 60000;
+  function refreshCharts() {
+    const charts = document.querySelector('[data-live="activity"]');
+    if (!charts) return;
+    fetch(location.href, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : ""))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-live="activity"]');
+        if (!fresh) return;
+        const open = Array.from(charts.querySelectorAll("details"), (d) => d.open);
+        fresh.querySelectorAll("details").forEach((d, i) => { d.open = Boolean(open[i]); });
+        localizeTimes(fresh);
+        charts.replaceWith(document.importNode(fresh, true));
+      })
+      .catch(() => {});
+  }
+  if (document.querySelector('[data-live="activity"]')) setInterval(refreshCharts, CHARTS_EVERY);
+
   function paintHeartbeat(iso) {
     document.querySelectorAll('[data-live="worker-seen"]').forEach((node) => {
       node.dataset.iso = iso;
@@ -283,7 +307,7 @@
     const socket = new WebSocket(scheme + location.host + "/ws/dashboard/");
     socket.onopen = () => {
       delay = 1000; state.textContent = "live"; state.classList.add("live");
-      if (connected) refreshTables("table[data-live]");  // a reconnect: catch up
+      if (connected) { refreshTables("table[data-live]"); refreshCharts(); }  // a reconnect: catch up
       connected = true;
     };
     socket.onmessage = (e) => {

@@ -13,10 +13,10 @@ import pytest
 from areas.files import ChunkRef, Staged
 from areas.pull import sourcing
 from areas.stager import NotStaged, process
-from peers.wire import HEADER, unpack
+from peers.wire import HEADER, pack, unpack
 
 MiB = 1024 * 1024
-PEER = ("127.0.0.1:1", b"k" * 32, "beta", 5.0)
+PEER = ("127.0.0.1:1", b"k" * 32, "beta", 5.0, "alpha")
 
 
 class FakeLink:
@@ -31,6 +31,9 @@ class FakeLink:
 
     def sendall(self, data: bytes) -> None:
         self.requests.append(unpack(memoryview(data)[HEADER.size :]))
+
+    def send(self, message: dict) -> None:
+        self.sendall(pack(message))
 
     def receive(self) -> dict:
         request = self.requests.pop(0)
@@ -52,6 +55,7 @@ def job(tmp_path, content: bytes, n: int = 1, chunk: int = 64 * 1024) -> dict:
             "key": PEER[1],
             "name": PEER[2],
             "timeout": PEER[3],
+            "peer": PEER[4],
             "tmp": str(tmp_path / f".realize-tmp-{n}"),
             "blob": blake3.blake3(content).digest(),
             "size": len(content),
@@ -90,12 +94,14 @@ def run(messages: list, link: FakeLink, monkeypatch) -> list[dict]:
     wanted = {m["job"]["id"] for m in messages if "job" in m}
     while answered.is_alive():
         with lock:
-            if {r["id"] for r in replies} >= wanted:
+            if {r.get("id") for r in replies} >= wanted:
                 break
         answered.join(0.01)
     inbox.put(None)
     answered.join()
-    return replies
+    # The stager's traffic, told after each answer, is the worker's to count.
+    assert all("traffic" in r for r in replies if "id" not in r)
+    return [r for r in replies if "id" in r]
 
 
 def test_ranges_are_asked_a_batch_at_a_time():
@@ -177,7 +183,7 @@ def test_when_the_worker_is_gone_files_in_progress_are_removed(tmp_path, monkeyp
     dial(monkeypatch, link)
     inbox.put(job(tmp_path, content))
     process.Stager(inbox, replies.append).run()
-    assert [(r["ok"], r["error"]) for r in replies] == [(False, "the worker stopped")]
+    assert [(r["ok"], r["error"]) for r in replies if "id" in r] == [(False, "the worker stopped")]
     assert list(tmp_path.iterdir()) == []
 
 
