@@ -5,7 +5,8 @@
 #               check the code's layers, and run every test
 #   make bench  set up and run the benchmarks
 #   make faults set up (as for test) and run the fault suite in full (tests/faults: ten
-#               tries of each fault); its table goes to faults-report.md
+#               tries of each fault; an idle page watched for ten minutes); its table
+#               goes to faults-report.md
 
 VENV   := .venv
 REALIZE := $(VENV)/bin/realize
@@ -40,7 +41,8 @@ test: setup-test lint
 
 faults: setup-test
 	REALIZE_FAULT_TRIES=10 REALIZE_FAULT_FULL=1 REALIZE_FAULT_REPORT=faults-report.md \
-		$(VENV)/bin/python -m pytest tests/faults -q -p no:randomly --timeout 3600
+		REALIZE_IDLE_SECONDS=600 $(VENV)/bin/python -m pytest tests/faults \
+		tests/e2e/test_live_idle.py -q -s -p no:randomly --timeout 3600
 
 bench: setup-test
 	$(VENV)/bin/python -m bench $(if $(BENCH_DIR),--dir $(BENCH_DIR))
