@@ -32,6 +32,10 @@ def register(commands) -> None:
         help="quiet after a local create or edit before consensus starts by itself",
     )  # fmt: skip
     edit.add_argument(
+        "--mode", choices=["real", "unreal"],
+        help="unreal: content from peers is fetched when read; real: every file on this disk",
+    )  # fmt: skip
+    edit.add_argument(
         "--share", action="append", default=[], metavar="PEER",
         help="share the area with this household peer (the default); repeatable",
     )  # fmt: skip
@@ -86,12 +90,20 @@ def run_area_edit(options: dict, out: TextIO) -> None:
     if both:
         raise AreaError(f"peer {both[0]} is both shared and unshared")
     sharing.update({name: False for name in options["unshare"]})
-    if options["rest"] is None and not sharing:
-        raise AreaError("nothing to change: give --rest, --share or --unshare")
+    if options["rest"] is None and not sharing and options["mode"] is None:
+        raise AreaError("nothing to change: give --rest, --mode, --share or --unshare")
     name = options["name"]
     if options["rest"] is not None:
         area = lifecycle.set_rest(name, options["rest"])
         out.write(f"Area {area.name}: consensus starts {area.rest_seconds} s after a change\n")
+    if options["mode"] is not None:
+        area = lifecycle.set_mode(name, options["mode"])
+        if area.realizing:
+            left = lifecycle.unreal_left(area)
+            out.write(f"Area {area.name} becomes Real once the mount has fetched its {left} "
+                      "Unreal files onto this disk\n")  # fmt: skip
+        else:
+            out.write(f"Area {area.name} is {area.mode}\n")
     if sharing:
         area = lifecycle.set_sharing(name, sharing)
         shared = [peer.name for peer, yes in area.sharing() if yes]

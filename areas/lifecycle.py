@@ -66,6 +66,52 @@ def resume(name: str) -> Area:
     return area
 
 
+def set_mode(name: str, mode: str) -> Area:
+    """Real to Unreal: at once; the files stay on this disk, as realized ones, and new
+    content from peers stays Unreal. Unreal to Real: the mount fetches every Unreal file
+    onto the disk (each checked), and the area becomes Real once all are there
+    (finish_realizing); until then it stays Unreal, and `realizing` says so."""
+    if mode not in Area.Mode.values:
+        raise AreaError("the mode is real or unreal")
+    area = find(name)
+    try:
+        with index_lock_within(area.pk, BUSY_WAIT):
+            if mode == Area.Mode.UNREAL:
+                return _update(area.name, mode=mode, realizing=False)
+            if area.mode == Area.Mode.REAL:
+                return area
+            _update(area.name, realizing=True)
+    except AreaBusy:
+        raise AreaError(
+            f"area {area.name} is busy (a scan or a consensus): try again in a moment"
+        ) from None
+    finish_realizing(area.name)
+    return find(area.name)
+
+
+def unreal_left(area: Area) -> int:
+    """Files of an Unreal area whose content is not on this disk."""
+    return area.entries.filter(blob_hash__isnull=False, inode=0).count()
+
+
+def finish_realizing(name: str) -> bool:
+    """Make a realizing area Real if no Unreal file is left; whether it is Real now."""
+    area = find(name)
+    if area.mode == Area.Mode.REAL:
+        return True
+    if not area.realizing:
+        return False
+    try:
+        with index_lock_within(area.pk, BUSY_WAIT):
+            if unreal_left(area):
+                return False
+            _update(area.name, mode=Area.Mode.REAL, realizing=False)
+    except AreaBusy:
+        return False
+    log.info("area %s is Real now: every file is on this disk", area.name)
+    return True
+
+
 def set_sharing(name: str, shared: dict[str, bool]) -> Area:
     """Share the area with these household peers (by name: True, the default) or keep it
     from them (False). A peer it is kept from is neither offered the area nor synced with in

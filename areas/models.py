@@ -75,6 +75,9 @@ class Area(models.Model):
     rest_seconds = models.PositiveIntegerField(default=30)
     # Paused: indexed, but no consensus starts, and peers are told it is not shared here.
     paused = models.BooleanField(default=False, db_default=False)
+    # An Unreal area asked to become Real: the mount fetches its files onto the disk, and
+    # the mode changes once they are all there (areas.lifecycle.set_mode).
+    realizing = models.BooleanField(default=False, db_default=False)
     # The last sequence number given to a local history event of this area.
     history_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -28,6 +28,8 @@ class Facts:
     failures: tuple[tuple[str, str], ...] = ()
     # Household peers sharing the area that are connected now; None: unknown (no peerd).
     connected: int | None = None
+    # An Unreal area becoming Real: its files still to fetch (None: not becoming Real).
+    realizing: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,19 @@ class AreaState:
 
 
 def area_state(facts: Facts) -> AreaState:
-    """Paused first; then a run going on; then a scan; then a failure that stands; then a
-    run queued; then no one to sync with; else up to date."""
+    """Paused first; then a run going on; then a scan; then becoming Real; then a failure
+    that stands; then a run queued; then no one to sync with; else up to date."""
     if facts.paused:
         return AreaState(State.PAUSED, "resume it to sync it")
     if facts.running:
         return AreaState(State.SYNCING, "with " + ", ".join(facts.running), facts.percent)
     if facts.busy:
         return AreaState(State.SCANNING)
+    if facts.realizing is not None:
+        files = "file" if facts.realizing == 1 else "files"
+        return AreaState(
+            State.SYNCING, f"becoming Real: the mount fetches {facts.realizing} {files}"
+        )
     if facts.failures:
         return AreaState(State.ERROR, "; ".join(f"{p}: {e}" for p, e in facts.failures))
     if facts.pending:

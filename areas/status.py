@@ -4,6 +4,7 @@ state (areas.states), and what this peer still needs of each connected peer's ch
 from dataclasses import dataclass, field
 
 from areas.index import busy_area_ids
+from areas.lifecycle import unreal_left
 from areas.models import Area, ConsensusRun, PeerArea
 from areas.states import AreaState, Facts, area_state
 from peers.client import ask_peerd
@@ -46,6 +47,7 @@ def states(areas: list[Area], connected: set[str] | None) -> dict[int, AreaState
             pending=len(runs) - len(running),
             failures=tuple((r.peer_name, r.error) for r in failing if r.area_id == area.pk),
             connected=sharing,
+            realizing=unreal_left(area) if area.realizing else None,
         )
         found[area.pk] = area_state(facts)
     return found

@@ -7,6 +7,7 @@ urlpatterns = [
     path("<str:name>/", views.area_page, name="area"),
     path("<str:name>/consensus/", views.run_consensus_now, name="area_consensus"),
     path("<str:name>/settings/", views.area_settings, name="area_settings"),
+    path("<str:name>/mode/", views.area_mode, name="area_mode"),
     path("<str:name>/sharing/", views.area_sharing, name="area_sharing"),
     path("<str:name>/pause/", views.pause_area, name="area_pause"),
     path("<str:name>/resume/", views.resume_area, name="area_resume"),

@@ -98,6 +98,25 @@ def area_settings(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_POST
+def area_mode(request: HttpRequest, name: str) -> HttpResponse:
+    area = _area_or_404(name)
+    try:
+        area = lifecycle.set_mode(area.name, request.POST.get("mode", ""))
+    except AreaError as exc:
+        messages.error(request, _sentence(str(exc)))
+        return redirect("area", area.name)
+    if area.realizing:
+        messages.success(request, f"Area {area.name} becomes Real once the mount has fetched "
+                         "its Unreal files onto this disk.")  # fmt: skip
+    elif area.mode == Area.Mode.UNREAL:
+        messages.success(request, f"Area {area.name} is Unreal: its files stay on this disk, "
+                         "and new content from peers is fetched when read.")  # fmt: skip
+    else:
+        messages.success(request, f"Area {area.name} is Real.")
+    return redirect("area", area.name)
+
+
+@require_POST
 def area_sharing(request: HttpRequest, name: str) -> HttpResponse:
     """The household peers the area is shared with: the ticked ones; kept from the others."""
     area = _area_or_404(name)

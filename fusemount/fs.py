@@ -322,6 +322,13 @@ class Filesystem(pyfuse3.Operations):
             await trio.sleep(UNREAL_GAP)
             await trio.to_thread.run_sync(notices.wait, UNREAL_EVERY, abandon_on_cancel=True)
 
+    def unreal_stale(self, area: str) -> None:
+        """The area's Unreal files changed behind the tree (realized): read it again at the
+        next refresh. Called from any thread."""
+        tree = self.trees.get(area)
+        if tree is not None:
+            tree.seq = -1
+
     async def _refresh_unreal(self) -> None:
         for area, seq in (await trio.to_thread.run_sync(unreal_seqs)).items():
             old = self.trees.get(area)

@@ -19,6 +19,7 @@ from django.db import close_old_connections
 
 from areas.models import Area
 from fusemount.fs import Filesystem
+from fusemount.realizer import Realizer
 from peers.client import DIALLED
 from realize_site.sampling import Sampler
 
@@ -111,9 +112,11 @@ def serve(mountpoint: Path, out: TextIO) -> None:
     # The cache's use and the data links' traffic, each minute, for the activity charts.
     cache = fs.reader.chunks.cache
     sampling = Sampler("mount").start(lambda: (DIALLED.totals(), (cache.size, cache.limit)))
+    realizing = Realizer(fs.reader.chunks, fs.unreal_stale).start()
     try:
         trio.run(_main, fs)
     finally:
+        realizing.set()
         sampling.set()
         pyfuse3.close(unmount=True)
     out.write(f"unmounted {mountpoint}\n")

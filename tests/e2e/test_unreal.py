@@ -217,3 +217,29 @@ def test_a_wrong_chunk_is_never_served_and_concurrent_readers_fetch_each_once(
         with open(mounted / "other.bin", "rb") as f:
             f.read(100)
     assert e.value.errno == errno.EIO
+
+
+def test_an_unreal_area_made_real_gets_every_file_onto_the_disk(pair):
+    alpha, beta, mounted = pair
+    big = os.urandom(3 * 1024 * 1024 + 5)
+    (alpha.dir / "sub").mkdir()
+    (alpha.dir / "sub" / "big.bin").write_bytes(big)
+    (alpha.dir / "small.txt").write_text("small")
+    beta.consensus(alpha)
+    assert os.listdir(beta.dir) == []
+
+    out = beta.run("area", "edit", AREA, "--mode", "real").stdout
+    assert "becomes Real once the mount has fetched its 2 Unreal files" in out
+    wait_for(lambda: "docs  real" in beta.run("area", "list").stdout, "beta's area Real")
+    assert (beta.dir / "sub" / "big.bin").read_bytes() == big
+    assert (beta.dir / "small.txt").read_text() == "small"
+    # Real now: a change made here goes to alpha as any other, and the mount passes it.
+    (beta.dir / "small.txt").write_text("small, edited on beta")
+    beta.consensus(alpha)
+    assert (alpha.dir / "small.txt").read_text() == "small, edited on beta"
+    wait_for(lambda: os.getxattr(mounted / "small.txt", "user.realize.status") == b"real",
+             "the mount shows it Real")  # fmt: skip
+
+    # And back: Unreal again keeps the files here.
+    assert "is unreal" in beta.run("area", "edit", AREA, "--mode", "unreal").stdout
+    assert (beta.dir / "sub" / "big.bin").read_bytes() == big

@@ -105,7 +105,7 @@ def test_the_area_page_edits_pauses_resumes_and_removes(admin_client, docs, home
 @pytest.mark.django_db
 def test_changing_an_area_needs_a_post_and_a_known_area(admin_client, docs):
     """(And a login, as every page: tests/unit/realize_site/test_login_required.py.)"""
-    for name in ("area_settings", "area_sharing", "area_pause", "area_resume"):
+    for name in ("area_settings", "area_mode", "area_sharing", "area_pause", "area_resume"):
         assert admin_client.get(reverse(name, args=["docs"])).status_code == 405
     assert not Area.objects.get().paused
     assert admin_client.post(reverse("area_pause", args=["nope"])).status_code == 404
@@ -159,3 +159,30 @@ def test_the_area_page_chooses_the_peers_it_is_shared_with(admin_client, docs):
     assert response.status_code == 302
     assert [(p.name, yes) for p, yes in docs.sharing()] == [("beta", False), ("gamma", True)]
     assert "shared with gamma" in admin_client.get(response.url).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_mode_changes_real_to_unreal_at_once_and_back_once_files_are_here(docs, home):
+    Entry.objects.create(area=docs, path="here.txt", blob_hash=os.urandom(32), inode=7)
+    assert lifecycle.set_mode("docs", "unreal").mode == "unreal"  # its files stay
+    assert lifecycle.set_mode("docs", "real").mode == "real"  # every file is here: at once
+    lifecycle.set_mode("docs", "unreal")
+    away = Entry.objects.create(area=docs, path="away.txt", blob_hash=os.urandom(32), inode=0)
+    area = lifecycle.set_mode("docs", "real")
+    assert (area.mode, area.realizing, lifecycle.unreal_left(area)) == ("unreal", True, 1)
+    assert not lifecycle.finish_realizing("docs")
+    Entry.objects.filter(pk=away.pk).update(inode=8)  # the mount put it on the disk
+    assert lifecycle.finish_realizing("docs")
+    area = Area.objects.get()
+    assert (area.mode, area.realizing) == ("real", False)
+    with pytest.raises(AreaError, match="real or unreal"):
+        lifecycle.set_mode("docs", "surreal")
+
+
+@pytest.mark.django_db
+def test_unreal_again_while_becoming_real_stops_it(docs, home):
+    lifecycle.set_mode("docs", "unreal")
+    Entry.objects.create(area=docs, path="away.txt", blob_hash=os.urandom(32), inode=0)
+    assert lifecycle.set_mode("docs", "real").realizing
+    area = lifecycle.set_mode("docs", "unreal")
+    assert (area.mode, area.realizing) == ("unreal", False)

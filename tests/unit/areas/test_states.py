@@ -84,3 +84,10 @@ def _shown(items) -> list:
 )
 def test_idle_runs_in_a_row_are_folded(runs, shown):
     assert _shown(fold_idle(runs)) == shown
+
+
+def test_an_area_becoming_real_says_how_many_files_are_left():
+    found = area_state(Facts(realizing=3, connected=0))
+    assert found.state == State.SYNCING
+    assert found.detail == "becoming Real: the mount fetches 3 files"
+    assert area_state(Facts(realizing=3, running=("beta",))).detail == "with beta"
