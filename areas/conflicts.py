@@ -5,6 +5,10 @@ Resolving changes files in the area's directory, as a person would by hand: the 
 deleted, moved over the path, or renamed. The watcher records that in the history like
 any change, and peers take it; a peer whose copy goes that way sees the conflict resolved
 too (ConflictQuerySet.settle). The conflict is marked resolved here at once.
+
+In an Unreal area a side may not be on this disk. Deleting an Unreal copy is recorded
+in the index at once (delete_unreal). Keeping a copy whose content is not here waits for
+it: the mount fetches it (fusemount.realizer), then carries the choice out.
 """
 
 import datetime
@@ -17,7 +21,7 @@ from django.utils import timezone
 
 from areas.files import check_relative_path, is_ignored
 from areas.files.paths import BadPath, local_path
-from areas.index import AreaBusy, index_lock_within
+from areas.index import AreaBusy, VersionGone, delete_unreal, index_lock_within
 from areas.models import Area, Conflict, Entry
 from areas.register import AreaError
 from peers.models import LocalPeer, Peer
@@ -107,18 +111,33 @@ def resolve(conflict: Conflict, choice: str, new_name: str = "") -> str:
         raise AreaError("this conflict is resolved already")
     if choice not in Choice.ALL:
         raise AreaError("choose which version to keep")
-    area = conflict.area
-    if area.mode == Area.Mode.UNREAL and conflict.copy_path:
-        raise AreaError(
-            "in an Unreal area, resolve it through the mount: delete or rename the copy there"
+    area, new_name = conflict.area, new_name.strip()
+    if _waits_for_copy(conflict, choice, new_name):
+        Conflict.objects.filter(pk=conflict.pk).update(resolving=choice, resolving_name=new_name)
+        return (
+            f"The copy {conflict.copy_path} is not on this disk: the mount fetches it, then "
+            "carries out your choice (the conflict shows resolved then)."
         )
     try:
         with index_lock_within(area.pk, BUSY_WAIT):
-            done = _carry_out(conflict, choice, new_name.strip())
+            done = _carry_out(conflict, choice, new_name)
     except AreaBusy:
         raise AreaError("the area is busy (a scan or a consensus): try again in a moment") from None
-    Conflict.objects.filter(pk=conflict.pk).update(resolved_at=timezone.now())
+    except VersionGone as exc:
+        raise AreaError(f"{exc}: reload the page in a moment") from None
+    Conflict.objects.filter(pk=conflict.pk).update(
+        resolved_at=timezone.now(), resolving="", resolving_name=""
+    )
     return done
+
+
+def _waits_for_copy(conflict: Conflict, choice: str, new_name: str) -> bool:
+    """Whether the choice keeps a copy whose content is not on this disk (Unreal)."""
+    if not conflict.copy_path or choice == Choice.PATH:
+        return False
+    if choice == Choice.BOTH and new_name in ("", conflict.copy_path):
+        return False  # nothing moves
+    return not local_path(conflict.area.path, conflict.copy_path).is_file()
 
 
 def _carry_out(conflict: Conflict, choice: str, new_name: str) -> str:
@@ -134,9 +153,14 @@ def _carry_out(conflict: Conflict, choice: str, new_name: str) -> str:
         if not _as_indexed(area, rel, full):
             raise AreaError(f"{rel} changed since this page was shown: reload it in a moment")
     if choice == Choice.PATH:
-        os.unlink(copy)
+        if copy.is_file():
+            os.unlink(copy)
+        else:  # an Unreal copy: gone from the index, as a scan records a file gone
+            blob = Entry.objects.get(area=area, path=conflict.copy_path).blob_hash
+            delete_unreal(area, conflict.copy_path, bytes(blob), _local_key(), BUSY_WAIT)
         return f"Kept {conflict.path}; deleted the copy {conflict.copy_path}."
     if choice == Choice.COPY:
+        path.parent.mkdir(parents=True, exist_ok=True)  # an Unreal path's may not be here
         os.replace(copy, path)
         return f"Kept the copy's version at {conflict.path}."
     target_rel = new_name or conflict.copy_path
@@ -158,13 +182,22 @@ def _carry_out(conflict: Conflict, choice: str, new_name: str) -> str:
 
 def _as_indexed(area: Area, rel: str, full: Path) -> bool:
     """Whether the file is still what the index says (size and time), so the version a
-    person chose is the one acted on."""
+    person chose is the one acted on; in an Unreal area, a file the index knows as not on
+    this disk, and that is not."""
     entry = Entry.objects.filter(area=area, path=rel, blob_hash__isnull=False).first()
+    if entry is None:
+        return False
     try:
         st = full.lstat()
+    except FileNotFoundError:
+        return area.mode == Area.Mode.UNREAL and entry.inode == 0
     except OSError:
         return False
-    return entry is not None and (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns)
+    return (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns)
+
+
+def _local_key() -> bytes:
+    return bytes(LocalPeer.get().public_key)
 
 
 def _names() -> dict[bytes, str]:

@@ -358,6 +358,10 @@ class Conflict(models.Model):
     description = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # A choice waiting for the copy's content (an Unreal file): the mount fetches it, then
+    # carries the choice out (areas.conflicts.resolve, fusemount.realizer).
+    resolving = models.CharField(max_length=8, blank=True, default="", db_default="")
+    resolving_name = models.CharField(max_length=4096, blank=True, default="", db_default="")
 
     objects = ConflictQuerySet.as_manager()
 

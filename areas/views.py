@@ -259,6 +259,9 @@ def conflict_page(request: HttpRequest, name: str, pk: int) -> HttpResponse:
         except OSError as exc:
             messages.error(request, f"Could not change the files: {exc.strerror or exc}.")
             return redirect("conflict", area.name, conflict.pk)
+        if Conflict.objects.filter(pk=conflict.pk, resolved_at=None).exists():
+            messages.info(request, done)  # it waits for the mount
+            return redirect("conflict", area.name, conflict.pk)
         messages.success(request, f"Resolved: {done}")
         return redirect("area", area.name)
     return render(

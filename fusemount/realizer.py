@@ -1,6 +1,7 @@
 """An Unreal area becoming Real (areas.lifecycle.set_mode): the mount fetches its Unreal
 files onto the disk, one at a time, each checked whole, in a thread of its own; once none
-is left, the area's mode changes.
+is left, the area's mode changes. A conflict whose resolution keeps an Unreal copy
+(areas.conflicts.resolve) gets the copy fetched the same way, then resolved.
 
 The mount does it because it holds the chunk cache and reaches the peers that hold the
 content. A file no connected peer can give now is tried again later; the area stays
@@ -13,10 +14,12 @@ from pathlib import Path
 
 from django.db import DatabaseError, close_old_connections
 
+from areas import conflicts
 from areas.files import AreaPaths
 from areas.index import VersionGone
 from areas.lifecycle import finish_realizing
-from areas.models import Area, Entry
+from areas.models import Area, Conflict, Entry
+from areas.register import AreaError
 from fusemount.unreal import Chunks, UnrealFile, put_realized_file
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,9 @@ class Realizer:
                 close_old_connections()
                 for name in Area.objects.filter(realizing=True).values_list("name", flat=True):
                     self.realize_some(name)
+                waiting = Conflict.objects.filter(resolved_at=None).exclude(resolving="")
+                for conflict in waiting.select_related("area"):
+                    self.resolve(conflict)
             except DatabaseError as exc:
                 log.info("cannot look for areas to realize now: %s", exc)
 
@@ -76,6 +82,31 @@ class Realizer:
         if finish_realizing(area.name):
             self.realized(area.name)
         return done
+
+    def resolve(self, conflict: Conflict) -> bool:
+        """Fetch the copy a person chose to keep, then carry the choice out; whether it is
+        resolved. A copy no peer gives now is tried again later; one changed meanwhile
+        leaves the choice to be made again."""
+        area = conflict.area
+        entry = Entry.objects.filter(
+            area=area, path=conflict.copy_path, blob_hash__isnull=False
+        ).first()
+        full = AreaPaths(area.path).full(conflict.copy_path)
+        try:
+            if entry is not None and entry.inode == 0:
+                file = UnrealFile(bytes(entry.blob_hash), entry.size, entry.mtime_ns, entry.mode)
+                self._realize(area.name, conflict.copy_path, file, full)
+                self.realized(area.name)
+            done = conflicts.resolve(conflict, conflict.resolving, conflict.resolving_name)
+        except (OSError, TimeoutError) as exc:
+            log.info("conflict at %s: cannot fetch its copy now: %s", conflict.path, exc)
+            return False
+        except (VersionGone, AreaError) as exc:
+            log.warning("conflict at %s: not resolved as chosen: %s", conflict.path, exc)
+            Conflict.objects.filter(pk=conflict.pk).update(resolving="", resolving_name="")
+            return False
+        log.info("conflict at %s: %s", conflict.path, done)
+        return True
 
     def _realize(self, area: str, path: str, file: UnrealFile, full: Path) -> None:
         staged = self.chunks.stage_blob(file, full)

@@ -5,11 +5,13 @@ import concurrent.futures
 import errno
 import os
 import subprocess
+import time
 
 import blake3
 import pytest
 
 from tests.appliance import free_port, wait_for
+from tests.browser import browser_page, log_in
 from tests.fakepeer import FakePeer
 from tests.household import AREA, make_household
 
@@ -243,3 +245,37 @@ def test_an_unreal_area_made_real_gets_every_file_onto_the_disk(pair):
     # And back: Unreal again keeps the files here.
     assert "is unreal" in beta.run("area", "edit", AREA, "--mode", "unreal").stdout
     assert (beta.dir / "sub" / "big.bin").read_bytes() == big
+
+
+def test_a_conflict_with_an_unreal_side_is_resolved_in_the_browser(pair):
+    """Keeping a copy whose content is not on beta's disk: the mount fetches it, then the
+    choice is carried out, and alpha takes it."""
+    alpha, beta, mounted = pair
+    (alpha.dir / "notes.txt").write_text("first")
+    beta.consensus(alpha)
+    wait_for(lambda: "notes.txt" in os.listdir(mounted), "the tree")
+    (alpha.dir / "notes.txt").write_text("alpha's, longer")
+    time.sleep(0.05)
+    (mounted / "notes.txt").write_text("beta's, the later")  # the later keeps the path
+    beta.consensus(alpha)
+    ((pk, copy),) = beta.sql(
+        "SELECT id, copy_path FROM areas_conflict WHERE resolved_at IS NULL AND copy_path <> ''"
+    )
+    wait_for(lambda: copy in os.listdir(mounted), "the copy in the mount")
+    assert copy not in os.listdir(beta.dir)  # alpha's version: Unreal on beta
+    kept = (mounted / copy).read_text()  # through the mount, fetched
+    with browser_page() as page:
+        log_in(page, beta.url, "admin", beta.admin_password)
+        page.goto(f"{beta.url}/areas/{AREA}/conflicts/{pk}/")
+        page.check("input[name=keep][value=copy]")
+        page.click("button:has-text('Resolve')")
+        page.wait_for_selector(".messages")
+    wait_for(
+        lambda: beta.sql("SELECT resolved_at IS NOT NULL FROM areas_conflict WHERE id = %s", pk)
+        == [(True,)],
+        "the conflict resolved on beta",
+    )
+    assert (beta.dir / "notes.txt").read_text() == kept
+    beta.consensus(alpha)
+    assert (alpha.dir / "notes.txt").read_text() == kept
+    assert copy not in os.listdir(alpha.dir)

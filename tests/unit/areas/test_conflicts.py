@@ -116,3 +116,55 @@ def test_the_conflict_page_compares_and_resolves(admin_client, conflict, docs):
     response = admin_client.post(url, {"keep": "path"})  # again: said, nothing done
     assert "resolved already" in admin_client.get(response.url).content.decode()
     assert admin_client.get(reverse("conflict", args=["docs", 999])).status_code == 404
+
+
+@pytest.fixture
+def unreal_conflict(conflict, docs, home):
+    """The same conflict in an Unreal area whose copy is not on this disk."""
+    from peers.models import LocalPeer
+
+    LocalPeer.objects.create(name="alpha", public_key=ME)
+    docs.mode = "unreal"
+    docs.save()
+    os.unlink(os.path.join(docs.path, COPY))
+    Entry.objects.filter(path=COPY).update(inode=0)
+    return Conflict.objects.get(pk=conflict.pk)
+
+
+@pytest.mark.django_db
+def test_an_unreal_copy_is_deleted_in_the_index(unreal_conflict, docs):
+    done = conflicts.resolve(unreal_conflict, Choice.PATH)
+    assert "deleted the copy" in done
+    assert Entry.objects.get(path=COPY).blob_hash is None  # a tombstone, recorded
+    assert docs.history.filter(kind="delete", path=COPY).exists()
+    assert Conflict.objects.get().resolved_at is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("choice", "new_name"), [(Choice.COPY, ""), (Choice.BOTH, "mine.txt")])
+def test_keeping_an_unreal_copy_waits_for_the_mount_to_fetch_it(
+    unreal_conflict, docs, choice, new_name
+):
+    done = conflicts.resolve(unreal_conflict, choice, new_name)
+    assert "the mount fetches it" in done
+    waiting = Conflict.objects.get()
+    assert (waiting.resolved_at, waiting.resolving, waiting.resolving_name) == (
+        None, choice, new_name
+    )  # fmt: skip
+    assert read(docs, "notes.txt") == "one\ntwo\nthree\n"  # nothing changed yet
+    # The mount put the copy on the disk (fusemount.realizer); the choice is carried out.
+    full = os.path.join(docs.path, COPY)
+    with open(full, "w") as f:
+        f.write("one\n2\nthree\n")
+    st = os.lstat(full)
+    Entry.objects.filter(path=COPY).update(inode=st.st_ino, size=st.st_size,
+                                           mtime_ns=st.st_mtime_ns)  # fmt: skip
+    conflicts.resolve(waiting, waiting.resolving, waiting.resolving_name)
+    kept = "notes.txt" if choice == Choice.COPY else "mine.txt"
+    assert read(docs, kept) == "one\n2\nthree\n"
+    assert Conflict.objects.get().resolved_at is not None
+
+
+@pytest.mark.django_db
+def test_keeping_both_under_the_copys_name_needs_no_content(unreal_conflict):
+    assert "Kept both" in conflicts.resolve(unreal_conflict, Choice.BOTH, "")
