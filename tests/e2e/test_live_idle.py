@@ -6,6 +6,8 @@ minutes the admin issue asks for)."""
 import os
 import time
 
+import pytest
+
 from tests.browser import browser_page, log_in
 
 IDLE_SECONDS = float(os.environ.get("REALIZE_IDLE_SECONDS", "30"))
@@ -21,6 +23,7 @@ window.WebSocket = function (...args) {
 """
 
 
+@pytest.mark.timeout(IDLE_SECONDS + 300)
 def test_an_idle_page_keeps_its_live_channel(appliances, capsys):
     alpha = appliances("alpha").up()
     web_log = alpha.home / "logs" / "web.log"
