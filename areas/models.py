@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 from celery import current_app
 from django.db import DatabaseError, connection, models, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -89,6 +89,19 @@ class Area(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def sizes(self) -> dict[str, int]:
+        """Files and bytes: `global_*` every file this peer knows of (what the household
+        has, as far as it has taken); `local_*` those whose content is on this disk (all
+        of a Real area)."""
+        live = Q(blob_hash__isnull=False)
+        here = live if self.mode == self.Mode.REAL else live & ~Q(inode=0)
+        return self.entries.aggregate(
+            global_files=Count("pk", filter=live),
+            global_bytes=Coalesce(Sum("size", filter=live), 0),
+            local_files=Count("pk", filter=here),
+            local_bytes=Coalesce(Sum("size", filter=here), 0),
+        )
 
     def is_shared_with(self, peer: Peer) -> bool:
         return not self.paused and not self.peers.filter(peer=peer, excluded=True).exists()

@@ -69,6 +69,7 @@ def area_page(
         {
             "area": area,
             "state": status.states([area], connected)[area.pk],
+            "sizes": area.sizes(),
             "progress_text": running.progress_text() if running else "",
             "needed": status.needed(area, connected),
             "changes": area.recent_changes(),

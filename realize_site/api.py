@@ -40,7 +40,10 @@ Each message is a JSON object with a `type`:
   when the household changes, and first on every connection.
 - `appliance.heartbeat`: `worker_seen_at`, when the worker last answered.
 - `consensus.run`: a `run` as `GET /api/v1/runs/{id}` gives it, when it is asked for,
-  starts and ends.
+  starts and ends, and every second while it pulls (with `progress`: `percent`, `rate`
+  in bytes a second, `seconds_left`).
+- `areas.history`: the `area` whose recent changes moved on (a change made here or
+  taken from a peer); `GET /api/v1/areas/{name}` gives them.
 - `areas.changed`: an area was added, changed or removed (fetch `/api/v1/areas`).
 - `peers.connections`: `connections` (per peer: `since` and `address` if connected, else
   `last_seen`; seconds since the epoch) and `traffic` (per peer: bytes `sent` and
@@ -162,6 +165,7 @@ class ChangeOut(Schema):
 class AreaDetailOut(Schema):
     area: AreaOut
     rest_seconds: int
+    sizes: dict[str, int]  # global_files, global_bytes, local_files, local_bytes
     shared_with: list[str]
     windows: list[WindowOut]
     runs: list[RunOut]
@@ -288,6 +292,7 @@ def area(request, name: str):
     return AreaDetailOut(
         area=_state(found.name),
         rest_seconds=found.rest_seconds,
+        sizes=found.sizes(),
         shared_with=[peer.name for peer, shared in found.sharing() if shared],
         needed=[vars(n) for n in area_status.needed(found, area_status.connected_peers())],
         changes=[

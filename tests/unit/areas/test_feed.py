@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from areas.index import history
-from areas.models import HistoryEvent, PeerArea
+from areas.models import Entry, HistoryEvent, PeerArea
 from peers.models import LocalPeer, Peer
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +61,16 @@ def test_idle_runs_fold_on_the_area_page_and_the_dashboard(docs, admin_client):
     for url in (reverse("area", args=["docs"]), reverse("dashboard")):
         page = admin_client.get(url).content.decode()
         assert "3 runs with nothing to exchange" in page and "3 files" in page
+
+
+def test_global_and_local_sizes(docs, admin_client):
+    Entry.objects.create(area=docs, path="a", blob_hash=os.urandom(32), size=100, inode=5)
+    Entry.objects.create(area=docs, path="b", blob_hash=os.urandom(32), size=50, inode=0)
+    Entry.objects.create(area=docs, path="gone", blob_hash=None, size=0)
+    assert docs.sizes() == {"global_files": 2, "global_bytes": 150,
+                            "local_files": 2, "local_bytes": 150}  # fmt: skip
+    docs.mode = "unreal"
+    assert docs.sizes()["local_files"] == 1 and docs.sizes()["local_bytes"] == 100
+    docs.save()
+    page = admin_client.get(reverse("area", args=["docs"])).content.decode()
+    assert "1 file, 100\xa0bytes on this disk" in page
