@@ -141,6 +141,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("REALIZE_TIME_ZONE", "UTC")
+# The latest history events of each area kept even once every peer has them: the area's
+# feed of recent changes (areas.index.history.trim).
+REALIZE_HISTORY_KEPT = int(os.environ.get("REALIZE_HISTORY_KEPT", "500"))
 USE_I18N = True
 USE_TZ = True
 

@@ -5,6 +5,7 @@ Peers read it from their cursor on; events every sharing peer has applied are tr
 
 from dataclasses import dataclass, replace
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -195,20 +196,16 @@ def floor(area: Area) -> int:
     return (lowest - 1) if lowest is not None else area.history_seq
 
 
-# The latest events of each area are kept even once every peer has them: the area's feed
-# of recent changes (Area.recent_changes).
-FEED_KEEP = 500
-
-
 def trim(area: Area) -> int:
     """Delete the events that every peer sharing the area has applied, but the latest
-    FEED_KEEP. One it is kept from is not waited for: shared again, it gets a snapshot,
-    which carries every version and tombstone."""
+    REALIZE_HISTORY_KEPT (the area's feed of recent changes). One it is kept from is not
+    waited for: shared again, it gets a snapshot, which carries every version and
+    tombstone."""
     acks = list(
         PeerArea.objects.filter(area=area, excluded=False).values_list("acked_seq", flat=True)
     )
     if not acks:
         return 0
-    below = min(min(acks), area.history_seq - FEED_KEEP)
+    below = min(min(acks), area.history_seq - settings.REALIZE_HISTORY_KEPT)
     deleted, _ = HistoryEvent.objects.filter(area=area, seq__lte=below).delete()
     return deleted

@@ -84,7 +84,8 @@ def test_two_peers_converge_on_every_kind_of_change(household):
     assert not (a.dir / "empty").exists()
 
 
-def test_three_peers_converge_through_each_other(household):
+def test_three_peers_converge_through_each_other(household, monkeypatch):
+    monkeypatch.setenv("REALIZE_HISTORY_KEPT", "0")  # no feed: trimmed as far as it can be
     a, b, c = household("alpha", "beta", "gamma")
     write(a.dir / "from-a.txt", b"a\n")
     write(a.dir / "shared/notes.txt", b"v1\n")
@@ -236,7 +237,8 @@ def test_a_change_that_could_not_be_applied_is_applied_by_the_next_run(household
     assert (b.dir / "report").read_bytes() == b"alpha's report\n"
 
 
-def test_a_peer_joining_late_learns_of_deletes_made_before_it(household, tmp_path):
+def test_a_peer_joining_late_learns_of_deletes_made_before_it(household, tmp_path, monkeypatch):
+    monkeypatch.setenv("REALIZE_HISTORY_KEPT", "0")  # no feed: trimmed as far as it can be
     a, b = household("alpha", "beta")
     write(a.dir / "old-draft.txt", b"an old draft\n")
     write(a.dir / "kept.txt", b"kept\n")

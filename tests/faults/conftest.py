@@ -14,6 +14,13 @@ import pytest
 TRIES = int(os.environ.get("REALIZE_FAULT_TRIES", "1"))
 
 
+@pytest.fixture(autouse=True)
+def history_trimmed_at_once(monkeypatch):
+    """Appliances keep no feed of recent changes past what peers need: history is trimmed
+    as far as it can be, so the probes meet trimmed history as an older area would."""
+    monkeypatch.setenv("REALIZE_HISTORY_KEPT", "0")
+
+
 @dataclass
 class Row:
     probe: str

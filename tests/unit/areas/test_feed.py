@@ -39,11 +39,11 @@ def test_changes_name_the_peer_they_were_made_on(docs, admin_client):
     assert "<code>a.txt</code> → <code>b.txt</code>" in page and "a former peer" in page
 
 
-def test_the_latest_changes_outlive_the_trim(docs, monkeypatch):
+def test_the_latest_changes_outlive_the_trim(docs, settings):
     beta = Peer.objects.create(name="beta", public_key=os.urandom(32))
     _events(docs, [("create", f"f{i}", "", bytes(beta.public_key)) for i in range(10)])
     PeerArea.objects.create(peer=beta, area=docs, acked_seq=10)
-    monkeypatch.setattr(history, "FEED_KEEP", 4)
+    settings.REALIZE_HISTORY_KEPT = 4
     assert history.trim(docs) == 6
     assert [c.seq for c in docs.recent_changes()] == [10, 9, 8, 7]
     assert history.floor(docs) == 6  # a peer behind that gets a snapshot, as before

@@ -132,11 +132,11 @@ def test_an_area_kept_from_a_peer_is_not_offered_to_it_nor_synced(docs, home):
 
 
 @pytest.mark.django_db
-def test_history_is_trimmed_without_waiting_for_a_peer_it_is_kept_from(docs, home, monkeypatch):
+def test_history_is_trimmed_without_waiting_for_a_peer_it_is_kept_from(docs, home, settings):
     from areas.index import history
     from areas.models import PeerArea
 
-    monkeypatch.setattr(history, "FEED_KEEP", 0)
+    settings.REALIZE_HISTORY_KEPT = 0
     beta, gamma = member("beta"), member("gamma")
     HistoryEvent.objects.bulk_create(
         HistoryEvent(area=docs, seq=seq, kind="create", path=f"f{seq}", origin_seq=seq)
