@@ -37,7 +37,7 @@ lint: setup-test
 	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 test: setup-test lint
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest --durations=25
 
 faults: setup-test
 	REALIZE_FAULT_TRIES=10 REALIZE_FAULT_FULL=1 REALIZE_FAULT_REPORT=faults-report.md \
