@@ -80,12 +80,11 @@ def needed(area: Area, connected: set[str] | None, listed: int = 50) -> list[Nee
     yet, and the first so many paths."""
     if area.paused or not connected:
         return []
-    cursors = dict(
-        PeerArea.objects.filter(area=area).values_list("peer__name", "pulled_seq")
+    shared = list(
+        PeerArea.objects.filter(area=area).values_list("peer__name", "pulled_seq", "excluded")
     )
-    kept = set(
-        PeerArea.objects.filter(area=area, excluded=True).values_list("peer__name", flat=True)
-    )
+    cursors = {name: seq for name, seq, _ in shared}
+    kept = {name for name, _, excluded in shared if excluded}
     peers = Peer.objects.filter(name__in=connected, paused=False).exclude(name__in=kept)
     found = []
     for peer in peers:

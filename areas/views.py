@@ -17,7 +17,7 @@ from areas.register import AreaError, add_area
 from areas.states import fold_idle
 from peers.client import PeerdUnavailable
 from peers.wire import ProtocolError, RemoteError
-from realize_site.lib import name_problem
+from realize_site.lib import name_problem, sentence
 
 # A browser waits for the answer: peerd is local and answers "areas" quickly, or not at all.
 PEERD_TIMEOUT = 10.0
@@ -30,9 +30,9 @@ def areas_page(request: HttpRequest) -> HttpResponse:
         try:
             area = add_area(data["name"], data["path"], data["mode"])
         except AreaError as exc:
-            form.add_error(None, _sentence(str(exc)))
+            form.add_error(None, sentence(str(exc)))
         except OSError as exc:  # the directory changed under us since the form's checks
-            form.add_error("path", _sentence(f"cannot use {data['path']}: {exc.strerror or exc}"))
+            form.add_error("path", sentence(f"cannot use {data['path']}: {exc.strerror or exc}"))
         else:
             messages.success(request, f"Added area {area.name} at {area.path}.")
             return redirect("areas")
@@ -104,7 +104,7 @@ def area_mode(request: HttpRequest, name: str) -> HttpResponse:
     try:
         area = lifecycle.set_mode(area.name, request.POST.get("mode", ""))
     except AreaError as exc:
-        messages.error(request, _sentence(str(exc)))
+        messages.error(request, sentence(str(exc)))
         return redirect("area", area.name)
     if area.realizing:
         messages.success(request, f"Area {area.name} becomes Real once the mount has fetched "
@@ -153,7 +153,7 @@ def add_window(request: HttpRequest, name: str) -> HttpResponse:
     try:
         window = lifecycle.add_window(area.name, **form.cleaned_data)
     except AreaError as exc:
-        form.add_error(None, _sentence(str(exc)))
+        form.add_error(None, sentence(str(exc)))
         return area_page(request, area.name, window_form=form)
     messages.success(request, f"Area {area.name} now syncs by itself only within its "
                      f"windows: added {window.describe()}.")  # fmt: skip
@@ -178,7 +178,7 @@ def remove_area(request: HttpRequest, name: str) -> HttpResponse:
         try:
             lifecycle.remove(area.name)
         except AreaError as exc:
-            messages.error(request, _sentence(str(exc)))
+            messages.error(request, sentence(str(exc)))
             return redirect("area", area.name)
         messages.success(request, f"Removed area {area.name}. Its files stay in {area.path}.")
         return redirect("areas")
@@ -191,7 +191,7 @@ def run_consensus_now(request: HttpRequest, name: str) -> HttpResponse:
     try:
         runs = start_consensus(area, "browser", timeout=PEERD_TIMEOUT)
     except (PeerdUnavailable, AreaError) as exc:
-        messages.error(request, _sentence(str(exc)))
+        messages.error(request, sentence(str(exc)))
     except (OSError, RemoteError, ProtocolError) as exc:
         messages.error(request, f"Could not reach the peer daemon: {exc}.")
     except OperationalError as exc:
@@ -229,7 +229,7 @@ def files_page(request: HttpRequest, name: str) -> HttpResponse:
     except BadPath as exc:
         problem, status = f"This is not a path of an area: {exc}.", 400
     except NoSuchDirectory as exc:
-        problem, status = _sentence(str(exc)), 404
+        problem, status = sentence(str(exc)), 404
     else:
         if page > listing.pages:
             return redirect(_files_url(area.name, listing.directory, listing.pages))
@@ -255,7 +255,7 @@ def conflict_page(request: HttpRequest, name: str, pk: int) -> HttpResponse:
                 conflict, request.POST.get("keep", ""), request.POST.get("new_name", "")
             )
         except AreaError as exc:
-            messages.error(request, _sentence(str(exc)))
+            messages.error(request, sentence(str(exc)))
             return redirect("conflict", area.name, conflict.pk)
         except OSError as exc:
             messages.error(request, f"Could not change the files: {exc.strerror or exc}.")
@@ -270,8 +270,3 @@ def conflict_page(request: HttpRequest, name: str, pk: int) -> HttpResponse:
         "areas/conflict.html",
         {"area": area, "conflict": conflict, "seen": conflicts.compare(conflict)},
     )
-
-
-def _sentence(text: str) -> str:
-    """A domain error (one lowercase line) as a sentence on a page."""
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

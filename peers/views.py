@@ -8,7 +8,7 @@ from peers.client import ask_peerd
 from peers.events import household_snapshot
 from peers.forms import AddPeerForm, EditPeerForm
 from peers.models import Peer, Stranger
-from realize_site.lib import name_problem
+from realize_site.lib import name_problem, sentence
 
 # A page waits this long at most for peerd's word on the connections (live events follow).
 PEERD_WAIT = 1.0
@@ -70,7 +70,7 @@ def peer_page(request: HttpRequest, name: str) -> HttpResponse:
                 peer.name, form.cleaned_data["name"], form.cleaned_data["address"]
             )
         except household.HouseholdError as exc:
-            form.add_error(None, str(exc)[:1].upper() + str(exc)[1:] + ".")
+            form.add_error(None, sentence(str(exc)))
         else:
             messages.success(request, f"Saved peer {peer.name}.")
             return redirect("peer", peer.name)

@@ -1,6 +1,6 @@
 """Small helpers every app may use; they import no app."""
 
-from realize_site.lib.errors import first_line, one_line
+from realize_site.lib.errors import first_line, one_line, sentence
 from realize_site.lib.home import (
     PEERD_SOCKET,
     peerd_socket,
@@ -12,6 +12,7 @@ from realize_site.lib.home import (
 from realize_site.lib.names import name_problem
 
 __all__ = [
+    "sentence",
     "PEERD_SOCKET",
     "first_line",
     "name_problem",

@@ -1,4 +1,4 @@
-"""What a failed command says: one line, never a traceback."""
+"""What a failure says: one line, never a traceback; on a page, as a sentence."""
 
 from django.db import DatabaseError
 
@@ -15,3 +15,8 @@ def one_line(exc: BaseException) -> str | None:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def sentence(text: str) -> str:
+    """A domain error (one lowercase line) as a sentence on a page."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
