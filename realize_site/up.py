@@ -98,7 +98,7 @@ def programs(web_host: str, web_port: int, mount: Path | None = None) -> list[Pr
                 "--loglevel",
                 "INFO",
                 "--scheduler",
-                "django_celery_beat.schedulers:DatabaseScheduler",
+                "realize_site.beat:Scheduler",
                 "--pidfile=",
             ],
         ),

@@ -901,58 +901,6 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Redis:
-    """A redis-server of the test's own on a free port, saving to disk as a packaged one
-    does, so a clean restart keeps what was queued."""
-
-    def __init__(self, root: Path):
-        self.dir = root / "redis"
-        self.dir.mkdir()
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        self.start()
-
-    def url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def _ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def start(self) -> None:
-        self.log = open(self.dir / "server.log", "ab")
-        self.process = subprocess.Popen(
-            [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.dir), "--save", "60 1", "--appendonly", "no",
-                "--daemonize", "no",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=stop_with_parent,
-        )  # fmt: skip
-        wait_for(self._ping, "redis-server to answer", limit=30)
-
-    def stop(self) -> None:
-        """As `systemctl stop` does: SIGTERM; the server saves its data and exits."""
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=60)
-            self.process = None
-            self.log.close()
-
-    def destroy(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-            self.log.close()
-
-
 @contextlib.contextmanager
 def tmpfs(directory: Path, size: int) -> Iterator[Path]:
     """A tmpfs of `size` bytes mounted at directory (made if missing), unmounted after."""

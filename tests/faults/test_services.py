@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.appliance import wait_for
+from tests.appliance import Redis, wait_for
 from tests.faults.probes import (
     FULL,
     SEED,
     Digests,
     Observer,
     Postgres,
-    Redis,
     Settling,
     Versions,
     Web,

@@ -6,16 +6,12 @@ with "Timeout reading from 127.0.0.1:6379" in web.log, and the page reconnected.
 And it works at once after Redis restarts."""
 
 import asyncio
-import contextlib
-import socket
-import subprocess
-import time
 
 import pytest
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 
-from tests.appliance import free_port
+from tests.appliance import Redis
 
 IDLE = 12.0  # two of the layer's blocking waits, and more
 
@@ -34,16 +30,16 @@ async def test_an_idle_channel_waits_without_a_redis_timeout():
 async def test_the_channel_works_at_once_after_redis_restarts(tmp_path, settings):
     """Every connection pooled before a restart is dead after it: the first command on
     each failed, and a page opening its websocket then got an HTTP 500."""
-    port = free_port()
-    server = RedisServer(tmp_path, port)
+    server = Redis(tmp_path)
     config = dict(settings.CHANNEL_LAYERS["default"]["CONFIG"])
-    config["hosts"] = [{**config["hosts"][0], "address": f"redis://127.0.0.1:{port}/0"}]
+    config["hosts"] = [{**config["hosts"][0], "address": server.url(0)}]
     layer = RedisChannelLayer(**config)
     try:
         channels = [await layer.new_channel() for _ in range(4)]
         for _ in range(2):  # concurrent commands: several pooled connections
             await asyncio.gather(*(layer.group_add("g", c) for c in channels))
-        server.restart()
+        server.stop()
+        server.start()
         for channel in channels:
             await layer.group_add("g", channel)
         await layer.group_send("g", {"type": "after.restart"})
@@ -53,34 +49,3 @@ async def test_the_channel_works_at_once_after_redis_restarts(tmp_path, settings
     finally:
         await layer.flush()
         server.stop()
-
-
-class RedisServer:
-    def __init__(self, root, port: int):
-        self.root, self.port = root, port
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(self.root)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
-            ) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not answer")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
