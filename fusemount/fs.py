@@ -23,7 +23,7 @@ import trio
 from areas.files import is_ignored
 from areas.index import VersionGone
 from areas.listing import FileState, describe_state
-from fusemount import control
+from fusemount import control, threads
 from fusemount.inodes import ROOT, Inodes, Key
 from fusemount.metadata import Metadata, parent_of
 from fusemount.unreal import (
@@ -99,7 +99,7 @@ class Filesystem(pyfuse3.Operations):
         now = time.monotonic()
         if now - self._areas.read_at > AREAS_TTL:
             try:
-                paths = await trio.to_thread.run_sync(self.load_areas)
+                paths = await threads.run(self.load_areas)
             except Exception:
                 log.warning("cannot read the areas; the list shown may be stale", exc_info=True)
                 paths = None
@@ -228,10 +228,10 @@ class Filesystem(pyfuse3.Operations):
     async def _control_attributes(self, key: Key) -> pyfuse3.EntryAttributes:
         """`.realize` or a file or directory in it (key: (NO_AREA, ".realize/...")."""
         inner = key[1][len(CONTROL) + 1 :]
-        if await trio.to_thread.run_sync(control.listing, inner) is not None:
+        if await threads.run(control.listing, inner) is not None:
             mode = stat.S_IFDIR | 0o555
             return self._made_attributes(self.inodes.number(key), mode, links=2)
-        content = await trio.to_thread.run_sync(control.render, inner, self.reader.chunks.size)
+        content = await threads.run(control.render, inner, self.reader.chunks.size)
         if content is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         mode = stat.S_IFREG | 0o444
@@ -244,7 +244,7 @@ class Filesystem(pyfuse3.Operations):
     async def _unreal_tree(self, area: str) -> UnrealTree:
         tree = self.trees.get(area)
         if tree is None:
-            tree = self.trees[area] = await trio.to_thread.run_sync(load_tree, area)
+            tree = self.trees[area] = await threads.run(load_tree, area)
         return tree
 
     async def _unreal_attributes(self, key: Key) -> pyfuse3.EntryAttributes:
@@ -330,10 +330,10 @@ class Filesystem(pyfuse3.Operations):
             tree.seq = -1
 
     async def _refresh_unreal(self) -> None:
-        for area, seq in (await trio.to_thread.run_sync(unreal_seqs)).items():
+        for area, seq in (await threads.run(unreal_seqs)).items():
             old = self.trees.get(area)
             if old is not None and old.seq != seq:
-                new = await trio.to_thread.run_sync(load_tree, area)
+                new = await threads.run(load_tree, area)
                 self.trees[area] = new
                 self._forget_changes(area, old, new)
 
@@ -425,7 +425,7 @@ class Filesystem(pyfuse3.Operations):
             found = await self._union_listing(key)
         elif self._is_control(key):
             inner = key[1][len(CONTROL) + 1 :]
-            names = await trio.to_thread.run_sync(control.listing, inner) or []
+            names = await threads.run(control.listing, inner) or []
             found = []
             for name in names:
                 child = (NO_AREA, f"{key[1]}/{name}")
@@ -540,7 +540,7 @@ class Filesystem(pyfuse3.Operations):
         if flags & os.O_ACCMODE != os.O_RDONLY:
             raise pyfuse3.FUSEError(errno.EACCES)
         inner = key[1][len(CONTROL) + 1 :]
-        content = await trio.to_thread.run_sync(control.render, inner, self.reader.chunks.size)
+        content = await threads.run(control.render, inner, self.reader.chunks.size)
         if content is None:
             raise pyfuse3.FUSEError(errno.EISDIR)
         handle = self._next_made
@@ -569,7 +569,7 @@ class Filesystem(pyfuse3.Operations):
                     await self._put_realized(key, put_emptied_file, file.blob, file.mode & 0o7777)
                 else:
                     try:
-                        staged = await trio.to_thread.run_sync(
+                        staged = await threads.run(
                             self.reader.chunks.stage_blob, file, full
                         )
                     except OSError as exc:
@@ -588,7 +588,7 @@ class Filesystem(pyfuse3.Operations):
 
     async def _put_realized(self, key: Key, put, *args) -> None:
         try:
-            await trio.to_thread.run_sync(put, *key, *args)
+            await threads.run(put, *key, *args)
         except (VersionGone, TimeoutError) as exc:
             log.info("cannot realize %s:%s now: %s", *key, exc)
             raise pyfuse3.FUSEError(errno.EAGAIN) from None
@@ -650,7 +650,7 @@ class Filesystem(pyfuse3.Operations):
         file = await self._unreal_file(key)
         if file is not None:  # never here: its delete is recorded as a scan would
             try:
-                await trio.to_thread.run_sync(delete_unreal_file, *key, file.blob)
+                await threads.run(delete_unreal_file, *key, file.blob)
             except (VersionGone, TimeoutError) as exc:
                 log.info("cannot delete %s:%s now: %s", *key, exc)
                 raise pyfuse3.FUSEError(errno.EAGAIN) from None
@@ -737,14 +737,14 @@ class Filesystem(pyfuse3.Operations):
         if file is None and self._is_unreal(key) and await self._disk_stat(key) is None:
             raise pyfuse3.FUSEError(errno.ENODATA)  # a directory of the tree
         if name == control.STATUS_XATTR:
-            if await trio.to_thread.run_sync(control.in_conflict, *key):
+            if await threads.run(control.in_conflict, *key):
                 return describe_state(FileState.CONFLICT).encode()
             if file is None:
                 return describe_state(FileState.REAL).encode()
-            cached = await trio.to_thread.run_sync(self.reader.chunks.cached_share, file)
+            cached = await threads.run(self.reader.chunks.cached_share, file)
             return describe_state(FileState.UNREAL, cached).encode()
         if name == control.WHERE_XATTR:
-            return await trio.to_thread.run_sync(self._where, key, file)
+            return await threads.run(self._where, key, file)
         if file is not None:
             raise pyfuse3.FUSEError(errno.ENODATA)
         return await _io(os.getxattr, await self._full(key), name, follow_symlinks=False)

@@ -40,6 +40,7 @@ from areas.index import (
     put_realized,
 )
 from areas.models import HISTORY_CHANNEL, Area, Entry
+from fusemount import threads
 from fusemount.blobcache import BlobCache, remove_chunk_files
 from peers.client import LinkFailed, Links, PeerdClient, PeerdUnavailable
 from peers.models import LocalPeer, Peer
@@ -577,7 +578,7 @@ class Reader:
         if window and window[0][1] <= offset and window[-1][1] + window[-1][2] >= end:
             return window
         try:
-            window = await trio.to_thread.run_sync(
+            window = await threads.run(
                 self.chunks.chunk_window, file.blob, file.size, offset,
                 max(end - offset, WINDOW), deadline,
             )  # fmt: skip
@@ -589,7 +590,7 @@ class Reader:
 
     async def _whole_list(self, file: UnrealFile) -> None:
         try:
-            await trio.to_thread.run_sync(self.chunks.chunk_list, file.blob, file.size)
+            await threads.run(self.chunks.chunk_list, file.blob, file.size)
         except OSError as exc:
             log.info("the chunk list of %s: %s", file.blob.hex()[:16], exc)
         finally:
@@ -648,7 +649,7 @@ class Reader:
             self._flight[h] = trio.Event()
         try:
             if mine:
-                cached = await trio.to_thread.run_sync(
+                cached = await threads.run(
                     self.chunks.cached_many, blob, {h: where[h] for h in mine}
                 )
                 found.update(cached)
@@ -656,7 +657,7 @@ class Reader:
                 for start in range(0, len(fetch), FETCH_BATCH):
                     batch = fetch[start : start + FETCH_BATCH]
                     found.update(
-                        await trio.to_thread.run_sync(
+                        await threads.run(
                             self.chunks.fetch, batch, blob, where, deadline
                         )
                     )
@@ -676,7 +677,7 @@ class Reader:
                     await event.wait()
             data = self._memory.get(h)
             if data is None:
-                held = await trio.to_thread.run_sync(self.chunks.cached_many, blob, {h: where[h]})
+                held = await threads.run(self.chunks.cached_many, blob, {h: where[h]})
                 data = held.get(h)
             if data is None:
                 raise pyfuse3.FUSEError(errno.EIO)  # no peer could send it right
