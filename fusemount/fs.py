@@ -81,6 +81,8 @@ class Filesystem(pyfuse3.Operations):
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self._areas = _Areas()
+        self._reading_areas = False
+        self.nursery: trio.Nursery | None = None  # for work off the request path
         self._lister: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
         self._next_lister = 1
         self._started = time.time_ns()
@@ -95,19 +97,29 @@ class Filesystem(pyfuse3.Operations):
         self._next_made = CONTROL_HANDLES
 
     # --- where things are ---------------------------------------------------------------------
-    async def _area_paths(self) -> dict[str, Path]:
-        now = time.monotonic()
-        if now - self._areas.read_at > AREAS_TTL:
-            try:
-                paths = await threads.run(self.load_areas)
-            except Exception:
-                log.warning("cannot read the areas; the list shown may be stale", exc_info=True)
-                paths = None
-            if paths is not None:
-                unreal = {n for n, (_, mode) in paths.items() if mode == "unreal"}
-                found = {n: Path(p) for n, (p, _) in paths.items()}
-                self._areas = _Areas(found, unreal, now)
+    async def _area_paths(self, fresh: bool = False) -> dict[str, Path]:
+        """The areas, read again once AREAS_TTL old. In the background: a request does
+        not wait for the database (after a pause, that wait was most of a first byte),
+        except the first, a listing of the root, or a name not known (`fresh`)."""
+        if time.monotonic() - self._areas.read_at > AREAS_TTL:
+            if fresh or self._areas.read_at < 0 or self.nursery is None:
+                await self._read_areas()
+            elif not self._reading_areas:
+                self._reading_areas = True
+                self.nursery.start_soon(self._read_areas)
         return self._areas.paths
+
+    async def _read_areas(self) -> None:
+        try:
+            paths = await threads.run(self.load_areas)
+        except Exception:
+            log.warning("cannot read the areas; the list shown may be stale", exc_info=True)
+            return
+        finally:
+            self._reading_areas = False
+        unreal = {n for n, (_, mode) in paths.items() if mode == "unreal"}
+        found = {n: Path(p) for n, (p, _) in paths.items()}
+        self._areas = _Areas(found, unreal, time.monotonic())
 
     def _is_unreal(self, key: Key) -> bool:
         """Whether the key is in an Unreal area: its files are on the disk, if realized
@@ -363,7 +375,9 @@ class Filesystem(pyfuse3.Operations):
             text = os.fsdecode(name)
             if text == CONTROL:
                 return await self._control_attributes((NO_AREA, CONTROL))
-            if text not in await self._area_paths():
+            if text not in await self._area_paths() and text not in await self._area_paths(
+                fresh=True
+            ):
                 raise pyfuse3.FUSEError(errno.ENOENT)
             return await self._stat((text, ""))
         parent = self._key(parent_inode)
@@ -414,7 +428,7 @@ class Filesystem(pyfuse3.Operations):
     async def opendir(self, inode, ctx):
         key = self._key(inode)
         if inode == ROOT:
-            areas = await self._area_paths()
+            areas = await self._area_paths(fresh=True)
             found = [(CONTROL.encode(), await self._control_attributes((NO_AREA, CONTROL)))]
             for name in sorted(areas):
                 try:

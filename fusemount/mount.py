@@ -128,7 +128,7 @@ async def _main(fs: Filesystem) -> None:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(fs.watch_changes)
         nursery.start_soon(fs.watch_unreal)
-        fs.reader.nursery = nursery
+        fs.nursery = fs.reader.nursery = nursery
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 

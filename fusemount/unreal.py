@@ -282,13 +282,12 @@ class Chunks:
     ) -> list[tuple[bytes, int, int]]:
         """The blob's chunks that hold [offset, offset + length), as chunk_list's items:
         the whole list where known here, else a run of it asked of a peer (much quicker
-        than the whole of a large file's)."""
+        than the whole of a large file's). The index is asked only when no peer answers:
+        after a pause its pages may be off the disk's cache, a wait before the first byte
+        (the chunks come from peers either way)."""
         known = self.known_list(blob)
         if known is not None:
             return known
-        close_old_connections()
-        if chunk_lists([blob]).get(blob) is not None:
-            return self.chunk_list(blob, size)  # this peer had the content: its index knows
         for peer in self.connected():
             args = {"hashes": [blob], "window": [offset, length]}
             try:
@@ -308,6 +307,9 @@ class Chunks:
                 log.info("%s sent bad chunks for %s: %s", peer, blob.hex()[:16], exc)
                 continue
             return [(c.hash, c.offset, c.length) for c in refs]
+        close_old_connections()
+        if chunk_lists([blob]).get(blob) is not None:
+            return self.chunk_list(blob, size)  # this peer had the content: its index knows
         raise OSError(errno.EIO, "no connected peer knows this file's chunks")
 
     def _ask_list(
