@@ -21,6 +21,7 @@ from areas.models import Area
 from fusemount.fs import Filesystem
 from fusemount.realizer import Realizer
 from peers.client import DIALLED
+from realize_site.lib import collector
 from realize_site.sampling import Sampler
 
 log = logging.getLogger("realize.mount")
@@ -107,6 +108,9 @@ def serve(mountpoint: Path, out: TextIO) -> None:
         pyfuse3.init(fs, str(mountpoint), options)
     except RuntimeError as exc:
         raise MountError(f"cannot mount at {mountpoint}: {exc}") from None
+    # Django's start-up heap, out of the collector's full passes: they paused the loop, and
+    # every request with it, 47-132 ms each, several times a benchmark run.
+    collector.settle()
     out.write(f"mounted at {mountpoint}\n")
     out.flush()
     # The cache's use and the data links' traffic, each minute, for the activity charts.

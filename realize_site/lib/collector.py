@@ -1,4 +1,4 @@
-"""The cyclic garbage collector in long-lived processes (peerd, the worker).
+"""The cyclic garbage collector in long-lived processes (peerd, the worker, the mount).
 
 A pull or scan makes many objects, few in cycles, so young collections run less often.
 Start-up objects are frozen: never walked again, and in the worker, frozen before forking,
