@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from areas.models import Area
 from fusemount.fs import Filesystem
 from fusemount.realizer import Realizer
+from fusemount.unreal import Chunks
 from peers.client import DIALLED
 from realize_site.lib import collector
 from realize_site.sampling import Sampler
@@ -27,6 +28,9 @@ from realize_site.sampling import Sampler
 log = logging.getLogger("realize.mount")
 
 FUSE_DEVICE = "/dev/fuse"
+# Data links to peers are used this often, idle or not (Chunks.warm_links): under the
+# age at which a link is no longer reused.
+WARM_LINKS_EVERY = 20.0
 
 
 class MountError(RuntimeError):
@@ -133,8 +137,15 @@ async def _main(fs: Filesystem) -> None:
         nursery.start_soon(fs.watch_changes)
         nursery.start_soon(fs.watch_unreal)
         fs.nursery = fs.reader.nursery = nursery
+        nursery.start_soon(_warm_links, fs.reader.chunks)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
+
+
+async def _warm_links(chunks: Chunks) -> None:
+    while True:
+        await trio.to_thread.run_sync(chunks.warm_links, abandon_on_cancel=True)
+        await trio.sleep(WARM_LINKS_EVERY)
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:

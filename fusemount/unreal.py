@@ -455,11 +455,25 @@ class Chunks:
                 found.append(peer)
         return peers, found
 
+    def warm_links(self) -> None:
+        """A data link to each connected peer that listens, dialled before a read needs it
+        and used often enough to be reused (peers.client.links.REUSE_WITHIN): a read that
+        dials first waits 10-20 ms more for its first byte."""
+        for peer in self.connected():
+            links = self._data_links(peer)
+            if links is None or not links.usable:
+                continue
+            try:
+                self._request(peer, "blobs", {"hashes": []})
+            except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
+                log.info("warming a data link to %s: %s", peer, exc)
+
     def connected(self) -> list[str]:
-        """The peers connected now (as peerd said at most PEERS_TTL ago)."""
+        """The peers connected now (as peerd said at most PEERS_TTL ago). None connected is
+        asked again each time: peers connect just after the mount starts."""
         now = time.monotonic()
         with self._lock:
-            if now - self._peers_at < PEERS_TTL:
+            if self._connected and now - self._peers_at < PEERS_TTL:
                 return self._connected
         try:
             found = list(self._client().connected())
