@@ -25,8 +25,7 @@ class Scheduler(DatabaseScheduler):
     def tick(self, *args, **kwargs) -> float:
         try:
             if self._outage:
-                close_old_connections()
-                connection.ensure_connection()
+                _connect()
                 log.warning("database available again")
                 self._outage = False
                 self._initial_read = True  # the whole schedule, read again
@@ -41,6 +40,11 @@ class Scheduler(DatabaseScheduler):
     def schedule_changed(self) -> bool:
         # The library logs a traceback here on every tick while the database is away:
         # a connection that fails goes to tick() instead, as one line.
-        close_old_connections()
-        connection.ensure_connection()
+        _connect()
         return super().schedule_changed()
+
+
+def _connect() -> None:
+    """A usable connection, or the database's error."""
+    close_old_connections()
+    connection.ensure_connection()

@@ -98,7 +98,7 @@ def programs(web_host: str, web_port: int, mount: Path | None = None) -> list[Pr
                 "--loglevel",
                 "INFO",
                 "--scheduler",
-                "realize_site.beat:Scheduler",
+                settings.CELERY_BEAT_SCHEDULER,
                 "--pidfile=",
             ],
         ),
