@@ -583,9 +583,7 @@ class Filesystem(pyfuse3.Operations):
                     await self._put_realized(key, put_emptied_file, file.blob, file.mode & 0o7777)
                 else:
                     try:
-                        staged = await threads.run(
-                            self.reader.chunks.stage_blob, file, full
-                        )
+                        staged = await threads.run(self.reader.chunks.stage_blob, file, full)
                     except OSError as exc:
                         log.warning("cannot realize %s:%s: %s", *key, exc)
                         raise pyfuse3.FUSEError(errno.EIO) from None

@@ -672,11 +672,7 @@ class Reader:
                 fetch = [h for h in mine if h not in cached]
                 for start in range(0, len(fetch), FETCH_BATCH):
                     batch = fetch[start : start + FETCH_BATCH]
-                    found.update(
-                        await threads.run(
-                            self.chunks.fetch, batch, blob, where, deadline
-                        )
-                    )
+                    found.update(await threads.run(self.chunks.fetch, batch, blob, where, deadline))
                 for h in mine:
                     if h in found:
                         self._keep(h, found[h])

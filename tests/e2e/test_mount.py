@@ -100,6 +100,13 @@ def test_the_root_lists_the_areas_and_each_shows_its_files(alpha, mounted):
     assert str(m / "docs" / "sub") in listed
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may widen a mount's read-ahead")
+def test_the_kernel_reads_ahead_through_the_mount_in_megabytes(mounted):
+    device = os.stat(mounted.where).st_dev
+    knob = f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
+    wait_for(lambda: open(knob).read().strip() == "4096", "the mount's read-ahead")
+
+
 def test_realize_directory_tells_this_peers_state(alpha, mounted):
     control = mounted.where / ".realize"
     assert sorted(os.listdir(control)) == ["conflicts", "history", "peers", "status"]
