@@ -56,35 +56,50 @@ class BlobCache:
         return blob_file(self.root, blob)
 
     # --- reading and writing --------------------------------------------------------------------
-    def read(self, blob: bytes, offset: int, length: int, check=None) -> bytes | None:
-        """The range, if held (and, where not yet checked this run, `check(data)` is true);
-        None otherwise."""
+    def read(self, blob: bytes, pieces: list[tuple[int, int]], check=None) -> dict[int, bytes]:
+        """Of these ranges (offset, length), those held, by offset: each stretch of
+        neighbours read in one go. A range not yet checked this run is returned only if
+        `check(offset, data)` is true (or there is no check); one that fails is dropped."""
         with self._lock:
             b = self._blobs.get(blob)
-            if b is None or b.held.get(offset) != length:
-                return None
+            held = [] if b is None else sorted(p for p in pieces if b.held.get(p[0]) == p[1])
+            if not held:
+                return {}
             fd = self._use(blob, b)
-            trusted = offset in b.checked
+            trusted = {offset for offset, _ in held if offset in b.checked}
+        found = {}
         try:
-            data = os.pread(fd, length, offset)
+            for start, end, run in _stretches(held):
+                view = memoryview(os.pread(fd, end - start, start))
+                for offset, length in run:
+                    data = bytes(view[offset - start : offset - start + length])
+                    if len(data) == length:
+                        found[offset] = data
         finally:
             self._done(b)
-        if len(data) == length and (trusted or check is None or check(data)):
-            if not trusted:
-                with self._lock:
-                    b.checked.add(offset)
-            return data
-        log.warning("a cached range of %s was not as written: fetched again", blob.hex()[:16])
-        self._forget(blob, offset)
-        return None
+        for offset, _ in held:
+            data = found.get(offset)
+            if offset in trusted or (data is not None and (check is None or check(offset, data))):
+                continue
+            found.pop(offset, None)
+            log.warning("a cached range of %s was not as written: fetched again", blob.hex()[:16])
+            self._forget(blob, offset)
+        if len(trusted) < len(found):
+            with self._lock:
+                b.checked.update(found)
+        return found
 
-    def write(self, blob: bytes, offset: int, data: bytes) -> None:
-        """A checked chunk, at its offset in its blob's file."""
+    def write(
+        self, blob: bytes, offset: int, data: bytes | memoryview, pieces: list | None = None
+    ) -> None:
+        """Checked content at its offset in its blob's file, in one write: `pieces`, the
+        chunks it holds (offset, length), or one chunk."""
+        pieces = pieces or [(offset, len(data))]
         with self._lock:
             b = self._blobs.get(blob)
             if b is None:
                 b = self._blobs[blob] = _Blob()
-            if b.held.get(offset) == len(data):
+            if all(b.held.get(o) == n for o, n in pieces):
                 self._blobs.move_to_end(blob)
                 return
             fd = self._use(blob, b)
@@ -98,12 +113,13 @@ class BlobCache:
                         0o600,
                     )
                     self._fds += 1
-                os.write(b.sidecar, RANGE.pack(offset, len(data)))
-                if offset not in b.held:
-                    b.bytes += len(data)
-                    self.size += len(data)
-                b.held[offset] = len(data)
-                b.checked.add(offset)
+                os.write(b.sidecar, b"".join(RANGE.pack(o, n) for o, n in pieces))
+                for o, n in pieces:
+                    if o not in b.held:
+                        b.bytes += n
+                        self.size += n
+                    b.held[o] = n
+                    b.checked.add(o)
         finally:
             self._done(b)
         self._evict()
@@ -211,6 +227,18 @@ class BlobCache:
             b = self._blobs[blob] = _Blob(held=held, bytes=sum(held.values()))
             self.size += b.bytes
         self._evict()
+
+
+def _stretches(pieces: list[tuple[int, int]]):
+    """(start, end, pieces) of each stretch of neighbouring ranges, in order."""
+    run: list[tuple[int, int]] = []
+    for offset, length in pieces:
+        if run and run[-1][0] + run[-1][1] != offset:
+            yield run[0][0], run[-1][0] + run[-1][1], run
+            run = []
+        run.append((offset, length))
+    if run:
+        yield run[0][0], run[-1][0] + run[-1][1], run
 
 
 def _read_sidecar(data: Path) -> dict[int, int]:

@@ -240,16 +240,13 @@ class Chunks:
 
     def cached_many(self, blob: bytes, where: dict[bytes, tuple[int, int]]) -> dict[bytes, bytes]:
         """Of these chunks (`where`: each one's offset and length in the blob), those held."""
-        found = {}
-        for h, (offset, length) in where.items():
-            data = self.cache.read(blob, offset, length, lambda d, h=h: chunk_hash(d) == h)
-            if data is not None:
-                found[h] = data
-        return found
+        at = {offset: h for h, (offset, _) in where.items()}
+        held = self.cache.read(blob, list(where.values()), lambda o, d: chunk_hash(d) == at[o])
+        return {at[offset]: data for offset, data in held.items()}
 
-    def keep(self, blob: bytes, offset: int, data: bytes) -> None:
-        """A checked chunk, into the cache."""
-        self.cache.write(blob, offset, data)
+    def keep(self, blob: bytes, offset: int, data, pieces: list | None = None) -> None:
+        """A checked chunk into the cache; or neighbouring ones, `pieces` (offset, length)."""
+        self.cache.write(blob, offset, data, pieces)
 
     def cached_share(self, file: UnrealFile) -> float:
         """How much of the file is in the cache."""
@@ -391,14 +388,20 @@ class Chunks:
                 if not isinstance(data, bytes | bytearray | memoryview):
                     continue  # not there as indexed: asked for by hash next
                 view, base = memoryview(data), run[0][1]
+                good = []
                 for h, offset, length in run:
-                    piece = bytes(view[offset - base : offset - base + length])
+                    piece = view[offset - base : offset - base + length]
                     if len(piece) == length and chunk_hash(piece) == h:
-                        self.keep(blob, offset, piece)
-                        found[h] = piece
+                        good.append((offset, length))
+                        found[h] = bytes(piece)
                         self.fetched += 1
                     else:
                         log.warning("%s sent a range whose chunk does not match: discarded", peer)
+                if len(good) == len(run):  # all of it, as it was sent: in one write
+                    self.keep(blob, base, view[: sum(n for _, n in good)], good)
+                else:
+                    for offset, length in good:
+                        self.keep(blob, offset, view[offset - base : offset - base + length])
             if found:
                 return found
         return {}
