@@ -29,9 +29,9 @@ from realize_site.sampling import Sampler
 log = logging.getLogger("realize.mount")
 
 FUSE_DEVICE = "/dev/fuse"
-# Data links to peers are used this often, idle or not (Chunks.warm_links): under the
-# age at which a link is no longer reused.
-WARM_LINKS_EVERY = 20.0
+# The connected peers are looked at this often, seconds, for a data link to warm
+# (Chunks.warm_links): one that just connected gets one before its first read.
+WARM_CHECK_EVERY = 2.0
 # How long a thread keeps the interpreter when others want it, seconds (Python's default
 # is 0.005). The loop and the fetching threads take it back after each system call or
 # hash; at the default they waited for it.
@@ -171,7 +171,7 @@ async def _main(fs: Filesystem, mountpoint: Path) -> None:
 async def _warm_links(chunks: Chunks) -> None:
     while True:
         await trio.to_thread.run_sync(chunks.warm_links, abandon_on_cancel=True)
-        await trio.sleep(WARM_LINKS_EVERY)
+        await trio.sleep(WARM_CHECK_EVERY)
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:

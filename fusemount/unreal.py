@@ -70,6 +70,9 @@ WINDOW = 4 * 1024 * 1024
 MEMORY_BYTES = 64 * 1024 * 1024
 # The connected peers are asked of peerd at most this often.
 PEERS_TTL = 1.0
+# A data link is used at least this often, seconds (Chunks.warm_links): under the age at
+# which a link is no longer reused.
+WARM_LINKS_EVERY = 20.0
 # Realizing or deleting a file waits this long at most for a scan or consensus of its area.
 REALIZE_WAIT = 10.0
 
@@ -227,6 +230,7 @@ class Chunks:
         self._connected: list[str] = []
         self._peers_at = -PEERS_TTL
         self._links: dict[str, Links | None] = {}
+        self._warmed: dict[str, float] = {}  # peer -> when its data link was last warmed
         self.fetched = 0  # chunks fetched from peers
 
     @property
@@ -460,9 +464,13 @@ class Chunks:
 
     def warm_links(self) -> None:
         """A data link to each connected peer that listens, dialled before a read needs it
-        and used often enough to be reused (peers.client.links.REUSE_WITHIN): a read that
-        dials first waits 10-20 ms more for its first byte."""
+        and used every WARM_LINKS_EVERY, often enough to be reused
+        (peers.client.links.REUSE_WITHIN): a read that dials first waits 10-30 ms more for
+        its first byte. A peer connected since the last call gets its link now."""
+        now = time.monotonic()
         for peer in self.connected():
+            if now - self._warmed.get(peer, -math.inf) < WARM_LINKS_EVERY:
+                continue
             links = self._data_links(peer)
             if links is None or not links.usable:
                 continue
@@ -470,6 +478,8 @@ class Chunks:
                 self._request(peer, "blobs", {"hashes": []})
             except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
                 log.info("warming a data link to %s: %s", peer, exc)
+            else:
+                self._warmed[peer] = now
 
     def connected(self) -> list[str]:
         """The peers connected now (as peerd said at most PEERS_TTL ago). None connected is
