@@ -7,6 +7,7 @@ by the mount or by anyone else, drops what it changed, and the kernel is told to
 own copy (from a thread of its own: telling it from a request could deadlock).
 """
 
+import errno
 import logging
 import os
 import queue
@@ -34,6 +35,9 @@ NAMES_CHANGED = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
 NEW_FILE = IN_CREATE | IN_MOVED_TO
 # An event on a path the mount changed this recently is taken for the mount's own.
 OURS_FOR = 0.5
+# A directory changed is read again in the background if it had at most this many names
+# (a larger one is read when next asked for: reading it after every burst costs too much).
+REREAD_MOST = 1000
 
 
 def parent_of(key: Key) -> Key:
@@ -58,6 +62,7 @@ class Metadata:
         self.events_taken = 0
         self._last_event: dict[int, int] = {}
         self._ours: dict[Key, float] = {}  # when the mount last changed each path
+        self.changed_directories: set[Key] = set()
         self._tell: queue.SimpleQueue = queue.SimpleQueue()
         self._teller = threading.Thread(target=self._tell_kernel, daemon=True, name="invalidate")
         self._teller.start()
@@ -69,6 +74,8 @@ class Metadata:
         try:
             wd = self.inotify.add(str(full))
         except OSError as exc:  # out of watches: served, but not from memory
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise
             log.warning("cannot watch %s (%s): its names are read each time", full, exc)
             wd = None
         found = []
@@ -175,6 +182,7 @@ class Metadata:
             if not event.name:  # the directory itself
                 self.stats.pop(directory, None)
                 self.tell_inode(directory)
+                self._changed_directory(directory)
                 continue
             key = child_of(directory, event.name)
             was = self.stats.pop(key, None)
@@ -186,12 +194,24 @@ class Metadata:
             if event.mask & NAMES_CHANGED:
                 if was is not None and stat.S_ISDIR(was.st_mode) and event.mask & IN_MOVED_FROM:
                     self.forget_under(key)
+                self._changed_directory(directory)
                 self.listings.pop(directory, None)
                 self.stats.pop(directory, None)
                 self.tell_entry(directory, event.name)
                 self.tell_inode(directory)
             else:
                 self.tell_inode(key, data=True)
+
+    def _changed_directory(self, key: Key) -> None:
+        listing = self.listings.get(key)
+        if len(listing or ()) <= REREAD_MOST:
+            self.changed_directories.add(key)
+
+    def take_changed_directories(self) -> set[Key]:
+        """The directories whose names or attributes events dropped since the last call,
+        but those of over REREAD_MOST names: to be read again off the request path."""
+        found, self.changed_directories = self.changed_directories, set()
+        return found
 
     def _is_ours(self, key: Key) -> bool:
         at = self._ours.get(key)

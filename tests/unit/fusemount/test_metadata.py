@@ -3,6 +3,7 @@ inotify: what a change on disk makes it forget."""
 
 import os
 
+from fusemount import metadata
 from fusemount.inodes import Inodes
 from fusemount.metadata import Metadata
 
@@ -31,6 +32,30 @@ def test_a_directory_read_is_kept_until_a_change_there(tmp_path):
         (tmp_path / "b.txt").write_text("b")
         meta.take_events()
         assert ("docs", "") not in meta.listings
+    finally:
+        meta.close()
+
+
+def test_a_directory_changed_is_given_to_be_read_again_unless_it_is_large(tmp_path, monkeypatch):
+    monkeypatch.setattr(metadata, "REREAD_MOST", 2)
+    (tmp_path / "small").mkdir()
+    (tmp_path / "large").mkdir()
+    for name in "abc":
+        (tmp_path / "large" / name).write_text(name)
+    meta = Metadata(Inodes())
+    try:
+        _read(meta, tmp_path / "small", ("docs", "small"))
+        _read(meta, tmp_path / "large", ("docs", "large"))
+        meta.take_events()
+        assert meta.take_changed_directories() == set()  # nothing changed
+        (tmp_path / "small" / "new").write_text("x")
+        (tmp_path / "large" / "new").write_text("x")
+        meta.take_events()
+        assert meta.take_changed_directories() == {("docs", "small")}
+        assert meta.take_changed_directories() == set()  # given once
+        os.chmod(tmp_path / "small", 0o700)  # the directory's own attributes
+        meta.take_events()
+        assert meta.take_changed_directories() == {("docs", "small")}
     finally:
         meta.close()
 
