@@ -60,6 +60,7 @@ UNREAL_EVERY = 30.0
 UNREAL_GAP = 0.2
 # A directory changed on the disk is read again this long after (Filesystem._reread).
 REREAD_AFTER = 0.5
+REREAD_TRIES = 6
 
 
 @dataclass
@@ -334,18 +335,23 @@ class Filesystem(pyfuse3.Operations):
     async def _reread(self, key: Key) -> None:
         """A directory changed, read again REREAD_AFTER later (once a burst of changes is
         likely over), with its own attributes, so the next request finds them in memory:
-        after a pause, reading them from the disk took 5-10 ms of a lookup."""
-        await trio.sleep(REREAD_AFTER)
-        self._rereading.discard(key)
+        after a pause, reading them from the disk took 5-10 ms of a lookup. A read that
+        raced a change is not kept (Metadata.remember): tried again, REREAD_TRIES times."""
         try:
-            if key not in self.meta.listings:
-                await self._read_directory(key)
-            if key not in self.meta.stats:
-                await self._read_stat(key)
+            for _ in range(REREAD_TRIES):
+                await trio.sleep(REREAD_AFTER)
+                if key not in self.meta.listings:
+                    await self._read_directory(key)
+                if key in self.meta.listings and key not in self.meta.stats:
+                    await self._read_stat(key)
+                if key in self.meta.listings and key in self.meta.stats:
+                    return
         except pyfuse3.FUSEError:
             pass  # gone, or its area: the next request learns it
-        except OSError as exc:
-            log.info("reading %s:%s again: %s", *key, exc)
+        except Exception:  # the mount must outlive it: the next request reads it
+            log.exception("reading %s:%s again failed", *key)
+        finally:
+            self._rereading.discard(key)
 
     async def watch_unreal(self) -> None:
         """Read an Unreal area's tree again when its history moved on (a consensus brought

@@ -93,7 +93,7 @@ class Metadata:
     ) -> None:
         """A directory read (read_directory) that began when `events_taken` was `since`:
         kept if it is watched, and no event of it came while it was read."""
-        if wd is None or self._last_event.get(wd, -1) >= since:
+        if wd is None or self._last_event.get(wd, -1) > since:
             return
         self._watches[wd] = key
         self._watched[key] = wd
@@ -105,7 +105,7 @@ class Metadata:
         """A name's attributes read alone: kept if its directory is watched and had no
         event while they were read."""
         wd = self._watched.get(parent_of(key))
-        if wd is not None and self._last_event.get(wd, -1) < since:
+        if wd is not None and self._last_event.get(wd, -1) <= since:
             self.stats[key] = st
 
     def listed(self, key: Key) -> list[tuple[str, os.stat_result]] | None:

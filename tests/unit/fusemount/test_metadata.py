@@ -32,6 +32,9 @@ def test_a_directory_read_is_kept_until_a_change_there(tmp_path):
         (tmp_path / "b.txt").write_text("b")
         meta.take_events()
         assert ("docs", "") not in meta.listings
+        # Read again after that change, with no event since: kept.
+        _read(meta, tmp_path)
+        assert meta.listings[("docs", "")] == ["a.txt", "b.txt"]
     finally:
         meta.close()
 
