@@ -29,6 +29,7 @@ import trio
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from areas.files import MAX_SIZE as MAX_CHUNK
 from areas.files import TEMP_PREFIX, blob_cache_directory, cached_share, chunk_hash
 from areas.index import (
     BadData,
@@ -73,6 +74,9 @@ PEERS_TTL = 1.0
 # A data link is used at least this often, seconds (Chunks.warm_links): under the age at
 # which a link is no longer reused.
 WARM_LINKS_EVERY = 20.0
+# Data links kept warm per peer: a file's first read asks for its chunks' hashes and for
+# its first bytes at once (Reader._window), each on a link of its own.
+WARM_LINKS = 2
 # Realizing or deleting a file waits this long at most for a scan or consensus of its area.
 REALIZE_WAIT = 10.0
 
@@ -389,26 +393,60 @@ class Chunks:
                 continue
             found = {}
             for run, data in zip(runs, answer, strict=True):
-                if not isinstance(data, bytes | bytearray | memoryview):
-                    continue  # not there as indexed: asked for by hash next
-                view, base = memoryview(data), run[0][1]
-                good = []
-                for h, offset, length in run:
-                    piece = view[offset - base : offset - base + length]
-                    if len(piece) == length and chunk_hash(piece) == h:
-                        good.append((offset, length))
-                        found[h] = bytes(piece)
-                        self.fetched += 1
-                    else:
-                        log.warning("%s sent a range whose chunk does not match: discarded", peer)
-                if len(good) == len(run):  # all of it, as it was sent: in one write
-                    self.keep(blob, base, view[: sum(n for _, n in good)], good)
-                else:
-                    for offset, length in good:
-                        self.keep(blob, offset, view[offset - base : offset - base + length])
+                if isinstance(data, bytes | bytearray | memoryview):
+                    found.update(self._accept(peer, blob, run, memoryview(data)))
+                # else not there as indexed: asked for by hash next
             if found:
                 return found
         return {}
+
+    def _accept(self, peer: str, blob: bytes, run: list, view: memoryview) -> dict[bytes, bytes]:
+        """Of a run of neighbouring chunks (hash, offset, length) as a peer sent them
+        (`view` starts at the first), those that check out; kept in the cache."""
+        base, good, found = run[0][1], [], {}
+        for h, offset, length in run:
+            piece = view[offset - base : offset - base + length]
+            if len(piece) == length and chunk_hash(piece) == h:
+                good.append((offset, length))
+                found[h] = bytes(piece)
+                self.fetched += 1
+            else:
+                log.warning("%s sent a range whose chunk does not match: discarded", peer)
+        if len(good) == len(run):  # all of it, as it was sent: in one write
+            self.keep(blob, base, view[: sum(n for _, n in good)], good)
+        else:
+            for offset, length in good:
+                self.keep(blob, offset, view[offset - base : offset - base + length])
+        return found
+
+    def span(
+        self, blob: bytes, start: int, length: int, deadline: float | None = None
+    ) -> tuple[str, memoryview] | None:
+        """Bytes [start, start + length) of the blob as the first connected peer sends
+        them, unchecked (None if it does not): a file's first read asks for them while it
+        learns which chunks they hold, and checks them then (accept_span)."""
+        for peer in self.connected()[:1]:
+            args = {"hashes": [], "ranges": [[blob, start, length]]}
+            try:
+                answer = self._request(peer, "chunks", args, deadline)
+            except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
+                log.info("asking %s for a range of %s: %s", peer, blob.hex()[:16], exc)
+                return None
+            if isinstance(answer, list) and len(answer) == 1:
+                data = answer[0]
+                if isinstance(data, bytes | bytearray | memoryview) and len(data) == length:
+                    return peer, memoryview(data)
+        return None
+
+    def accept_span(
+        self, peer: str, blob: bytes, listing: list, start: int, view: memoryview
+    ) -> dict[bytes, bytes]:
+        """The chunks of `listing` wholly inside a span (see span) that check out; kept."""
+        end = start + len(view)
+        run = [c for c in listing if c[1] >= start and c[1] + c[2] <= end]
+        if not run:
+            return {}
+        return self._accept(peer, blob, run, view[run[0][1] - start :])
 
     def stage_blob(self, file: UnrealFile, full: Path) -> Path:
         """The file's whole content in a temporary file beside `full` (its directories made),
@@ -463,10 +501,11 @@ class Chunks:
         return peers, found
 
     def warm_links(self) -> None:
-        """A data link to each connected peer that listens, dialled before a read needs it
-        and used every WARM_LINKS_EVERY, often enough to be reused
-        (peers.client.links.REUSE_WITHIN): a read that dials first waits 10-30 ms more for
-        its first byte. A peer connected since the last call gets its link now."""
+        """WARM_LINKS data links to each connected peer that listens, dialled before a read
+        needs them and used every WARM_LINKS_EVERY, often enough to be reused
+        (peers.client.links.REUSE_WITHIN): a read that dials first waits 20-30 ms more for
+        its first byte, the peer's thread for the link opening its database connection. A
+        peer connected since the last call gets its links now."""
         now = time.monotonic()
         for peer in self.connected():
             if now - self._warmed.get(peer, -math.inf) < WARM_LINKS_EVERY:
@@ -474,12 +513,20 @@ class Chunks:
             links = self._data_links(peer)
             if links is None or not links.usable:
                 continue
+            taken = []
             try:
-                self._request(peer, "blobs", {"hashes": []})
-            except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
-                log.info("warming a data link to %s: %s", peer, exc)
+                while len(taken) < WARM_LINKS:  # each its own, not one used in turn
+                    taken.append(links.take())
+                for link in taken:
+                    link.sock.settimeout(FETCH_TIMEOUT)
+                    next(link.pipeline("blobs", [{"hashes": []}], 1))
+            except (OSError, LinkFailed, ProtocolError, RemoteError, ValueError) as exc:
+                log.info("warming the data links to %s: %s", peer, exc)
             else:
                 self._warmed[peer] = now
+            finally:
+                for link in taken:
+                    links.give_back(link)
 
     def connected(self) -> list[str]:
         """The peers connected now (as peerd said at most PEERS_TTL ago). None connected is
@@ -557,6 +604,8 @@ class Reader:
         # Per blob: a run of its chunk list, while its whole list is being fetched.
         self._windows: dict[bytes, list[tuple[bytes, int, int]]] = {}
         self._listing: set[bytes] = set()
+        # Per blob: the span of a first read being fetched (see _window), set when it is in.
+        self._spans: dict[bytes, trio.Event] = {}
         self._memory: OrderedDict[bytes, bytes] = OrderedDict()
         self._memory_bytes = 0
         self.nursery: trio.Nursery | None = None
@@ -587,9 +636,16 @@ class Reader:
         while i < len(listing) and listing[i][1] < end:
             needed.append(listing[i])
             i += 1
-        self._ahead(handle, listing, i, offset, end)
+        ahead = self._ahead(handle, listing, i, offset, end)
         where = {h: (o, n) for h, o, n in needed}
-        parts = await self._get(list(where), file.blob, where, deadline)
+        try:
+            parts = await self._get(list(where), file.blob, where, deadline)
+        finally:
+            # What is read ahead is asked for once this read has its own chunks: asked
+            # together, the peer often sent the read-ahead first, and the first byte
+            # waited for it.
+            for batch in ahead:
+                self.nursery.start_soon(self._quietly, batch, file.blob)
         if file.blob in self._windows and file.blob not in self._listing and self.nursery:
             # The whole list next, not before: its parsing would hold back this read.
             self._listing.add(file.blob)
@@ -606,15 +662,54 @@ class Reader:
         window = self._windows.get(file.blob)
         if window and window[0][1] <= offset and window[-1][1] + window[-1][2] >= end:
             return window
+        # The bytes themselves are asked for at the same time, as a span wide enough to
+        # hold the chunks around them whatever their bounds: the first byte waits for the
+        # slower of the two answers, not for both in turn. One span of a file at a time;
+        # other readers wait for it, so that no chunk is fetched twice.
+        spanning = self._spans.get(file.blob)
+        mine = spanning is None and self.nursery is not None
+        if mine:
+            spanning = self._spans[file.blob] = trio.Event()
+            start = max(0, offset - MAX_CHUNK)
+            length = min(file.size, end + MAX_CHUNK) - start
+            span: list = []
+            spanned = trio.Event()
+
+            async def ask_span() -> None:
+                try:
+                    span.append(
+                        await threads.run(self.chunks.span, file.blob, start, length, deadline)
+                    )
+                finally:
+                    spanned.set()
+
+            self.nursery.start_soon(ask_span)
         try:
-            window = await threads.run(
-                self.chunks.chunk_window, file.blob, file.size, offset,
-                max(end - offset, WINDOW), deadline,
-            )  # fmt: skip
-        except OSError as exc:
-            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
-        if self.chunks.known_list(file.blob) is None:
-            self._windows[file.blob] = window
+            try:
+                window = await threads.run(
+                    self.chunks.chunk_window, file.blob, file.size, offset,
+                    max(end - offset, WINDOW), deadline,
+                )  # fmt: skip
+            except OSError as exc:
+                raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+            if self.chunks.known_list(file.blob) is None:
+                self._windows[file.blob] = window
+            if mine:
+                with trio.move_on_after(max(0.0, deadline - time.monotonic())):
+                    await spanned.wait()
+                if span and span[0] is not None:
+                    found = await threads.run(
+                        self.chunks.accept_span, span[0][0], file.blob, window, start, span[0][1]
+                    )
+                    for h, data in found.items():
+                        self._keep(h, data)
+        finally:
+            if mine:
+                del self._spans[file.blob]
+                spanning.set()
+        if not mine and spanning is not None:
+            with trio.move_on_after(max(0.0, deadline - time.monotonic())):
+                await spanning.wait()
         return window
 
     async def _whole_list(self, file: UnrealFile) -> None:
@@ -626,8 +721,8 @@ class Reader:
             self._listing.discard(file.blob)
             self._windows.pop(file.blob, None)
 
-    def _ahead(self, handle, listing, after: int, offset: int, end: int) -> None:
-        """A read that follows the last one: fetch what comes next, further each time, in
+    def _ahead(self, handle, listing, after: int, offset: int, end: int) -> list[dict]:
+        """A read that follows the last one: what to fetch next, further each time, as
         large batches (once half of what was asked ahead is read)."""
         if offset == handle.next_offset:
             handle.ahead = min(AHEAD_MOST, max(AHEAD_FIRST, handle.ahead * 2))
@@ -635,9 +730,9 @@ class Reader:
             handle.ahead, handle.asked_until = 0, 0
         handle.next_offset = end
         if not handle.ahead or self.nursery is None:
-            return
+            return []
         if handle.asked_until - end >= handle.ahead // 2:
-            return
+            return []
         i = max(after, bisect_right(handle.starts, handle.asked_until) - 1)
         wanted, until = [], end + handle.ahead
         while i < len(listing) and listing[i][1] < until:
@@ -646,9 +741,7 @@ class Reader:
                 wanted.append((h, (chunk_offset, length)))
             handle.asked_until = max(handle.asked_until, chunk_offset + length)
             i += 1
-        for start in range(0, len(wanted), FETCH_BATCH):
-            where = dict(wanted[start : start + FETCH_BATCH])
-            self.nursery.start_soon(self._quietly, where, handle.file.blob)
+        return [dict(wanted[n : n + FETCH_BATCH]) for n in range(0, len(wanted), FETCH_BATCH)]
 
     async def _quietly(self, where: dict[bytes, tuple[int, int]], blob: bytes) -> None:
         try:
