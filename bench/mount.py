@@ -5,6 +5,7 @@ directly and through the mount, in turn, with the page cache dropped before ever
 read, so each meets the machine as it is then. Ratios: the mount's speed over the disk's.
 """
 
+import contextlib
 import os
 import random
 import signal
@@ -155,6 +156,9 @@ UNREAL_FILE = 256 * 1024 * 1024
 RANDOM_FILE = 64 * 1024 * 1024
 RANDOM_READS = 1000
 RANDOM_SIZE = 4096
+# Seconds between the household's connecting and the first read: the mount dials its data
+# links to a peer within seconds of its connecting, as a user's first read finds them.
+SETTLE = 5.0
 
 
 def measure_unreal(root: Path, rounds: int) -> str:
@@ -162,18 +166,22 @@ def measure_unreal(root: Path, rounds: int) -> str:
     files from a loopback `rclone serve http` with --vfs-cache-mode full. Each round reads
     files neither has read before (cold), then one again from its cache; then appends a
     byte to a file neither has (Realize realizes it first; rclone, mounting a loopback
-    `rclone serve webdav`, fetches it into its cache first)."""
+    `rclone serve webdav` of a directory of its own, fetches it into its cache first)."""
     from tests.household import AREA, make_household
 
     alpha, beta = make_household(root, ["alpha", "beta"], unreal={"beta"})
     rclone_serve = rclone_mount = webdav_serve = webdav_mount = None
     ours, theirs, writable = root / "mnt-beta", root / "mnt-rclone", root / "mnt-rclone-rw"
+    # rclone writes its appended files back a few seconds later: outside alpha's area, so
+    # that alpha is not indexing them while the next tool is measured.
+    uploaded = root / "rclone-rw"
+    uploaded.mkdir()
     try:
         for n in range(1, rounds + 1):
             trees.random_file(alpha.dir / f"seq{n}.bin", UNREAL_FILE)
             trees.random_file(alpha.dir / f"rand{n}.bin", RANDOM_FILE)
             trees.random_file(alpha.dir / f"grow{n}.bin", RANDOM_FILE)
-            trees.random_file(alpha.dir / f"grow-rclone{n}.bin", RANDOM_FILE)
+            trees.random_file(uploaded / f"grow-rclone{n}.bin", RANDOM_FILE)
         log("mount: beta pulls the Unreal area's metadata")
         beta.stop()
         ours.mkdir()
@@ -183,7 +191,8 @@ def measure_unreal(root: Path, rounds: int) -> str:
         # Read-only over HTTP for the reads; over WebDAV, writable, for the append.
         caches = root / "rclone-cache", root / "rclone-cache-rw"
         rclone_serve, rclone_mount = _rclone("http", alpha.dir, theirs, caches[0], "--read-only")
-        webdav_serve, webdav_mount = _rclone("webdav", alpha.dir, writable, caches[1])
+        webdav_serve, webdav_mount = _rclone("webdav", uploaded, writable, caches[1])
+        time.sleep(SETTLE)  # as a user's first read comes: not as the peers just connected
         where = {"Realize": ours / AREA, "rclone": theirs}
         growing = {"Realize": (ours / AREA, "grow"), "rclone": (writable, "grow-rclone")}
         rows: dict[str, dict[str, list[float]]] = {}
@@ -195,6 +204,8 @@ def measure_unreal(root: Path, rounds: int) -> str:
                 directory, prefix = growing[tool]
                 name, value = _append_round(directory / f"{prefix}{n}.bin")
                 rows.setdefault(name, {}).setdefault(tool, []).append(value)
+                if tool == "rclone":  # its upload, seconds later, not under the next measure
+                    _wait_size(uploaded / f"{prefix}{n}.bin", RANDOM_FILE + 1)
             for state in ("cold", "warm"):
                 native = _read_rate(alpha.dir / f"seq{n}.bin", cold=state == "cold")
                 rows.setdefault(f"cached read, {state} (MB/s)", {}).setdefault(
@@ -288,6 +299,16 @@ def _append_round(path: Path) -> tuple[str, float]:
     with open(path, "ab") as f:
         f.write(b"x")
     return "append a byte, uncached (MB/s)", size / (time.perf_counter() - started) / 1e6
+
+
+def _wait_size(path: Path, size: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_size == size:
+                return
+        time.sleep(0.2)
+    log(f"mount: {path.name} never reached {size} bytes: the next figures may be disturbed")
 
 
 def _unreal_table(rows: dict[str, dict[str, list[float]]]) -> str:
