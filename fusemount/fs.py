@@ -123,7 +123,18 @@ class Filesystem(pyfuse3.Operations):
             self._reading_areas = False
         unreal = {n for n, (_, mode) in paths.items() if mode == "unreal"}
         found = {n: Path(p) for n, (p, _) in paths.items()}
+        for name, was in self._areas.paths.items():
+            if found.get(name) != was:
+                self._forget_area(name)
         self._areas = _Areas(found, unreal, time.monotonic())
+
+    def _forget_area(self, name: str) -> None:
+        """An area removed, or added again at another directory under its old name: what
+        the mount knew of its old directory must not show as the new one."""
+        self.meta.forget_area(name)
+        self.inodes.forget_area(name)
+        self.trees.pop(name, None)
+        self.meta.tell_entry((NO_AREA, ""), name)
 
     def _is_unreal(self, key: Key) -> bool:
         """Whether the key is in an Unreal area: its files are on the disk, if realized

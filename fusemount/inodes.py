@@ -43,6 +43,12 @@ class Inodes:
         if number is not None:
             self._keys.pop(number, None)
 
+    def forget_area(self, area: str) -> None:
+        """The area is gone, or is now another directory: none of its numbers stands for
+        anything (the kernel must not serve the old files' cached pages as the new ones)."""
+        for key in [k for k in self._numbers if k[0] == area]:
+            self.deleted(key)
+
     def renamed(self, old: Key, new: Key) -> None:
         """A file or directory moved: it and everything under it keep their numbers."""
         self.deleted(new)  # what the rename replaced

@@ -232,6 +232,17 @@ class Metadata:
         return was is None or stat.S_ISREG(was.st_mode)
 
     # --- the kernel ------------------------------------------------------------------------------
+    def forget_area(self, area: str) -> None:
+        """The area is gone, or is now another directory: all that is known of it is
+        dropped, and its watches with it."""
+        for key in [k for k in self._watched if k[0] == area]:
+            wd = self._watched.pop(key)
+            self._watches.pop(wd, None)
+            self.inotify.remove(wd)
+        for known in (self.listings, self.stats):
+            for key in [k for k in known if k[0] == area]:
+                del known[key]
+
     def tell_inode(self, key: Key, data: bool = False) -> None:
         number = self.inodes.known(key)
         if number is not None:

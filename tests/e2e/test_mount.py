@@ -145,6 +145,22 @@ def test_a_change_made_on_disk_shows_in_the_mount(alpha, mounted):
     wait_for(lambda: os.listdir(m / "moved") == [], "the delete")
 
 
+def test_an_area_added_again_elsewhere_shows_its_new_directory(alpha, mounted, tmp_path):
+    m = mounted.where
+    assert (m / "docs" / "hello.txt").read_text() == "hello"  # known, and its page cached
+    old_number = os.stat(m / "docs" / "hello.txt").st_ino
+    alpha.run("area", "remove", "docs")
+    wait_for(lambda: "docs" not in os.listdir(m), "docs gone from the mount")
+    other = tmp_path / "other-docs"
+    other.mkdir()
+    (other / "hello.txt").write_text("hi, from elsewhere")
+    alpha.run("area", "add", "docs", str(other))
+    wait_for(lambda: "docs" in os.listdir(m), "docs back in the mount")
+    assert sorted(os.listdir(m / "docs")) == ["hello.txt"]
+    assert (m / "docs" / "hello.txt").read_text() == "hi, from elsewhere"
+    assert os.stat(m / "docs" / "hello.txt").st_ino != old_number
+
+
 def test_inode_numbers_stay_while_mounted_and_follow_a_rename(mounted):
     m = mounted.where / "docs"
     number = os.stat(m / "hello.txt").st_ino

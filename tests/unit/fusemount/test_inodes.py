@@ -22,3 +22,13 @@ def test_a_rename_moves_the_numbers_of_everything_under_it():
     assert inodes.key(d) == ("docs", "e") and inodes.key(f) == ("docs", "e/sub/f")
     assert inodes.key(other) == ("docs", "dx")
     assert inodes.key(replaced) is None  # the file the rename replaced
+
+
+def test_an_area_forgotten_loses_every_number_and_no_other():
+    inodes = Inodes()
+    root, inside = inodes.number(("docs", "")), inodes.number(("docs", "d/f"))
+    other = inodes.number(("docs2", "f"))
+    inodes.forget_area("docs")
+    assert inodes.key(root) is None and inodes.key(inside) is None
+    assert inodes.key(other) == ("docs2", "f")
+    assert inodes.number(("docs", "d/f")) not in (root, inside, other)
