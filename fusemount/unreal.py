@@ -650,9 +650,7 @@ class Reader:
             # The whole list next, not before: its parsing would hold back this read.
             self._listing.add(file.blob)
             self.nursery.start_soon(self._whole_list, file)
-        data = b"".join(parts[h] for h, _, _ in needed)
-        base = needed[0][1]
-        return data[offset - base : end - base]
+        return _piece_together(needed, parts, offset, end)
 
     async def _window(
         self, file: UnrealFile, offset: int, end: int, deadline: float
@@ -810,6 +808,16 @@ class Reader:
         while self._memory_bytes > MEMORY_BYTES:
             _, old = self._memory.popitem(last=False)
             self._memory_bytes -= len(old)
+
+
+def _piece_together(needed: list, parts: dict, offset: int, end: int) -> bytes:
+    """[offset, end) out of the chunks that hold it (`needed`, in order), copied once: a
+    join and then a cut of it copied every byte twice on the event loop, which serves
+    every request."""
+    return b"".join(
+        memoryview(parts[h])[max(offset, start) - start : min(end, start + length) - start]
+        for h, start, length in needed
+    )
 
 
 @dataclass
