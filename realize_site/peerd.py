@@ -47,6 +47,7 @@ def serve() -> None:
 
 
 async def _run(daemon: PeerDaemon) -> None:
+    asyncio.get_running_loop().set_exception_handler(_loop_error)
     sampling = asyncio.create_task(_sample_traffic(daemon))
     try:
         await daemon.run()
@@ -65,6 +66,15 @@ async def _sample_traffic(daemon: PeerDaemon) -> None:
             await db(sampler.record, combined(totals, DIALLED.totals()))
         except Exception:
             log.exception("could not take a sample of the traffic")
+
+
+def _loop_error(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """asyncio's report of an error outside any task, but not a connection's task cancelled
+    as peerd stops: Python 3.11's streams report that as an error, with a traceback (3.12
+    no longer does)."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 def _interrupted(signum: int, frame: object) -> None:
