@@ -13,7 +13,7 @@ import areas.watch.inotify as inotify
 from areas.files import is_ignored, staging_path
 from areas.index import Kind, ScanResult, scan_area
 from areas.models import Area, ConsensusRun
-from peers.daemon import db, slow
+from peers.daemon import db, slow, start_soon
 from peers.models import LocalPeer, Peer
 
 log = logging.getLogger(__name__)
@@ -183,10 +183,10 @@ class Watcher:
             if timer:
                 timer.cancel()
             if urgent:
-                asyncio.create_task(self.start_consensus(area_id))
+                start_soon(self.start_consensus(area_id))
             else:
                 self.rest_timers[area_id] = self.loop.call_later(
-                    rest, lambda a=area_id: asyncio.create_task(self.start_consensus(a))
+                    rest, lambda a=area_id: start_soon(self.start_consensus(a))
                 )
 
     async def start_consensus(self, area_id: int) -> None:

@@ -3,7 +3,7 @@
 from peers.daemon.connection import Connection
 from peers.daemon.remote import ConnectionRemote
 from peers.daemon.server import PeerDaemon
-from peers.daemon.threads import db, slow, waiting
+from peers.daemon.threads import db, slow, start_soon, waiting
 
 __all__ = [
     "Connection",
@@ -11,5 +11,6 @@ __all__ = [
     "PeerDaemon",
     "db",
     "slow",
+    "start_soon",
     "waiting",
 ]

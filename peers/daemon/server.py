@@ -21,7 +21,7 @@ from peers import events, household
 from peers.daemon.connection import Connection
 from peers.daemon.gate import Gate, Ticket
 from peers.daemon.link_server import LinkServer
-from peers.daemon.threads import db
+from peers.daemon.threads import db, start_soon
 from peers.identity import Identity, format_address, parse_address, peer_id, tls
 from peers.models import Peer
 from peers.wire import (
@@ -379,9 +379,9 @@ class PeerDaemon:
             await existing.close()
         self.connections[member.key] = conn
         log.info("connected to %s (%s)", member.name, "outgoing" if dialed_by_us else "incoming")
-        asyncio.create_task(self._announce_connections())
-        asyncio.create_task(self._run(conn))
-        asyncio.create_task(self.handler.peer_connected(conn))
+        start_soon(self._announce_connections())
+        start_soon(self._run(conn))
+        start_soon(self.handler.peer_connected(conn))
 
     async def _run(self, conn: Connection) -> None:
         try:
@@ -396,7 +396,7 @@ class PeerDaemon:
                 sent + conn.bytes_sent,
                 received + conn.bytes_received,
             )
-            asyncio.create_task(self._announce_connections())
+            start_soon(self._announce_connections())
 
     def _connections_state(self) -> dict:
         """Each connected peer: since when, at which address; the others: last seen."""

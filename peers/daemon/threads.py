@@ -1,4 +1,4 @@
-"""Running blocking database and disk work from peerd's event loop.
+"""Running blocking database and disk work from peerd's event loop, and work not awaited.
 
 Two pools: `db` for quick work that never waits on a lock, `slow` for work that may wait long
 on an area's lock (scans, pulls). Apart, waiting work cannot starve the answers it needs.
@@ -6,7 +6,7 @@ on an area's lock (scans, pulls). Apart, waiting work cannot starve the answers 
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -57,3 +57,16 @@ def _settle(future: asyncio.Future, result, exc: BaseException | None) -> None:
         future.set_exception(exc)
     else:
         future.set_result(result)
+
+
+# Tasks started and not awaited (start_soon), held until done: the event loop holds its
+# tasks only weakly, and one held by nothing else could be collected half-way ("Task was
+# destroyed but it is pending!").
+_started: set[asyncio.Task] = set()
+
+
+def start_soon(work: Coroutine) -> None:
+    """Run `work` in the background; no one waits for it."""
+    task = asyncio.get_running_loop().create_task(work)
+    _started.add(task)
+    task.add_done_callback(_started.discard)
