@@ -29,8 +29,9 @@ from realize_site.sampling import Sampler
 log = logging.getLogger("realize.mount")
 
 FUSE_DEVICE = "/dev/fuse"
-# The connected peers are looked at this often, seconds, for data links to warm
-# (Chunks.warm_links): one that just connected has them before its first read.
+# peerd is asked this often, seconds, which peers are connected (reads use its last answer:
+# Chunks.connected), and their data links are warmed (Chunks.warm_links): a peer that just
+# connected has them before its first read.
 WARM_CHECK_EVERY = 2.0
 # How long a thread keeps the interpreter when others want it, seconds (Python's default
 # is 0.005). The loop and the fetching threads take it back after each system call or

@@ -69,8 +69,10 @@ WINDOW = 4 * 1024 * 1024
 # Chunks kept in memory, the last read or fetched ahead: the kernel reads 128 KiB at a
 # time, a chunk spans several reads, and what is fetched ahead is read soon.
 MEMORY_BYTES = 64 * 1024 * 1024
-# The connected peers are asked of peerd at most this often.
-PEERS_TTL = 1.0
+# The connected peers, as peerd last said, are used this long without asking again on a
+# read's way (the mount's warm loop asks every few seconds): peerd may answer slowly while
+# busy, and the content comes over data links that do not go through it.
+PEERS_STALE = 10.0
 # A data link is used at least this often, seconds (Chunks.warm_links): under the age at
 # which a link is no longer reused.
 WARM_LINKS_EVERY = 20.0
@@ -232,7 +234,7 @@ class Chunks:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connected: list[str] = []
-        self._peers_at = -PEERS_TTL
+        self._peers_at = -PEERS_STALE
         self._links: dict[str, Links | None] = {}
         self._warmed: dict[str, float] = {}  # peer -> when its data link was last warmed
         self.fetched = 0  # chunks fetched from peers
@@ -505,9 +507,10 @@ class Chunks:
         needs them and used every WARM_LINKS_EVERY, often enough to be reused
         (peers.client.links.REUSE_WITHIN): a read that dials first waits 20-30 ms more for
         its first byte, the peer's thread for the link opening its database connection. A
-        peer connected since the last call gets its links now."""
+        peer connected since the last call gets its links now. peerd is asked first which
+        peers are connected: the answer that reads use."""
         now = time.monotonic()
-        for peer in self.connected():
+        for peer in self.refresh_connected():
             if now - self._warmed.get(peer, -math.inf) < WARM_LINKS_EVERY:
                 continue
             links = self._data_links(peer)
@@ -529,12 +532,17 @@ class Chunks:
                     links.give_back(link)
 
     def connected(self) -> list[str]:
-        """The peers connected now (as peerd said at most PEERS_TTL ago). None connected is
-        asked again each time: peers connect just after the mount starts."""
-        now = time.monotonic()
+        """The peers connected now, as peerd said at most PEERS_STALE ago (refreshed by
+        refresh_connected). None connected is asked again each time: peers connect just
+        after the mount starts."""
         with self._lock:
-            if self._connected and now - self._peers_at < PEERS_TTL:
+            if self._connected and time.monotonic() - self._peers_at < PEERS_STALE:
                 return self._connected
+        return self.refresh_connected()
+
+    def refresh_connected(self) -> list[str]:
+        """Ask peerd which peers are connected now."""
+        now = time.monotonic()
         try:
             found = list(self._client().connected())
         except (OSError, PeerdUnavailable, ProtocolError, RemoteError):
