@@ -56,10 +56,11 @@ class BlobCache:
         return blob_file(self.root, blob)
 
     # --- reading and writing --------------------------------------------------------------------
-    def read(self, blob: bytes, pieces: list[tuple[int, int]], check=None) -> dict[int, bytes]:
+    def read(self, blob: bytes, pieces: list[tuple[int, int]], check=None) -> dict[int, memoryview]:
         """Of these ranges (offset, length), those held, by offset: each stretch of
-        neighbours read in one go. A range not yet checked this run is returned only if
-        `check(offset, data)` is true (or there is no check); one that fails is dropped."""
+        neighbours read in one go, and each range a view of it, not a copy. A range not yet
+        checked this run is returned only if `check(offset, data)` is true (or there is no
+        check); one that fails is dropped."""
         with self._lock:
             b = self._blobs.get(blob)
             held = [] if b is None else sorted(p for p in pieces if b.held.get(p[0]) == p[1])
@@ -72,7 +73,7 @@ class BlobCache:
             for start, end, run in _stretches(held):
                 view = memoryview(os.pread(fd, end - start, start))
                 for offset, length in run:
-                    data = bytes(view[offset - start : offset - start + length])
+                    data = view[offset - start : offset - start + length]  # not copied
                     if len(data) == length:
                         found[offset] = data
         finally:

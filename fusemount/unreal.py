@@ -248,7 +248,9 @@ class Chunks:
         """A file of this blob was opened (or closed: by=-1): its content stays cached."""
         self.cache.opened(blob, by)
 
-    def cached_many(self, blob: bytes, where: dict[bytes, tuple[int, int]]) -> dict[bytes, bytes]:
+    def cached_many(
+        self, blob: bytes, where: dict[bytes, tuple[int, int]]
+    ) -> dict[bytes, memoryview]:
         """Of these chunks (`where`: each one's offset and length in the blob), those held."""
         at = {offset: h for h, (offset, _) in where.items()}
         held = self.cache.read(blob, list(where.values()), lambda o, d: chunk_hash(d) == at[o])
