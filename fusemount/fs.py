@@ -385,12 +385,15 @@ class Filesystem(pyfuse3.Operations):
             tree.seq = -1
 
     async def _refresh_unreal(self) -> None:
+        """Each Unreal area's tree read again if its history moved on, or read now if not
+        yet: the first lookup in it after a consensus then waits for no query."""
         for area, seq in (await threads.run(unreal_seqs)).items():
             old = self.trees.get(area)
-            if old is not None and old.seq != seq:
+            if old is None or old.seq != seq:
                 new = await threads.run(load_tree, area)
                 self.trees[area] = new
-                self._forget_changes(area, old, new)
+                if old is not None:
+                    self._forget_changes(area, old, new)
 
     def _forget_changes(self, area: str, old: UnrealTree, new: UnrealTree) -> None:
         for path in {*old.files, *new.files, *old.dirs, *new.dirs}:
