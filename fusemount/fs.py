@@ -811,7 +811,7 @@ class Filesystem(pyfuse3.Operations):
         """`user.realize.where` (in a thread: it asks the connected peers)."""
         blob = file.blob if file is not None else control.indexed_blob(*key)
         if blob is None:  # a Real file not indexed yet: only here
-            return control.where(key[0], True, [], self.reader.chunks.connected())
+            return control.where(key[0], True, [], self.reader.chunks.refresh_connected())
         connected, holders = self.reader.chunks.holders(blob)
         return control.where(key[0], file is None, holders, connected)
 

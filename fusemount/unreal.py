@@ -492,8 +492,9 @@ class Chunks:
 
     def holders(self, blob: bytes) -> tuple[list[str], list[str]]:
         """The connected peers, and those of them that hold this blob in their Real (each
-        asked: what its history said once may be gone)."""
-        peers, found = self.connected(), []
+        asked: what its history said once may be gone). peerd is asked which are
+        connected now: someone asking wants to know."""
+        peers, found = self.refresh_connected(), []
         for peer in peers:
             try:
                 answer = self._request(peer, "holds", {"hashes": [blob]})
@@ -579,17 +580,27 @@ class Chunks:
             except LinkFailed:
                 with self._lock:
                     self._links.pop(peer, None)  # its address may have changed: read again
+                self._peers_changed()
             else:
                 try:
                     link.sock.settimeout(timeout)
                     return next(link.pipeline(op, [args], 1))
+                except (OSError, ProtocolError):
+                    self._peers_changed()
+                    raise
                 finally:
                     links.give_back(link)
         try:
             return self._client().request(peer, op, args, timeout=timeout)
         except BaseException:
             self._local.client = None  # closed by the failure: a new one next time
+            self._peers_changed()
             raise
+
+    def _peers_changed(self) -> None:
+        """A peer could not be reached: the next call of connected() asks peerd again."""
+        with self._lock:
+            self._peers_at = -PEERS_STALE
 
     def _data_links(self, peer: str) -> Links | None:
         """The data links to a peer that listens (None for a deaf one)."""

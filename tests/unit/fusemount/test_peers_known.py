@@ -1,6 +1,8 @@
 """Which peers a read asks (fusemount.unreal.Chunks.connected): peerd's last answer, so that
 a read never waits on peerd while it has one."""
 
+import pytest
+
 from fusemount.unreal import Chunks
 
 
@@ -41,3 +43,17 @@ def test_an_old_answer_is_asked_again(tmp_path, monkeypatch):
     assert chunks.connected() == ["alpha"]
     monkeypatch.setattr("fusemount.unreal.PEERS_STALE", 0.0)
     assert chunks.connected() == ["beta"] and peerd.asked == 2
+
+
+def test_a_peer_that_cannot_be_reached_makes_the_next_read_ask_again(tmp_path):
+    class Gone(Peerd):
+        def request(self, peer, op, args, timeout):
+            raise ConnectionRefusedError("not connected")
+
+    peerd = Gone(["alpha"], [])
+    chunks = chunks_asking(tmp_path, peerd)
+    assert chunks.connected() == ["alpha"]
+    with pytest.raises(ConnectionRefusedError):
+        chunks._request("alpha", "holds", {"hashes": []})  # through peerd, which fails
+    chunks._local.client = peerd  # the failure dropped the client, as a closed one is
+    assert chunks.connected() == [] and peerd.asked == 2
