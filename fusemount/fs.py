@@ -131,7 +131,7 @@ class Filesystem(pyfuse3.Operations):
     def _forget_area(self, name: str) -> None:
         """An area removed, or added again at another directory under its old name: what
         the mount knew of its old directory must not show as the new one."""
-        self.meta.forget_area(name)
+        self.meta.forget_under((name, ""))
         self.inodes.forget_area(name)
         self.trees.pop(name, None)
         self.meta.tell_entry((NO_AREA, ""), name)

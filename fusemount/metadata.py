@@ -144,10 +144,11 @@ class Metadata:
         self.changed(new, names=True)
 
     def forget_under(self, key: Key) -> None:
-        """A directory moved or removed: what is known of it and under it is dropped, and
-        its watches with it (a watch follows the directory, not its path)."""
+        """A directory moved or removed (or a whole area, at its own directory): what is
+        known of it and under it is dropped, and its watches with it (a watch follows the
+        directory, not its path)."""
         area, path = key
-        prefix = path + "/"
+        prefix = path + "/" if path else ""  # an area's own directory: all of the area
         inside = [k for k in self._watched if k[0] == area and (k[1] + "/").startswith(prefix)]
         for k in inside:
             wd = self._watched.pop(k)
@@ -232,17 +233,6 @@ class Metadata:
         return was is None or stat.S_ISREG(was.st_mode)
 
     # --- the kernel ------------------------------------------------------------------------------
-    def forget_area(self, area: str) -> None:
-        """The area is gone, or is now another directory: all that is known of it is
-        dropped, and its watches with it."""
-        for key in [k for k in self._watched if k[0] == area]:
-            wd = self._watched.pop(key)
-            self._watches.pop(wd, None)
-            self.inotify.remove(wd)
-        for known in (self.listings, self.stats):
-            for key in [k for k in known if k[0] == area]:
-                del known[key]
-
     def tell_inode(self, key: Key, data: bool = False) -> None:
         number = self.inodes.known(key)
         if number is not None:
