@@ -429,17 +429,18 @@ class Chunks:
         """Bytes [start, start + length) of the blob as the first connected peer sends
         them, unchecked (None if it does not): a file's first read asks for them while it
         learns which chunks they hold, and checks them then (accept_span)."""
-        for peer in self.connected()[:1]:
-            args = {"hashes": [], "ranges": [[blob, start, length]]}
-            try:
-                answer = self._request(peer, "chunks", args, deadline)
-            except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
-                log.info("asking %s for a range of %s: %s", peer, blob.hex()[:16], exc)
-                return None
-            if isinstance(answer, list) and len(answer) == 1:
-                data = answer[0]
-                if isinstance(data, bytes | bytearray | memoryview) and len(data) == length:
-                    return peer, memoryview(data)
+        peers = self.connected()
+        if not peers:
+            return None
+        args = {"hashes": [], "ranges": [[blob, start, length]]}
+        try:
+            answer = self._request(peers[0], "chunks", args, deadline)
+        except (OSError, PeerdUnavailable, ProtocolError, RemoteError, ValueError) as exc:
+            log.info("asking %s for a range of %s: %s", peers[0], blob.hex()[:16], exc)
+            return None
+        data = answer[0] if isinstance(answer, list) and len(answer) == 1 else None
+        if isinstance(data, bytes | bytearray | memoryview) and len(data) == length:
+            return peers[0], memoryview(data)
         return None
 
     def accept_span(
