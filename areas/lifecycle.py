@@ -159,6 +159,7 @@ def remove(name: str) -> Area:
 
 
 def _changed() -> None:
+    Area.tell_listeners()
     send_to_dashboards({"type": "areas.changed"})
 
 

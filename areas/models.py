@@ -23,6 +23,10 @@ FINISHED_CHANNEL = "realize_run_finished"
 # Each commit that moves an area's history on NOTIFYs this channel with the area's id: the
 # mount LISTENs, to show a consensus's changes at once (areas.index.history.append).
 HISTORY_CHANNEL = "realize_history"
+# Each change to an area's row (added, removed, its mode or settings changed) NOTIFYs this
+# channel: the mount LISTENs, so that an area removed and added again elsewhere does not
+# show its old directory until the mount's next look.
+AREAS_CHANNEL = "realize_areas"
 # The Celery task that carries out a run (areas.tasks), queued by name: the model does not
 # import the engine that the task runs.
 CONSENSUS_TASK = "areas.consensus"
@@ -89,6 +93,13 @@ class Area(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @staticmethod
+    def tell_listeners() -> None:
+        """Tell those listening on AREAS_CHANNEL that the areas changed, once the current
+        transaction commits (at once outside one)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [AREAS_CHANNEL])
 
     def sizes(self) -> dict[str, int]:
         """Files and bytes: `global_*` every file this peer knows of (what the household

@@ -59,6 +59,7 @@ def add_area(name: str, path: str, mode: str = Area.Mode.REAL) -> Area:
     try:
         with transaction.atomic():
             area = Area.objects.create(name=name, path=str(resolved), mode=mode)
+            Area.tell_listeners()
             transaction.on_commit(lambda: send_to_dashboards({"type": "areas.changed"}))
     except IntegrityError:
         raise AreaError(f"an area named {name!r} or at {resolved} was just added") from None

@@ -23,12 +23,13 @@ import trio
 from areas.files import is_ignored
 from areas.index import VersionGone
 from areas.listing import FileState, describe_state
+from areas.models import AREAS_CHANNEL
 from fusemount import control, threads
 from fusemount.inodes import ROOT, Inodes, Key
 from fusemount.metadata import Metadata, parent_of
 from fusemount.unreal import (
     Chunks,
-    HistoryNotices,
+    Notices,
     OpenUnreal,
     Reader,
     UnrealFile,
@@ -44,7 +45,8 @@ log = logging.getLogger("realize.mount")
 
 # The kernel keeps names and attributes this long before asking again.
 TIMEOUT = 1.0
-# The list of areas is read from the database at most this often.
+# Besides when told of a change (unreal.Notices), the list of areas is read from the
+# database at most this often.
 AREAS_TTL = 1.0
 NAME_MAX = 255
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
@@ -55,7 +57,7 @@ CONTROL = control.DIRECTORY
 CONTROL_HANDLES = 1 << 48
 UNREAL_HANDLES = 1 << 49
 # An Unreal area's tree is read again when its history moves on: at once when told
-# (unreal.HistoryNotices), else at least this often; and at most once per UNREAL_GAP.
+# (unreal.Notices), else at least this often; and at most once per UNREAL_GAP.
 UNREAL_EVERY = 30.0
 UNREAL_GAP = 0.2
 # A directory changed on the disk is read again this long after (Filesystem._reread).
@@ -364,18 +366,24 @@ class Filesystem(pyfuse3.Operations):
         finally:
             self._rereading.discard(key)
 
-    async def watch_unreal(self) -> None:
-        """Read an Unreal area's tree again when its history moved on (a consensus brought
-        changes); what changed is forgotten by the kernel, and a file with new content gets
-        a new inode number (see fusemount.metadata)."""
-        notices = HistoryNotices()  # its thread is abandoned, not waited for, at unmount
+    async def watch_database(self) -> None:
+        """Read the areas again as soon as they change (one removed and added again
+        elsewhere must not show its old directory), and an Unreal area's tree when its
+        history moved on (a consensus brought changes). What changed is forgotten by the
+        kernel; a file with new content gets a new inode number (see fusemount.metadata)."""
+        notices = Notices()  # its thread is abandoned, not waited for, at unmount
+        came = Notices.CHANNELS
         while True:
+            if AREAS_CHANNEL in came:
+                await self._read_areas()
             try:
                 await self._refresh_unreal()
             except Exception:  # the database away: try again later
                 log.warning("cannot read the Unreal areas' state", exc_info=True)
             await trio.sleep(UNREAL_GAP)
-            await trio.to_thread.run_sync(notices.wait, UNREAL_EVERY, abandon_on_cancel=True)
+            came = await trio.to_thread.run_sync(
+                notices.wait, UNREAL_EVERY, abandon_on_cancel=True
+            )
 
     def unreal_stale(self, area: str) -> None:
         """The area's Unreal files changed behind the tree (realized): read it again at the

@@ -161,7 +161,7 @@ async def _main(fs: Filesystem, mountpoint: Path) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(fs.watch_changes)
-        nursery.start_soon(fs.watch_unreal)
+        nursery.start_soon(fs.watch_database)
         fs.nursery = fs.reader.nursery = nursery
         nursery.start_soon(_warm_links, fs.reader.chunks)
         nursery.start_soon(_widen_read_ahead, mountpoint)

@@ -40,7 +40,7 @@ from areas.index import (
     put_emptied,
     put_realized,
 )
-from areas.models import HISTORY_CHANNEL, Area, Entry
+from areas.models import AREAS_CHANNEL, HISTORY_CHANNEL, Area, Entry
 from fusemount import threads
 from fusemount.blobcache import BlobCache, remove_chunk_files
 from peers.client import LinkFailed, Links, PeerdClient, PeerdUnavailable
@@ -182,38 +182,41 @@ def unreal_seqs() -> dict[str, int]:
     return dict(Area.objects.filter(mode=Area.Mode.UNREAL).values_list("name", "history_seq"))
 
 
-class HistoryNotices:
-    """Notices that an area's history moved on (areas.models.HISTORY_CHANNEL), on a
-    database connection of its own (blocking: keep it to one thread)."""
+class Notices:
+    """Notices that an area's history moved on (areas.models.HISTORY_CHANNEL) or that the
+    areas changed (AREAS_CHANNEL), on a database connection of its own (blocking: keep it
+    to one thread)."""
 
+    CHANNELS = frozenset({HISTORY_CHANNEL, AREAS_CHANNEL})
     # Django's own settings for its connections, not for this plain one.
     _DJANGO_ONLY = ("cursor_factory", "context", "prepare_threshold")
 
     def __init__(self) -> None:
         self._listening: psycopg.Connection | None = None
 
-    def wait(self, seconds: float) -> bool:
-        """Whether one came within `seconds` (those queued meanwhile are taken with it).
+    def wait(self, seconds: float) -> frozenset[str]:
+        """The channels of those that came within `seconds` (those queued meanwhile are
+        taken with the first); empty if none did.
 
-        True also on (re)connecting, since what happened while away is unknown; with the
-        database away, False after `seconds`."""
+        Every channel on (re)connecting, since what happened while away is unknown; with
+        the database away, none after `seconds`."""
         try:
             if self._listening is None:
                 params = connection.get_connection_params()
                 for name in self._DJANGO_ONLY:
                     params.pop(name, None)
                 self._listening = psycopg.connect(**params, autocommit=True)
-                self._listening.execute(f"LISTEN {HISTORY_CHANNEL}")
-                return True
-            came = any(True for _ in self._listening.notifies(timeout=seconds, stop_after=1))
+                for channel in sorted(self.CHANNELS):
+                    self._listening.execute(f"LISTEN {channel}")
+                return self.CHANNELS
+            came = {n.channel for n in self._listening.notifies(timeout=seconds, stop_after=1)}
             if came:
-                for _ in self._listening.notifies(timeout=0):
-                    pass
-            return came
+                came |= {n.channel for n in self._listening.notifies(timeout=0)}
+            return frozenset(came)
         except psycopg.Error:
             self.close()
             time.sleep(seconds)
-            return False
+            return frozenset()
 
     def close(self) -> None:
         if self._listening is not None:
