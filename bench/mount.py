@@ -11,6 +11,7 @@ import random
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from tests.appliance import REALIZE, Appliance, free_port
 
 BIG_FILE = 256 * 1024 * 1024
 SMALL_FILES = 10_000
+PER_DIRECTORY = 500
 READ_BLOCK = 1024 * 1024
+FLOOR_ROW = "stat cold, bare pyfuse3 (files/s)"
 
 
 def measure(root: Path, rounds: int) -> str:
@@ -29,52 +32,59 @@ def measure(root: Path, rounds: int) -> str:
     log("mount: generating a 256 MiB file and 10,000 small files")
     trees.random_file(area / "big.bin", BIG_FILE)
     for n in range(SMALL_FILES):
-        sub = area / "small" / f"d{n // 500:02d}"
+        sub = area / "small" / f"d{n // PER_DIRECTORY:02d}"
         sub.mkdir(exist_ok=True)
         (sub / f"f{n:05d}.txt").write_bytes(os.urandom(64))
     appliance = Appliance(root, "mountbench").init()
-    where = root / "mnt"
+    where, floor = root / "mnt", root / "floor"
     where.mkdir()
-    process = None
+    floor.mkdir()
+    process = floor_process = None
     try:
         appliance.run("area", "add", "bench", str(area))
         process = subprocess.Popen(
             [REALIZE, "mount", str(where)], env=appliance.env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not (os.path.ismount(where) and os.listdir(where)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the mount did not start")
-            time.sleep(0.1)
+        floor_process = subprocess.Popen(
+            [sys.executable, "-m", "bench.fusefloor", str(floor),
+             str(SMALL_FILES // PER_DIRECTORY), str(PER_DIRECTORY)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_mounted(where, process)
+        _wait_mounted(floor, floor_process)
         mounted = where / "bench"
         rows: dict[str, list[tuple[float, float]]] = {
             "read 256 MiB, cold (MB/s)": [],
             "read 256 MiB, warm (MB/s)": [],
             "stat 10,000 files, cold (files/s)": [],
+            FLOOR_ROW: [],
             "stat 10,000 files, warm (files/s)": [],
             "ls -lR of 10,000 files, cold (s)": [],
         }
         for n in range(1, rounds + 1):
             log(f"mount: round {n} of {rounds}")
-            for name, direct, through in _round(area, mounted):
+            for name, direct, through in _round(area, mounted, floor):
                 rows[name].append((direct, through))
         return _table(rows)
     finally:
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+        for running in (process, floor_process):
+            if running is not None and running.poll() is None:
+                running.send_signal(signal.SIGTERM)
+                running.wait(timeout=30)
+        subprocess.run(["fusermount3", "-uz", str(floor)], capture_output=True)
         appliance.destroy()
 
 
-def _round(area: Path, mounted: Path) -> list[tuple[str, float, float]]:
+def _round(area: Path, mounted: Path, floor: Path) -> list[tuple[str, float, float]]:
     out = []
     cold = [_read_rate(p / "big.bin", cold=True) for p in (area, mounted)]
     out.append(("read 256 MiB, cold (MB/s)", *cold))
     warm = [_read_rate(p / "big.bin", cold=False) for p in (area, mounted)]
     out.append(("read 256 MiB, warm (MB/s)", *warm))
-    stats = [_stat_rate(p / "small") for p in (area, mounted)]
-    out.append(("stat 10,000 files, cold (files/s)", *stats))
+    stats = [_stat_rate(p / "small") for p in (area, mounted, floor)]
+    out.append(("stat 10,000 files, cold (files/s)", stats[0], stats[1]))
+    out.append((FLOOR_ROW, stats[0], stats[2]))
     stats = [_stat_rate(p / "small", cold=False) for p in (area, mounted)]
     out.append(("stat 10,000 files, warm (files/s)", *stats))
     listing = [_ls_seconds(p / "small") for p in (area, mounted)]
@@ -147,7 +157,9 @@ def _table(rows: dict[str, list[tuple[float, float]]]) -> str:
             f"  {name:<36}{direct:>10{shown}}{through:>10{shown}}"
             f"{statistics.median(ratios):>8.2f}   {each}"
         )
-    lines.append("  (ratio: the mount's speed as a share of the disk's; medians of the rounds)")
+    lines.append("  (ratio: the mount's speed as a share of the disk's; medians of the rounds;")
+    lines.append("   bare pyfuse3: bench.fusefloor, a pyfuse3 filesystem answering from a dict,")
+    lines.append("   the same names and timeouts: the binding's own ceiling, in the mount column)")
     return "\n".join(lines)
 
 

@@ -381,9 +381,7 @@ class Filesystem(pyfuse3.Operations):
             except Exception:  # the database away: try again later
                 log.warning("cannot read the Unreal areas' state", exc_info=True)
             await trio.sleep(UNREAL_GAP)
-            came = await trio.to_thread.run_sync(
-                notices.wait, UNREAL_EVERY, abandon_on_cancel=True
-            )
+            came = await trio.to_thread.run_sync(notices.wait, UNREAL_EVERY, abandon_on_cancel=True)
 
     def unreal_stale(self, area: str) -> None:
         """The area's Unreal files changed behind the tree (realized): read it again at the
