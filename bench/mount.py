@@ -277,6 +277,7 @@ def _wait_mounted(where: Path, process) -> None:
 def _unreal_round(where: Path, n: int) -> list[tuple[str, float]]:
     seq, rand = where / f"seq{n}.bin", where / f"rand{n}.bin"
     _drop_caches()
+    busy = _busy_seconds()
     started = time.perf_counter()
     with open(seq, "rb", buffering=0) as f:
         total = len(f.read(RANDOM_SIZE))
@@ -284,6 +285,7 @@ def _unreal_round(where: Path, n: int) -> list[tuple[str, float]]:
         while chunk := f.read(READ_BLOCK):
             total += len(chunk)
     rate = total / (time.perf_counter() - started) / 1e6
+    busy = _busy_seconds() - busy
     rng = random.Random(n)
     offsets = [rng.randrange(0, RANDOM_FILE - RANDOM_SIZE) for _ in range(RANDOM_READS)]
     started = time.perf_counter()
@@ -296,11 +298,20 @@ def _unreal_round(where: Path, n: int) -> list[tuple[str, float]]:
     warm = _read_rate(seq, cold=False)  # read again at once: what the kernel keeps
     return [
         ("uncached read (MB/s)", rate),
+        ("uncached read, CPU busy (s)", busy),
         ("first byte, uncached (ms)", first * 1000),
         ("random 4 KiB reads, uncached (/s)", per_second),
         ("cached read, cold (MB/s)", cached),
         ("cached read, warm (MB/s)", warm),
     ]
+
+
+def _busy_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot, all cores: the tool's server,
+    its client and the reader's kernel work alike (on 2 cores, what a read may use)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _append_round(path: Path) -> tuple[str, float]:
@@ -327,12 +338,14 @@ def _unreal_table(rows: dict[str, dict[str, list[float]]]) -> str:
     lines = ["Mount: Unreal files from a peer on loopback, Realize vs rclone's VFS mount", ""]
     lines.append(f"  {'measure':<36}{'tool':<14}{'median':>10}   each round")
     for name, tools in rows.items():
+        shown = ".2f" if name.endswith("(s)") else ".1f"
         for tool, values in tools.items():
-            each = ", ".join(f"{v:.1f}" for v in values)
-            lines.append(f"  {name:<36}{tool:<14}{statistics.median(values):>10.1f}   {each}")
+            each = ", ".join(f"{v:{shown}}" for v in values)
+            lines.append(f"  {name:<36}{tool:<14}{statistics.median(values):>10{shown}}   {each}")
     lines.append(
         "  (rclone: `rclone serve http` of alpha's directory, mounted with --vfs-cache-mode "
-        "full;\n   cached, cold: the file read again with the page cache dropped (native: "
+        "full;\n   CPU busy: all cores of the machine, during the uncached read;\n"
+        "   cached, cold: the file read again with the page cache dropped (native: "
         "alpha's file so);\n   cached, warm: read once more at once;\n   append: Realize "
         "fetches and checks the whole file before the write returns; rclone,\n   mounting "
         "`rclone serve webdav`, returns at once and fetches and uploads it after)"
