@@ -374,12 +374,12 @@ class Filesystem(pyfuse3.Operations):
         notices = Notices()  # its thread is abandoned, not waited for, at unmount
         came = Notices.CHANNELS
         while True:
-            if AREAS_CHANNEL in came:
-                await self._read_areas()
             try:
+                if AREAS_CHANNEL in came:
+                    await self._read_areas()
                 await self._refresh_unreal()
             except Exception:  # the database away: try again later
-                log.warning("cannot read the Unreal areas' state", exc_info=True)
+                log.warning("cannot read the areas' state", exc_info=True)
             await trio.sleep(UNREAL_GAP)
             came = await trio.to_thread.run_sync(notices.wait, UNREAL_EVERY, abandon_on_cancel=True)
 
