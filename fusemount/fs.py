@@ -87,6 +87,7 @@ class Filesystem(pyfuse3.Operations):
         self.gid = os.getgid() if gid is None else gid
         self._areas = _Areas()
         self._reading_areas = False
+        self._areas_asked = self._areas_applied = 0  # see _read_areas
         self.nursery: trio.Nursery | None = None  # for work off the request path
         self._lister: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
         self._next_lister = 1
@@ -116,6 +117,10 @@ class Filesystem(pyfuse3.Operations):
         return self._areas.paths
 
     async def _read_areas(self) -> None:
+        """Reads may overlap (one told of a change, one a request's): the last asked wins,
+        so an older answer that comes in later does not undo a newer one."""
+        self._areas_asked += 1
+        asked = self._areas_asked
         try:
             paths = await threads.run(self.load_areas)
         except Exception:
@@ -123,6 +128,9 @@ class Filesystem(pyfuse3.Operations):
             return
         finally:
             self._reading_areas = False
+        if asked < self._areas_applied:
+            return
+        self._areas_applied = asked
         unreal = {n for n, (_, mode) in paths.items() if mode == "unreal"}
         found = {n: Path(p) for n, (p, _) in paths.items()}
         for name, was in self._areas.paths.items():
