@@ -259,6 +259,19 @@ class Chunks:
         held = self.cache.read(blob, list(where.values()), lambda o, d: chunk_hash(d) == at[o])
         return {at[offset]: data for offset, data in held.items()}
 
+    def held_or_fetched(
+        self, blob: bytes, where: dict[bytes, tuple[int, int]], deadline: float | None = None
+    ) -> dict[bytes, bytes]:
+        """These chunks (`where`: each one's offset and length in the blob) from the cache,
+        else from a peer (fetch), FETCH_BATCH at a time. In one call, so a read makes one
+        trip to a thread, not two: with a random read's one round trip to a peer, the
+        second was a tenth of its time."""
+        found = self.cached_many(blob, where)
+        missing = [h for h in where if h not in found]
+        for start in range(0, len(missing), FETCH_BATCH):
+            found.update(self.fetch(missing[start : start + FETCH_BATCH], blob, where, deadline))
+        return found
+
     def keep(self, blob: bytes, offset: int, data, pieces: list | None = None) -> None:
         """A checked chunk into the cache; or neighbouring ones, `pieces` (offset, length)."""
         self.cache.write(blob, offset, data, pieces)
@@ -471,10 +484,7 @@ class Chunks:
                     part = listing[start : start + FETCH_BATCH]
                     wanted = [h for h, _, _ in part]
                     where = {h: (offset, n) for h, offset, n in part}
-                    have = self.cached_many(file.blob, where)
-                    missing = [h for h in wanted if h not in have]
-                    if missing:
-                        have.update(self.fetch(missing, file.blob, where))
+                    have = self.held_or_fetched(file.blob, where)
                     for h in wanted:
                         data = have.get(h)
                         if data is None:
@@ -797,14 +807,11 @@ class Reader:
             self._flight[h] = trio.Event()
         try:
             if mine:
-                cached = await threads.run(
-                    self.chunks.cached_many, blob, {h: where[h] for h in mine}
+                found.update(
+                    await threads.run(
+                        self.chunks.held_or_fetched, blob, {h: where[h] for h in mine}, deadline
+                    )
                 )
-                found.update(cached)
-                fetch = [h for h in mine if h not in cached]
-                for start in range(0, len(fetch), FETCH_BATCH):
-                    batch = fetch[start : start + FETCH_BATCH]
-                    found.update(await threads.run(self.chunks.fetch, batch, blob, where, deadline))
                 for h in mine:
                     if h in found:
                         self._keep(h, found[h])
