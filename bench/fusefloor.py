@@ -1,15 +1,15 @@
 """The floor under the mount's metadata figures: a pyfuse3 filesystem that does nothing but
-answer from a dict, with the mount's timeouts, over a tree of the bench's shape.
+answer from a dict, with the mount's timeouts, over the names of a directory read once.
 
 The mount's cold stat is one FUSE lookup per file. Measured beside it in the same round,
 this shows how much of that cost is pyfuse3's own request path (the binding DESIGN.md
 chose), and how much is the mount's.
 
-    python -m bench.fusefloor MOUNTPOINT DIRECTORIES FILES_PER_DIRECTORY
+    python -m bench.fusefloor MOUNTPOINT SOURCE
 """
 
 import errno
-import stat
+import os
 import sys
 
 import pyfuse3
@@ -21,32 +21,27 @@ ROOT = pyfuse3.ROOT_INODE
 
 
 class Floor(pyfuse3.Operations):
-    """/small/dNN/fNNNNN.txt, as bench.mount makes them: every name known, 64 bytes each."""
+    """SOURCE's tree as it was at the start: its names, modes and sizes, from memory."""
 
-    def __init__(self, directories: int, per_directory: int) -> None:
+    def __init__(self, source: str) -> None:
         super().__init__()
-        small = ROOT + 1
-        self.children: dict[int, dict[bytes, int]] = {ROOT: {b"small": small}, small: {}}
-        self.directories = {ROOT, small}
-        number = small
-        for d in range(directories):
-            number += 1
-            directory = number
-            self.children[small][f"d{d:02d}".encode()] = directory
-            self.directories.add(directory)
-            names = self.children[directory] = {}
-            for f in range(d * per_directory, (d + 1) * per_directory):
-                number += 1
-                names[f"f{f:05d}.txt".encode()] = number
+        self.children: dict[int, dict[bytes, int]] = {}
+        self.stats: dict[int, os.stat_result] = {ROOT: os.lstat(source)}
+        inodes = {source: ROOT}
+        for directory, dirs, files in os.walk(source):
+            names = self.children[inodes[directory]] = {}
+            for name in sorted(dirs + files):
+                path = os.path.join(directory, name)
+                inode = inodes[path] = ROOT + len(inodes)
+                names[os.fsencode(name)] = inode
+                self.stats[inode] = os.lstat(path)
 
     def _attributes(self, inode: int) -> pyfuse3.EntryAttributes:
+        st = self.stats[inode]
         a = pyfuse3.EntryAttributes()
         a.st_ino = inode
         a.entry_timeout = a.attr_timeout = TIMEOUT
-        if inode in self.directories:
-            a.st_mode, a.st_nlink = stat.S_IFDIR | 0o755, 2
-        else:
-            a.st_mode, a.st_nlink, a.st_size = stat.S_IFREG | 0o644, 1, 64
+        a.st_mode, a.st_nlink, a.st_size = st.st_mode, st.st_nlink, st.st_size
         return a
 
     async def getattr(self, inode, ctx=None):
@@ -70,9 +65,9 @@ class Floor(pyfuse3.Operations):
 
 
 def main() -> None:
-    where, directories, per_directory = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    where, source = sys.argv[1], sys.argv[2]
     options = set(pyfuse3.default_options) | {"fsname=fusefloor"}
-    pyfuse3.init(Floor(directories, per_directory), where, options)
+    pyfuse3.init(Floor(source), where, options)
     try:
         trio.run(pyfuse3.main)
     finally:

@@ -21,7 +21,6 @@ from tests.appliance import REALIZE, Appliance, free_port
 
 BIG_FILE = 256 * 1024 * 1024
 SMALL_FILES = 10_000
-PER_DIRECTORY = 500
 READ_BLOCK = 1024 * 1024
 FLOOR_ROW = "stat cold, bare pyfuse3 (files/s)"
 
@@ -32,7 +31,7 @@ def measure(root: Path, rounds: int) -> str:
     log("mount: generating a 256 MiB file and 10,000 small files")
     trees.random_file(area / "big.bin", BIG_FILE)
     for n in range(SMALL_FILES):
-        sub = area / "small" / f"d{n // PER_DIRECTORY:02d}"
+        sub = area / "small" / f"d{n // 500:02d}"
         sub.mkdir(exist_ok=True)
         (sub / f"f{n:05d}.txt").write_bytes(os.urandom(64))
     appliance = Appliance(root, "mountbench").init()
@@ -47,8 +46,7 @@ def measure(root: Path, rounds: int) -> str:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         floor_process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fusefloor", str(floor),
-             str(SMALL_FILES // PER_DIRECTORY), str(PER_DIRECTORY)],
+            [sys.executable, "-m", "bench.fusefloor", str(floor), str(area)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         _wait_mounted(where, process)
